@@ -1,0 +1,33 @@
+"""Level 2, compute: codecs that decode into caller buffers, and a batch executor."""
+
+from lsio.compute._codecs import (
+    ArrayArrayCodec,
+    ArrayBytesCodec,
+    BytesBytesCodec,
+    BytesCodec,
+    CodecPipeline,
+    Crc32cCodec,
+    DecodeError,
+    NumcodecsCodec,
+    TransposeCodec,
+    check_order,
+    numcodecs_codec,
+    zstd_content_size,
+)
+from lsio.compute._executor import run_all
+
+__all__ = [
+    "ArrayArrayCodec",
+    "ArrayBytesCodec",
+    "BytesBytesCodec",
+    "BytesCodec",
+    "CodecPipeline",
+    "Crc32cCodec",
+    "DecodeError",
+    "NumcodecsCodec",
+    "TransposeCodec",
+    "check_order",
+    "numcodecs_codec",
+    "run_all",
+    "zstd_content_size",
+]

@@ -1,0 +1,310 @@
+"""Codecs: the typed stages that turn stored bytes back into chunk arrays.
+
+Three kinds, as in the Zarr v3 spec: bytes->bytes (compressors, checksums),
+array->bytes (serialisation) and array->array (e.g. transpose). Each stage
+decodes; a :class:`CodecPipeline` chains them and decodes straight into a
+caller's buffer when the chain allows it.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import crc32c as _crc32c
+import numcodecs
+import numpy as np
+import numpy.typing as npt
+from numcodecs.blosc import cbuffer_sizes
+
+from lsio._errors import LsioError
+
+__all__ = [
+    "ArrayArrayCodec",
+    "ArrayBytesCodec",
+    "BytesBytesCodec",
+    "BytesCodec",
+    "CodecPipeline",
+    "Crc32cCodec",
+    "DecodeError",
+    "NumcodecsCodec",
+    "TransposeCodec",
+    "zstd_content_size",
+]
+
+
+class DecodeError(LsioError, ValueError):
+    """Stored bytes could not be decoded (corrupt, truncated, or a failed checksum).
+
+    Raised without a location; the format layer re-raises it as a
+    :class:`lsio.ChunkError` that names the chunk key.
+    """
+
+
+class BytesBytesCodec(Protocol):
+    """A bytes->bytes stage such as a compressor or a checksum."""
+
+    name: str
+
+    def decode(self, data: memoryview) -> memoryview:
+        """Undo this stage."""
+        ...
+
+    def encoded_size(self, size: int) -> int | None:
+        """Encoded size of ``size`` input bytes, or ``None`` when it depends on the data."""
+        ...
+
+
+class ArrayBytesCodec(Protocol):
+    """The array->bytes stage: turns bytes into an array of a given shape and dtype."""
+
+    name: str
+
+    def decode(self, data: memoryview, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        """Decode ``data`` to an array of ``shape`` and native-endian ``dtype``."""
+        ...
+
+
+class ArrayArrayCodec(Protocol):
+    """An array->array stage such as transpose."""
+
+    name: str
+
+    def encoded_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of the encoded array for a decoded array of ``shape``."""
+        ...
+
+    def decode(self, arr: np.ndarray) -> np.ndarray:
+        """Undo this stage (may return a view)."""
+        ...
+
+
+def _as_view(buf: Any) -> memoryview:
+    view = memoryview(buf)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+@dataclass(frozen=True, slots=True)
+class NumcodecsCodec:
+    """A compressor implemented by numcodecs (blosc, zstd, gzip, zlib, lz4, bz2, lzma).
+
+    Attributes:
+        name: Codec name, for messages.
+        codec: The numcodecs codec instance; its ``decode`` releases the GIL.
+    """
+
+    name: str
+    codec: Any
+
+    def decode(self, data: memoryview) -> memoryview:
+        """Decompress into a new buffer."""
+        try:
+            return _as_view(self.codec.decode(data))
+        except Exception as exc:
+            raise DecodeError(f"{self.name} decode failed: {exc}") from exc
+
+    def decode_into(self, data: memoryview, out: np.ndarray) -> bool:
+        """Decompress straight into ``out`` (C-contiguous) when the sizes provably match.
+
+        Returns:
+            ``True`` when ``out`` now holds the result; ``False`` when the stored size
+            is unknown here, so the caller must fall back to :meth:`decode`.
+        """
+        if self.name == "zstd":
+            size = zstd_content_size(data)
+        elif self.name == "blosc":
+            try:
+                size = cbuffer_sizes(data)[0]
+            except Exception as exc:
+                raise DecodeError(f"blosc header unreadable: {exc}") from exc
+        else:
+            return False
+        if size != out.nbytes:
+            if size is None:
+                return False
+            raise DecodeError(f"{self.name} data decodes to {size} bytes, expected {out.nbytes}")
+        try:
+            self.codec.decode(data, out=out.reshape(-1).view(np.uint8))
+        except Exception as exc:
+            raise DecodeError(f"{self.name} decode failed: {exc}") from exc
+        return True
+
+    def encoded_size(self, size: int) -> int | None:
+        """Compressed sizes depend on the data."""
+        return None
+
+
+_ZSTD_MAGIC = 0xFD2FB528
+
+
+def zstd_content_size(data: memoryview) -> int | None:
+    """Decompressed size recorded in a zstd frame header, or ``None`` if absent."""
+    if len(data) < 6 or struct.unpack_from("<I", data, 0)[0] != _ZSTD_MAGIC:
+        return None
+    fhd = data[4]
+    fcs_flag, single_segment, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
+    pos = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dict_flag]
+    width = (1 if single_segment else 0, 2, 4, 8)[fcs_flag]
+    if width == 0 or len(data) < pos + width:
+        return None
+    value = int.from_bytes(data[pos : pos + width], "little")
+    return value + 256 if width == 2 else value
+
+
+@dataclass(frozen=True, slots=True)
+class Crc32cCodec:
+    """Zarr v3 ``crc32c``: a little-endian CRC32C of the data appended as 4 bytes."""
+
+    name: str = "crc32c"
+
+    def decode(self, data: memoryview) -> memoryview:
+        """Check and strip the checksum."""
+        if len(data) < 4:
+            raise DecodeError(f"crc32c: {len(data)} bytes is too short to hold a checksum")
+        body = data[:-4]
+        stored = int.from_bytes(data[-4:], "little")
+        actual = _crc32c.crc32c(body)
+        if stored != actual:
+            raise DecodeError(f"crc32c checksum mismatch: stored {stored:#010x}, computed {actual:#010x}")
+        return body
+
+    def encoded_size(self, size: int) -> int | None:
+        """Four bytes more than the input."""
+        return size + 4
+
+
+@dataclass(frozen=True, slots=True)
+class BytesCodec:
+    """Zarr ``bytes``: the raw elements in C order with the given byte order.
+
+    Attributes:
+        endian: ``"little"``, ``"big"``, or ``None`` for single-byte types.
+        order: Memory order of the stored elements, ``"C"`` or ``"F"`` (Zarr v2 only).
+    """
+
+    endian: str | None = "little"
+    order: str = "C"
+    name: str = "bytes"
+
+    def stored_dtype(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
+        """The dtype of the stored elements, with this codec's byte order."""
+        if dtype.itemsize == 1 or self.endian is None:
+            return dtype
+        return dtype.newbyteorder("<" if self.endian == "little" else ">")
+
+    def decode(self, data: memoryview, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        """View ``data`` as an array; converts to native byte order when needed."""
+        stored = self.stored_dtype(dtype)
+        expected = math.prod(shape) * dtype.itemsize
+        if len(data) != expected:
+            raise DecodeError(f"chunk has {len(data)} bytes, expected {expected} for shape {shape}")
+        arr = np.frombuffer(data, dtype=stored).reshape(shape, order=self.order)  # type: ignore[call-overload]
+        return arr if stored.isnative else arr.astype(stored.newbyteorder("="))
+
+    def is_plain(self, dtype: np.dtype[Any]) -> bool:
+        """Whether decoding is a plain memcpy into a C-ordered native array."""
+        return self.order == "C" and self.stored_dtype(dtype).isnative
+
+
+@dataclass(frozen=True, slots=True)
+class TransposeCodec:
+    """Zarr v3 ``transpose``: the encoded array is ``decoded.transpose(order)``."""
+
+    order: tuple[int, ...]
+    name: str = "transpose"
+
+    def encoded_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Permute ``shape`` by ``order``."""
+        return tuple(shape[i] for i in self.order)
+
+    def decode(self, arr: np.ndarray) -> np.ndarray:
+        """Apply the inverse permutation (a view)."""
+        return arr.transpose(np.argsort(self.order))
+
+
+@dataclass(frozen=True, slots=True)
+class CodecPipeline:
+    """A chain: array->array stages, one array->bytes stage, bytes->bytes stages.
+
+    Attributes:
+        array_array: Applied first when encoding, so undone last when decoding.
+        array_bytes: The serialisation stage.
+        bytes_bytes: Applied last when encoding, so undone first when decoding.
+    """
+
+    array_array: tuple[ArrayArrayCodec, ...]
+    array_bytes: ArrayBytesCodec
+    bytes_bytes: tuple[BytesBytesCodec, ...]
+
+    @property
+    def names(self) -> list[str]:
+        """Codec names in encoding order."""
+        return [c.name for c in (*self.array_array, self.array_bytes, *self.bytes_bytes)]
+
+    def encoded_size(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> int | None:
+        """Stored size of a chunk when every stage has a fixed size, else ``None``."""
+        if not isinstance(self.array_bytes, BytesCodec):
+            return None
+        size: int | None = math.prod(shape) * dtype.itemsize
+        for codec in self.bytes_bytes:
+            size = None if size is None else codec.encoded_size(size)
+        return size
+
+    def decode(self, data: memoryview, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        """Decode one stored chunk to an array of ``shape`` and native ``dtype``."""
+        for codec in reversed(self.bytes_bytes):
+            data = codec.decode(data)
+        encoded_shapes = [shape]
+        for aa in self.array_array:
+            encoded_shapes.append(aa.encoded_shape(encoded_shapes[-1]))
+        arr = self.array_bytes.decode(data, encoded_shapes[-1], dtype)
+        for aa in reversed(self.array_array):
+            arr = aa.decode(arr)
+        return arr
+
+    def decode_into(self, data: memoryview, out: npt.NDArray[Any]) -> None:
+        """Decode one stored chunk into ``out``, whose shape is the chunk's.
+
+        Decompresses straight into ``out`` when it is C-contiguous and the chain is
+        "a compressor (and checksums) over plain native bytes"; otherwise decodes
+        to a temporary and copies.
+        """
+        if (
+            out.flags.c_contiguous
+            and not self.array_array
+            and isinstance(self.array_bytes, BytesCodec)
+            and self.array_bytes.is_plain(out.dtype)
+        ):
+            stages = list(self.bytes_bytes)
+            while stages and isinstance(stages[-1], Crc32cCodec):
+                data = stages.pop().decode(data)
+            if not stages:
+                if len(data) != out.nbytes:
+                    raise DecodeError(f"chunk has {len(data)} bytes, expected {out.nbytes}")
+                out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
+                return
+            if len(stages) == 1 and isinstance(stages[0], NumcodecsCodec):
+                if not stages[0].decode_into(data, out):
+                    raw = stages[0].decode(data)
+                    out[...] = self.array_bytes.decode(raw, out.shape, out.dtype)
+                return
+            pipeline = CodecPipeline((), self.array_bytes, tuple(stages))
+            out[...] = pipeline.decode(data, out.shape, out.dtype)
+            return
+        out[...] = self.decode(data, out.shape, out.dtype)
+
+
+def numcodecs_codec(name: str, config: dict[str, Any]) -> NumcodecsCodec:
+    """A :class:`NumcodecsCodec` from a numcodecs ``id`` and its configuration."""
+    return NumcodecsCodec(name, numcodecs.get_codec({"id": name, **config}))
+
+
+def check_order(order: Sequence[int], ndim: int) -> tuple[int, ...]:
+    """Validate a transpose permutation for ``ndim`` dimensions."""
+    perm = tuple(int(i) for i in order)
+    if sorted(perm) != list(range(ndim)):
+        raise ValueError(f"transpose order {list(perm)} is not a permutation of 0..{ndim - 1}")
+    return perm

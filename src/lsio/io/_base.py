@@ -1,0 +1,84 @@
+"""Capability protocols of the IO layer and helpers shared by backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from lsio.io._types import ByteRange, Range, ReadRequest, ReadResult, SuffixRange
+
+__all__ = ["ByteReader", "IOConfig", "Lister", "Store", "group_by_key", "resolve_range"]
+
+
+@dataclass(frozen=True, slots=True)
+class IOConfig:
+    """How a backend turns requested ranges into physical reads.
+
+    Attributes:
+        max_gap: Unrequested bytes between two ranges that are read anyway to save a
+            request. Defaults to 64 KiB, about what a local read costs in setup time.
+        max_read: Soft upper bound on one merged read. Defaults to 16 MiB.
+    """
+
+    max_gap: int = 64 * 1024
+    max_read: int = 16 * 1024 * 1024
+
+
+@runtime_checkable
+class ByteReader(Protocol):
+    """Reads batches of tagged byte ranges.
+
+    ``read_batch`` blocks the calling thread until its results are yielded; callers
+    get parallelism by calling it from several threads with disjoint batches. It
+    makes no assumption of low latency: a batch is the unit of planning, so a
+    backend may merge, reorder and run its requests concurrently.
+    """
+
+    def read_batch(self, requests: Sequence[ReadRequest]) -> Iterator[ReadResult]:
+        """Read every request; yield one result per request, in any order.
+
+        A missing object gives ``data=None``; any other failure raises
+        :class:`lsio.ReadError` naming the key and the range.
+        """
+        ...
+
+
+@runtime_checkable
+class Lister(Protocol):
+    """Lists the children of a prefix, like ``ls`` of a directory."""
+
+    def list_dir(self, prefix: str) -> tuple[list[str], list[str]]:
+        """Return ``(objects, prefixes)`` directly under ``prefix`` (names, sorted)."""
+        ...
+
+
+@runtime_checkable
+class Store(ByteReader, Lister, Protocol):
+    """A readable, listable store; ``url`` says where it is, for messages."""
+
+    @property
+    def url(self) -> str:
+        """Where the store is, e.g. ``file:///data/x.zarr``."""
+        ...
+
+    def get(self, key: str) -> bytes | None:
+        """Whole object at ``key``, or ``None`` when it does not exist."""
+        ...
+
+
+def resolve_range(r: Range, size: int) -> tuple[int, int]:
+    """Absolute ``[start, end)`` of ``r`` in an object of ``size`` bytes, clipped to it."""
+    if isinstance(r, ByteRange):
+        return min(r.start, size), min(r.end, size)
+    if isinstance(r, SuffixRange):
+        return max(size - r.length, 0), size
+    return 0, size
+
+
+def group_by_key(requests: Sequence[ReadRequest]) -> dict[str, list[ReadRequest]]:
+    """Requests grouped per object key, keeping their order within a key."""
+    groups: dict[str, list[ReadRequest]] = {}
+    for req in requests:
+        groups.setdefault(req.key, []).append(req)
+    return groups
