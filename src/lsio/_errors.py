@@ -10,13 +10,15 @@ as a caller would expect::
     ├── UnsupportedError         (ValueError)         a codec, dtype or feature lsio cannot read
     ├── ChunkError               (ValueError)         a stored chunk or shard is corrupt or truncated
     ├── ReadError                (OSError)            the storage failed to deliver a byte range
-    └── SelectionError           (IndexError)         a selection is out of bounds or malformed
+    ├── SelectionError           (IndexError)         a selection is out of bounds or malformed
+    └── InvalidArgumentError     (ValueError)         an argument is unusable (e.g. ``out`` of the wrong shape)
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ChunkError",
+    "InvalidArgumentError",
     "LsioError",
     "MetadataError",
     "NodeNotFoundError",
@@ -73,3 +75,7 @@ class ReadError(LsioError, OSError):
 
 class SelectionError(LsioError, IndexError):
     """A selection is out of bounds or not a valid index for the array."""
+
+
+class InvalidArgumentError(LsioError, ValueError):
+    """An argument cannot be used, e.g. an ``out`` buffer of the wrong shape or dtype."""

@@ -18,7 +18,6 @@ import crc32c as _crc32c
 import numcodecs
 import numpy as np
 import numpy.typing as npt
-from numcodecs.blosc import cbuffer_sizes
 
 from lsio._errors import LsioError
 
@@ -116,10 +115,7 @@ class NumcodecsCodec:
         if self.name == "zstd":
             size = zstd_content_size(data)
         elif self.name == "blosc":
-            try:
-                size = cbuffer_sizes(data)[0]
-            except Exception as exc:
-                raise DecodeError(f"blosc header unreadable: {exc}") from exc
+            size = blosc_content_size(data)
         else:
             return False
         if size != out.nbytes:
@@ -152,6 +148,13 @@ def zstd_content_size(data: memoryview) -> int | None:
         return None
     value = int.from_bytes(data[pos : pos + width], "little")
     return value + 256 if width == 2 else value
+
+
+def blosc_content_size(data: memoryview) -> int | None:
+    """Decompressed size recorded in a blosc (v1) header, or ``None`` if too short."""
+    if len(data) < 16:
+        return None
+    return int(struct.unpack_from("<I", data, 4)[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,38 @@
+"""lsio: read chunked, compressed N-dimensional arrays (Zarr v2/v3) as fast as the machine allows."""
+
+from lsio._errors import (
+    ChunkError,
+    InvalidArgumentError,
+    LsioError,
+    MetadataError,
+    NodeNotFoundError,
+    ReadError,
+    SelectionError,
+    UnsupportedError,
+)
+from lsio.io import IOConfig, LocalStore, MemoryStore
+from lsio.plan import ReadConfig
+from lsio.zarr import Array, Group, open, open_array, open_group
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array",
+    "ChunkError",
+    "Group",
+    "IOConfig",
+    "InvalidArgumentError",
+    "LocalStore",
+    "LsioError",
+    "MemoryStore",
+    "MetadataError",
+    "NodeNotFoundError",
+    "ReadConfig",
+    "ReadError",
+    "SelectionError",
+    "UnsupportedError",
+    "__version__",
+    "open",
+    "open_array",
+    "open_group",
+]

@@ -1,0 +1,41 @@
+"""Level 3, plan: selections -> chunk projections -> reads, and their execution."""
+
+from lsio.plan._execute import ReadConfig, ReadTask, execute_reads
+from lsio.plan._projection import (
+    ChunkProjection,
+    copy_from_chunk,
+    fill_projection,
+    grid_shape,
+    project,
+    whole_chunk_target,
+)
+from lsio.plan._selection import (
+    DimSelection,
+    IntIndex,
+    OrthogonalSelection,
+    Progression,
+    VectorSelection,
+    normalize_basic,
+    normalize_orthogonal,
+    normalize_vectorized,
+)
+
+__all__ = [
+    "ChunkProjection",
+    "DimSelection",
+    "IntIndex",
+    "OrthogonalSelection",
+    "Progression",
+    "ReadConfig",
+    "ReadTask",
+    "VectorSelection",
+    "copy_from_chunk",
+    "execute_reads",
+    "fill_projection",
+    "grid_shape",
+    "normalize_basic",
+    "normalize_orthogonal",
+    "normalize_vectorized",
+    "project",
+    "whole_chunk_target",
+]

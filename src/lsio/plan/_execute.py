@@ -1,0 +1,97 @@
+"""Executing chunk reads: IO and decode back to back in each worker."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from lsio.compute import run_all
+from lsio.io import ByteReader, IOConfig, ReadRequest
+from lsio.io._types import Range
+
+__all__ = ["ReadConfig", "ReadTask", "execute_reads"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadConfig:
+    """Knobs of the read path; a value passed to ``lsio.open``, never global.
+
+    Attributes:
+        threads: Worker threads that read and decode. ``None`` (default) means one
+            per CPU core; 1 runs everything in the calling thread.
+        io: Coalescing settings of the IO backend (gap, largest merged read).
+        shard_index_cache: Shard indexes kept per array (LRU). Defaults to 4096,
+            i.e. at most a few MiB for typical shards.
+        tasks_per_thread: Batches a read is split into per worker thread, to balance
+            uneven work. Defaults to 4.
+    """
+
+    threads: int | None = None
+    io: IOConfig = field(default_factory=IOConfig)
+    shard_index_cache: int = 4096
+    tasks_per_thread: int = 4
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
+        if self.shard_index_cache < 0:
+            raise ValueError(f"shard_index_cache must be >= 0, got {self.shard_index_cache}")
+        if self.tasks_per_thread < 1:
+            raise ValueError(f"tasks_per_thread must be >= 1, got {self.tasks_per_thread}")
+
+    @property
+    def workers(self) -> int:
+        """Resolved number of worker threads."""
+        return self.threads if self.threads is not None else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTask(Generic[T]):
+    """One byte range to read, with what the caller needs to handle it.
+
+    Attributes:
+        key: Object key in the store.
+        range: Bytes of the object.
+        item: Passed back to the handler with the data.
+    """
+
+    key: str
+    range: Range
+    item: T
+
+
+def execute_reads(
+    reader: ByteReader,
+    tasks: Sequence[ReadTask[T]],
+    handle: Callable[[ReadTask[T], memoryview | None], None],
+    pool: cf.Executor | None,
+    batches: int,
+) -> None:
+    """Read every task's range and call ``handle(task, data)`` right after, in a worker.
+
+    Tasks are sorted by key and offset and cut into up to ``batches`` contiguous
+    batches, so each worker reads neighbouring ranges of few files in one
+    ``read_batch`` call (letting the backend coalesce them), then decodes each
+    while it is hot in cache. ``data`` is ``None`` when the object does not exist.
+
+    If a read or a handler fails, no further batches start, running ones finish,
+    and the first error is raised (see :func:`lsio.compute.run_all`).
+    """
+    if not tasks:
+        return
+    order = sorted(range(len(tasks)), key=lambda i: (tasks[i].key, getattr(tasks[i].range, "start", 0)))
+    n = max(1, min(batches, len(order)))
+    step = -(-len(order) // n)
+    groups = [order[i : i + step] for i in range(0, len(order), step)]
+
+    def run(group: list[int]) -> None:
+        requests = [ReadRequest(i, tasks[i].key, tasks[i].range) for i in group]
+        for result in reader.read_batch(requests):
+            handle(tasks[result.tag], result.data)
+
+    run_all(pool, run, groups)

@@ -1,0 +1,20 @@
+"""Level 4, formats: Zarr v2/v3 metadata, sharding, and the Array/Group objects."""
+
+from lsio.zarr._array import Array
+from lsio.zarr._group import Group
+from lsio.zarr._metadata import ArrayMetadata, KeyEncoding
+from lsio.zarr._nodes import GroupMetadata
+from lsio.zarr._open import open, open_array, open_group
+from lsio.zarr._sharding import ShardingCodec
+
+__all__ = [
+    "Array",
+    "ArrayMetadata",
+    "Group",
+    "GroupMetadata",
+    "KeyEncoding",
+    "ShardingCodec",
+    "open",
+    "open_array",
+    "open_group",
+]

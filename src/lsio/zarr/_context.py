@@ -1,0 +1,48 @@
+"""What the nodes opened from one store share: the store, the config, the workers."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+
+from lsio.io import Store
+from lsio.plan import ReadConfig
+
+__all__ = ["Context"]
+
+
+class Context:
+    """The store, read settings and (lazily started) worker pool of an opened hierarchy.
+
+    Args:
+        store: Where the data lives.
+        config: Read settings.
+    """
+
+    def __init__(self, store: Store, config: ReadConfig) -> None:
+        self.store = store
+        self.config = config
+        self._pool: cf.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> cf.ThreadPoolExecutor | None:
+        """Worker threads, or ``None`` when configured for one thread."""
+        if self.config.workers <= 1:
+            return None
+        with self._lock:
+            if self._pool is None:
+                self._pool = cf.ThreadPoolExecutor(self.config.workers, thread_name_prefix="lsio")
+            return self._pool
+
+    @property
+    def batches(self) -> int:
+        """How many batches a read is cut into."""
+        return self.config.workers * self.config.tasks_per_thread
+
+    def close(self) -> None:
+        """Stop the worker threads (they restart if the nodes are used again)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None

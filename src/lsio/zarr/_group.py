@@ -1,0 +1,141 @@
+"""The :class:`Group`: a node holding arrays and other groups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from lsio._errors import NodeNotFoundError
+from lsio.zarr._array import Array
+from lsio.zarr._context import Context
+from lsio.zarr._metadata import ArrayMetadata
+from lsio.zarr._nodes import GroupMetadata, NodeMetadata, load_node
+
+__all__ = ["Group", "make_node"]
+
+
+def make_node(ctx: Context, path: str, meta: NodeMetadata) -> Array | Group:
+    """Wrap metadata in the matching node class."""
+    if isinstance(meta, ArrayMetadata):
+        return Array(ctx, path, meta)
+    return Group(ctx, path, meta)
+
+
+class Group:
+    """A Zarr group: a mapping from member names to arrays and groups.
+
+    Members are listed from consolidated metadata when the group has it (no
+    listing of the store), otherwise by listing the store.
+    """
+
+    def __init__(self, ctx: Context, path: str, meta: GroupMetadata) -> None:
+        self._ctx = ctx
+        self._path = path
+        self._meta = meta
+
+    @property
+    def path(self) -> str:
+        """Path of the group inside its store ('' for the root)."""
+        return self._path
+
+    @property
+    def name(self) -> str:
+        """Last component of :attr:`path`."""
+        return self._path.rsplit("/", 1)[-1]
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """User attributes (a copy)."""
+        return dict(self._meta.attrs)
+
+    @property
+    def zarr_format(self) -> int:
+        """2 or 3."""
+        return self._meta.zarr_format
+
+    @property
+    def metadata(self) -> GroupMetadata:
+        """The parsed metadata."""
+        return self._meta
+
+    @property
+    def store_url(self) -> str:
+        """Where the store is."""
+        return self._ctx.store.url
+
+    def __repr__(self) -> str:
+        return f"<lsio.Group {self._path or '/'!r}>"
+
+    def _child_path(self, name: str) -> str:
+        return f"{self._path}/{name}" if self._path else name
+
+    def _children(self) -> dict[str, NodeMetadata]:
+        cons = self._meta.consolidated
+        if cons is not None:
+            return {p: m for p, m in cons.items() if "/" not in p}
+        found: dict[str, NodeMetadata] = {}
+        _, dirs = self._ctx.store.list_dir(self._path)
+        for name in dirs:
+            try:
+                found[name] = load_node(self._ctx.store, self._child_path(name), self._meta.zarr_format)
+            except NodeNotFoundError:
+                continue
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._children()))
+
+    def __len__(self) -> int:
+        return len(self._children())
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            self[name]
+        except KeyError:
+            return False
+        return True
+
+    def __getitem__(self, name: str) -> Array | Group:
+        """The member at ``name``; nested paths like ``"a/b"`` work.
+
+        Raises:
+            KeyError: (a :class:`lsio.NodeNotFoundError`) when there is no such member.
+        """
+        name = name.strip("/")
+        cons = self._meta.consolidated
+        if cons is not None:
+            if name not in cons:
+                raise _MemberNotFound(f"group {self._path or '/'!r} of {self.store_url} has no member {name!r}")
+            return make_node(self._ctx, self._child_path(name), cons[name])
+        try:
+            meta = load_node(self._ctx.store, self._child_path(name), self._meta.zarr_format)
+        except NodeNotFoundError as exc:
+            raise _MemberNotFound(f"group {self._path or '/'!r} of {self.store_url} has no member {name!r}") from exc
+        return make_node(self._ctx, self._child_path(name), meta)
+
+    def members(self) -> Iterator[tuple[str, Array | Group]]:
+        """``(name, node)`` for every direct member, sorted by name."""
+        children = self._children()
+        for name in sorted(children):
+            yield name, make_node(self._ctx, self._child_path(name), children[name])
+
+    def arrays(self) -> Iterator[tuple[str, Array]]:
+        """``(name, array)`` for every direct member that is an array."""
+        for name, node in self.members():
+            if isinstance(node, Array):
+                yield name, node
+
+    def groups(self) -> Iterator[tuple[str, Group]]:
+        """``(name, group)`` for every direct member that is a group."""
+        for name, node in self.members():
+            if isinstance(node, Group):
+                yield name, node
+
+
+class _MemberNotFound(NodeNotFoundError, KeyError):
+    """A group has no member of that name (both ``FileNotFoundError`` and ``KeyError``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])

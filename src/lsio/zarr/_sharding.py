@@ -1,0 +1,93 @@
+"""The ``sharding_indexed`` codec: many inner chunks in one stored object, plus an index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lsio.compute import CodecPipeline, DecodeError
+from lsio.plan import grid_shape
+
+__all__ = ["MISSING", "ShardingCodec", "parse_shard_index"]
+
+MISSING = np.uint64(2**64 - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardingCodec:
+    """Zarr v3 ``sharding_indexed`` (an array->bytes codec).
+
+    Attributes:
+        chunk_shape: Shape of the inner chunks.
+        inner: Codecs of each inner chunk (may itself hold a sharding codec).
+        index: Codecs of the index (fixed-size: ``bytes`` and ``crc32c``).
+        index_location: ``"start"`` or ``"end"`` of the shard.
+        fill_value: Value of inner chunks that are not stored.
+    """
+
+    chunk_shape: tuple[int, ...]
+    inner: CodecPipeline
+    index: CodecPipeline
+    index_location: str
+    fill_value: Any
+    name: str = "sharding_indexed"
+
+    def chunks_per_shard(self, shard_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Inner chunks along each dimension of a shard."""
+        return grid_shape(shard_shape, self.chunk_shape)
+
+    def index_nbytes(self, shard_shape: tuple[int, ...]) -> int:
+        """Encoded size of the index of a shard of ``shard_shape``."""
+        n = self.chunks_per_shard(shard_shape)
+        size = self.index.encoded_size((*n, 2), np.dtype(np.uint64))
+        assert size is not None, "validated when the codec was built"
+        return size
+
+    def decode(self, data: memoryview, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        """Decode a whole shard held in memory (used for nested sharding)."""
+        n = self.chunks_per_shard(shape)
+        size = self.index_nbytes(shape)
+        if len(data) < size:
+            raise DecodeError(f"shard of {len(data)} bytes is too short for its {size}-byte index")
+        raw = data[:size] if self.index_location == "start" else data[len(data) - size :]
+        index = parse_shard_index(raw, self, n)
+        out = np.empty(shape, dtype=dtype)
+        for coords in np.ndindex(*n):
+            region = tuple(slice(c * k, (c + 1) * k) for c, k in zip(coords, self.chunk_shape, strict=True))
+            offset, nbytes = (int(v) for v in index[coords])
+            if offset == int(MISSING):
+                out[region] = self.fill_value
+                continue
+            if offset + nbytes > len(data):
+                raise DecodeError(
+                    f"inner chunk {coords} at [{offset}, {offset + nbytes}) lies past the shard's "
+                    f"end ({len(data)} bytes)"
+                )
+            chunk = self.inner.decode(data[offset : offset + nbytes], self.chunk_shape, dtype)
+            target = out[region]
+            target[...] = chunk[tuple(slice(0, s) for s in target.shape)]
+        return out
+
+
+def parse_shard_index(
+    raw: memoryview, codec: ShardingCodec, chunks_per_shard: tuple[int, ...]
+) -> npt.NDArray[np.uint64]:
+    """Decode a shard index to an array ``(*chunks_per_shard, 2)`` of (offset, nbytes).
+
+    Raises:
+        DecodeError: Wrong size, failed checksum, or an entry that is half missing.
+    """
+    expected = codec.index_nbytes(tuple(c * k for c, k in zip(chunks_per_shard, codec.chunk_shape, strict=True)))
+    if len(raw) != expected:
+        raise DecodeError(f"shard index has {len(raw)} bytes, expected {expected} (truncated shard?)")
+    index = codec.index.decode(raw, (*chunks_per_shard, 2), np.dtype(np.uint64))
+    offsets, nbytes = index[..., 0], index[..., 1]
+    if bool(np.any((offsets == MISSING) != (nbytes == MISSING))):
+        raise DecodeError("shard index has an entry with only one of offset and length missing")
+    present = offsets != MISSING
+    if bool(np.any(offsets[present] > (2**63 - 1) - nbytes[present])):
+        raise DecodeError("shard index has an entry whose range overflows")
+    return index.astype(np.uint64, copy=False)
