@@ -8,8 +8,20 @@ import numpy as np
 from hypothesis import strategies as st
 
 DTYPES = [
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "complex64", "complex128",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
 ]
 
 
@@ -26,7 +38,9 @@ def chunkings(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(draw(st.integers(1, max(1, s + 2))) for s in shape)
 
 
-def values(draw: st.DrawFn, shape: tuple[int, ...], dtype: np.dtype[Any], nan: bool = True) -> np.ndarray:
+def values(
+    draw: st.DrawFn, shape: tuple[int, ...], dtype: np.dtype[Any], nan: bool = True
+) -> np.ndarray:
     """Random contents (with NaNs for floats when ``nan``)."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
@@ -75,7 +89,10 @@ def basic_selections(draw: st.DrawFn, shape: tuple[int, ...], negative_steps: bo
     """Tuples of ints and slices, sometimes shortened or with an Ellipsis."""
     sel = [_dim_basic(draw, s) for s in shape]
     if not negative_steps:
-        sel = [slice(x.start, x.stop, abs(x.step)) if isinstance(x, slice) and x.step else x for x in sel]
+        sel = [
+            slice(x.start, x.stop, abs(x.step)) if isinstance(x, slice) and x.step else x
+            for x in sel
+        ]
     form = draw(st.sampled_from(["tuple", "short", "ellipsis"]))
     if form == "short" and sel:
         sel = sel[: draw(st.integers(0, len(sel)))]
@@ -97,11 +114,17 @@ def orthogonal_selections(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[Any,
             sel.append(draw(st.integers(-size, size - 1)))
         elif kind == "slice":
             start = draw(st.none() | st.integers(0, size))
-            sel.append(slice(start, draw(st.none() | st.integers(0, size + 1)), draw(st.integers(1, 3))))
+            sel.append(
+                slice(start, draw(st.none() | st.integers(0, size + 1)), draw(st.integers(1, 3)))
+            )
         elif kind == "array":
-            sel.append(np.array(draw(st.lists(st.integers(-size, size - 1), min_size=1, max_size=6))))
+            sel.append(
+                np.array(draw(st.lists(st.integers(-size, size - 1), min_size=1, max_size=6)))
+            )
         else:
-            sel.append(np.array(draw(st.lists(st.booleans(), min_size=size, max_size=size)), dtype=bool))
+            sel.append(
+                np.array(draw(st.lists(st.booleans(), min_size=size, max_size=size)), dtype=bool)
+            )
     return tuple(sel)
 
 

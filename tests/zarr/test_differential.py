@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import zarr
 from hypothesis import given
 from hypothesis import strategies as st
 
 import lsio
+import zarr
 from tests.strategies import basic_selections, orthogonal_selections, vectorized_selections
 from tests.zarr.zarr_stores import StoreSpec, store_specs, write_store
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 import zarr.codecs as zc
 from hypothesis import strategies as st
 
+import zarr
 from tests.strategies import DTYPES, chunkings, fill_values, shapes, values
 
 
@@ -36,7 +36,9 @@ _V2_COMPRESSORS = ["none", "zstd", "blosc", "gzip", "zlib", "lz4"]
 
 
 @st.composite
-def store_specs(draw: st.DrawFn, zarr_format: int | None = None, sharded: bool | None = None) -> StoreSpec:
+def store_specs(
+    draw: st.DrawFn, zarr_format: int | None = None, sharded: bool | None = None
+) -> StoreSpec:
     fmt = zarr_format or draw(st.sampled_from([2, 3]))
     shape = draw(shapes())
     chunks = draw(chunkings(shape))
@@ -50,7 +52,9 @@ def store_specs(draw: st.DrawFn, zarr_format: int | None = None, sharded: bool |
         codecs["endian"] = draw(st.sampled_from(["little", "big"]))
         codecs["transpose"] = draw(st.booleans()) and len(shape) > 1
         codecs["perm"] = draw(st.permutations(range(len(shape))))
-        codecs["key"] = draw(st.sampled_from([("default", "/"), ("default", "."), ("v2", "."), ("v2", "/")]))
+        codecs["key"] = draw(
+            st.sampled_from([("default", "/"), ("default", "."), ("v2", "."), ("v2", "/")])
+        )
         codecs["index_location"] = draw(st.sampled_from(["end", "start"]))
     else:
         codecs["compressor"] = draw(st.sampled_from(_V2_COMPRESSORS))
@@ -99,7 +103,9 @@ def write_store(spec: StoreSpec, path: Path) -> None:
             shape=spec.shape,
             chunks=spec.chunks,
             shards=(
-                {"shape": spec.shards, "index_location": c["index_location"]} if spec.shards else None
+                {"shape": spec.shards, "index_location": c["index_location"]}
+                if spec.shards
+                else None
             ),
             dtype=spec.dtype,
             fill_value=spec.fill_value,
@@ -132,7 +138,9 @@ def write_store(spec: StoreSpec, path: Path) -> None:
         arr[()] = data[()]
     if spec.delete_seed is not None:
         files = sorted(
-            p for p in path.rglob("*") if p.is_file() and p.name not in ("zarr.json", ".zarray", ".zattrs")
+            p
+            for p in path.rglob("*")
+            if p.is_file() and p.name not in ("zarr.json", ".zarray", ".zattrs")
         )
         rng = random.Random(spec.delete_seed)
         for f in rng.sample(files, k=len(files) // 3):

@@ -46,7 +46,10 @@ class DecodeError(LsioError, ValueError):
 class BytesBytesCodec(Protocol):
     """A bytes->bytes stage such as a compressor or a checksum."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The codec's name in metadata."""
+        ...
 
     def decode(self, data: memoryview) -> memoryview:
         """Undo this stage."""
@@ -60,7 +63,10 @@ class BytesBytesCodec(Protocol):
 class ArrayBytesCodec(Protocol):
     """The array->bytes stage: turns bytes into an array of a given shape and dtype."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The codec's name in metadata."""
+        ...
 
     def decode(self, data: memoryview, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
         """Decode ``data`` to an array of ``shape`` and native-endian ``dtype``."""
@@ -70,7 +76,10 @@ class ArrayBytesCodec(Protocol):
 class ArrayArrayCodec(Protocol):
     """An array->array stage such as transpose."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The codec's name in metadata."""
+        ...
 
     def encoded_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of the encoded array for a decoded array of ``shape``."""
@@ -171,7 +180,9 @@ class Crc32cCodec:
         stored = int.from_bytes(data[-4:], "little")
         actual = _crc32c.crc32c(body)
         if stored != actual:
-            raise DecodeError(f"crc32c checksum mismatch: stored {stored:#010x}, computed {actual:#010x}")
+            raise DecodeError(
+                f"crc32c checksum mismatch: stored {stored:#010x}, computed {actual:#010x}"
+            )
         return body
 
     def encoded_size(self, size: int) -> int | None:
@@ -204,7 +215,7 @@ class BytesCodec:
         expected = math.prod(shape) * dtype.itemsize
         if len(data) != expected:
             raise DecodeError(f"chunk has {len(data)} bytes, expected {expected} for shape {shape}")
-        arr = np.frombuffer(data, dtype=stored).reshape(shape, order=self.order)  # type: ignore[call-overload]
+        arr: np.ndarray = np.frombuffer(data, dtype=stored).reshape(shape, order=self.order)  # type: ignore[call-overload]
         return arr if stored.isnative else arr.astype(stored.newbyteorder("="))
 
     def is_plain(self, dtype: np.dtype[Any]) -> bool:
@@ -245,7 +256,10 @@ class CodecPipeline:
     @property
     def names(self) -> list[str]:
         """Codec names in encoding order."""
-        return [c.name for c in (*self.array_array, self.array_bytes, *self.bytes_bytes)]
+        names = [c.name for c in self.array_array]
+        names.append(self.array_bytes.name)
+        names.extend(c.name for c in self.bytes_bytes)
+        return names
 
     def encoded_size(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> int | None:
         """Stored size of a chunk when every stage has a fixed size, else ``None``."""

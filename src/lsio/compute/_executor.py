@@ -28,7 +28,7 @@ def run_all(pool: cf.Executor | None, fn: Callable[[T], None], items: Sequence[T
             fn(item)
         return
     futures = [pool.submit(fn, item) for item in items]
-    done, pending = cf.wait(futures, return_when=cf.FIRST_EXCEPTION)
+    _, pending = cf.wait(futures, return_when=cf.FIRST_EXCEPTION)
     failed = next((f for f in futures if f.done() and f.exception() is not None), None)
     if failed is None:
         return

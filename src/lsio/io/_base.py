@@ -66,6 +66,10 @@ class Store(ByteReader, Lister, Protocol):
         """Whole object at ``key``, or ``None`` when it does not exist."""
         ...
 
+    def size(self, key: str) -> int | None:
+        """Size in bytes of the object at ``key``, or ``None`` when it does not exist."""
+        ...
+
 
 def resolve_range(r: Range, size: int) -> tuple[int, int]:
     """Absolute ``[start, end)`` of ``r`` in an object of ``size`` bytes, clipped to it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -79,6 +80,14 @@ class LocalStore:
         except OSError as exc:
             raise ReadError(str(exc), key=key, byte_range="whole object") from exc
 
+    def size(self, key: str) -> int | None:
+        """Size of the file at ``key``, or ``None`` when there is no such file."""
+        try:
+            st = os.stat(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return None if stat.S_ISDIR(st.st_mode) else st.st_size
+
     def list_dir(self, prefix: str) -> tuple[list[str], list[str]]:
         """Files and directories directly under ``prefix``, each list sorted."""
         files: list[str] = []
@@ -116,7 +125,7 @@ class LocalStore:
             )
             for read in plan:
                 buf = _pread_exact(fd, read.start, read.end, key)
-                view = memoryview(buf)
+                view = memoryview(buf.data)
                 for m in read.members:
                     s, e = spans[m]
                     yield ReadResult(reqs[m].tag, view[s - read.start : e - read.start])
@@ -130,7 +139,7 @@ def _pread_exact(fd: int, start: int, end: int, key: str) -> np.ndarray:
     done = 0
     while done < buf.size:
         try:
-            n = os.preadv(fd, [buf[done:]], start + done)
+            n = os.preadv(fd, [buf[done:].data], start + done)
         except OSError as exc:
             if exc.errno == errno.EINTR:
                 continue

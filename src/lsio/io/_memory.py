@@ -36,6 +36,11 @@ class MemoryStore:
         """Whole object at ``key``, or ``None``."""
         return self._objects.get(key)
 
+    def size(self, key: str) -> int | None:
+        """Size of the object at ``key``, or ``None``."""
+        obj = self._objects.get(key)
+        return None if obj is None else len(obj)
+
     def list_dir(self, prefix: str) -> tuple[list[str], list[str]]:
         """Objects and sub-prefixes directly under ``prefix``."""
         base = f"{prefix.rstrip('/')}/" if prefix else ""

@@ -17,7 +17,9 @@ class ByteRange:
 
     def __post_init__(self) -> None:
         if not 0 <= self.start <= self.end:
-            raise ValueError(f"invalid byte range [{self.start}, {self.end}): need 0 <= start <= end")
+            raise ValueError(
+                f"invalid byte range [{self.start}, {self.end}): need 0 <= start <= end"
+            )
 
     @property
     def length(self) -> int:

@@ -84,7 +84,9 @@ def execute_reads(
     """
     if not tasks:
         return
-    order = sorted(range(len(tasks)), key=lambda i: (tasks[i].key, getattr(tasks[i].range, "start", 0)))
+    order = sorted(
+        range(len(tasks)), key=lambda i: (tasks[i].key, getattr(tasks[i].range, "start", 0))
+    )
     n = max(1, min(batches, len(order)))
     step = -(-len(order) // n)
     groups = [order[i : i + step] for i in range(0, len(order), step)]

@@ -75,7 +75,9 @@ def _project_progression(sel: Progression, chunk: int) -> list[_DimPart]:
         for c in range(first, last + 1):
             lo = max(sel.start, c * chunk)
             hi = min(sel.start + sel.count, (c + 1) * chunk)
-            parts.append((c, slice(lo - c * chunk, hi - c * chunk), slice(lo - sel.start, hi - sel.start)))
+            parts.append(
+                (c, slice(lo - c * chunk, hi - c * chunk), slice(lo - sel.start, hi - sel.start))
+            )
         return parts
     pos = sel.positions()
     cid = pos // chunk
@@ -139,7 +141,9 @@ def project(
         )
 
 
-def _project_points(selection: VectorSelection, chunks: tuple[int, ...]) -> Iterator[ChunkProjection]:
+def _project_points(
+    selection: VectorSelection, chunks: tuple[int, ...]
+) -> Iterator[ChunkProjection]:
     coords = selection.coords
     if coords.shape[1] == 0:
         return
@@ -163,15 +167,23 @@ def _project_points(selection: VectorSelection, chunks: tuple[int, ...]) -> Iter
 def _orthogonal_take(chunk: np.ndarray, sel: tuple[ChunkIndex, ...]) -> np.ndarray:
     """``chunk[sel]`` with orthogonal (not NumPy-vectorised) meaning for arrays."""
     basic = tuple(slice(None) if isinstance(s, np.ndarray) else s for s in sel)
-    view = chunk[basic]
+    view: np.ndarray = chunk[basic]
     kept = [s for s in sel if not isinstance(s, int)]
     arrays = [i for i, s in enumerate(kept) if isinstance(s, np.ndarray)]
     if not arrays:
         return view
     if len(arrays) == 1:
         i = arrays[0]
-        return view[(slice(None),) * i + (kept[i],)]
-    return view[np.ix_(*(s if isinstance(s, np.ndarray) else np.arange(n) for s, n in zip(kept, view.shape, strict=True)))]
+        taken: np.ndarray = view[(slice(None),) * i + (kept[i],)]
+        return taken
+    grid = np.ix_(
+        *(
+            s if isinstance(s, np.ndarray) else np.arange(n)
+            for s, n in zip(kept, view.shape, strict=True)
+        )
+    )
+    taken = view[grid]
+    return taken
 
 
 def _out_index(out_shape: tuple[int, ...], sel: tuple[OutIndex, ...]) -> Any:

@@ -117,7 +117,9 @@ def _index_array(x: Any, size: int, axis: int) -> npt.NDArray[np.int64]:
     if arr.size == 0 and arr.dtype.kind not in "iu":
         arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iu":
-        raise SelectionError(f"index for axis {axis} has dtype {arr.dtype}; use integers or booleans")
+        raise SelectionError(
+            f"index for axis {axis} has dtype {arr.dtype}; use integers or booleans"
+        )
     if arr.ndim != 1:
         raise SelectionError(f"orthogonal index for axis {axis} must be 1-d, got {arr.ndim}-d")
     arr = arr.astype(np.int64, copy=False)

@@ -36,6 +36,7 @@ from lsio.zarr._sharding import MISSING, ShardingCodec, parse_shard_index
 __all__ = ["Array"]
 
 _Index = npt.NDArray[np.uint64] | None
+_METADATA_FILES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
 
 
 class Array:
@@ -109,7 +110,11 @@ class Array:
     @property
     def shards(self) -> tuple[int, ...] | None:
         """Shape of the shards, or ``None`` when not sharded."""
-        return self._meta.chunk_shape if isinstance(self._meta.pipeline.array_bytes, ShardingCodec) else None
+        return (
+            self._meta.chunk_shape
+            if isinstance(self._meta.pipeline.array_bytes, ShardingCodec)
+            else None
+        )
 
     @property
     def dims(self) -> tuple[str | None, ...] | None:
@@ -145,6 +150,28 @@ class Array:
             names += ab.inner.names
             ab = ab.inner.array_bytes
         return names
+
+    def stored_size(self) -> tuple[int, int]:
+        """``(bytes, objects)`` of the chunks or shards stored for this array.
+
+        Lists the store below the array, so it costs one listing per directory.
+        """
+        store = self._ctx.store
+        total = count = 0
+        pending = [self._path]
+        while pending:
+            prefix = pending.pop()
+            files, dirs = store.list_dir(prefix)
+            for name in files:
+                if prefix == self._path and name in _METADATA_FILES:
+                    continue
+                key = f"{prefix}/{name}" if prefix else name
+                size = store.size(key)
+                if size is not None:
+                    total += size
+                    count += 1
+            pending.extend(f"{prefix}/{d}" if prefix else d for d in dirs)
+        return total, count
 
     def __len__(self) -> int:
         if not self.shape:
@@ -189,7 +216,9 @@ class Array:
         """Vectorised (point) indexing: ``a.vindex[rows, cols]``."""
         return _VIndex(self)
 
-    def _read(self, sel: OrthogonalSelection | VectorSelection, out: np.ndarray | None) -> np.ndarray:
+    def _read(
+        self, sel: OrthogonalSelection | VectorSelection, out: np.ndarray | None
+    ) -> np.ndarray:
         out = _prepare_out(out, sel.shape, self.dtype)
         projections = list(project(sel, self._read_chunks))
         tasks: list[ReadTask[ChunkProjection]] = []
@@ -231,7 +260,9 @@ class Array:
         """Turn inner-chunk projections into byte-range reads within their shards."""
         assert self._sharding is not None
         per_shard = self._sharding.chunks_per_shard(self._meta.chunk_shape)
-        shard_of = [tuple(c // n for c, n in zip(p.coords, per_shard, strict=True)) for p in projections]
+        shard_of = [
+            tuple(c // n for c, n in zip(p.coords, per_shard, strict=True)) for p in projections
+        ]
         indexes = self._shard_indexes(set(shard_of))
         tasks: list[ReadTask[ChunkProjection]] = []
         for p, shard in zip(projections, shard_of, strict=True):
@@ -298,7 +329,9 @@ def _has_ellipsis(selection: Any) -> bool:
     return any(x is Ellipsis for x in items)
 
 
-def _prepare_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+def _prepare_out(
+    out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype[Any]
+) -> np.ndarray:
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):

@@ -25,7 +25,16 @@ __all__ = ["V2_COMPRESSORS", "V3_CODECS", "parse_v2_pipeline", "parse_v3_pipelin
 
 V3_CODECS = ("blosc", "bytes", "crc32c", "gzip", "sharding_indexed", "transpose", "zstd")
 V2_COMPRESSORS = ("blosc", "bz2", "gzip", "lz4", "lzma", "zlib", "zstd")
-_V2_FILTERS = ("astype", "bitround", "categorize", "delta", "fixedscaleoffset", "packbits", "quantize", "shuffle")
+_V2_FILTERS = (
+    "astype",
+    "bitround",
+    "categorize",
+    "delta",
+    "fixedscaleoffset",
+    "packbits",
+    "quantize",
+    "shuffle",
+)
 
 
 def _split(codec: Any, document: str) -> tuple[str, Mapping[str, Any]]:
@@ -33,12 +42,16 @@ def _split(codec: Any, document: str) -> tuple[str, Mapping[str, Any]]:
         return codec, {}
     if not isinstance(codec, Mapping) or not isinstance(codec.get("name"), str):
         raise MetadataError(
-            f"each codec must be an object with a 'name', got {codec!r}", document=document, field="codecs"
+            f"each codec must be an object with a 'name', got {codec!r}",
+            document=document,
+            field="codecs",
         )
     config = codec.get("configuration", {})
     if not isinstance(config, Mapping):
         raise MetadataError(
-            f"configuration of codec {codec['name']!r} must be an object", document=document, field="codecs"
+            f"configuration of codec {codec['name']!r} must be an object",
+            document=document,
+            field="codecs",
         )
     return codec["name"], config
 
@@ -57,7 +70,11 @@ def parse_v3_pipeline(
         try:
             if name == "transpose":
                 if array_bytes is not None:
-                    raise MetadataError("transpose must come before the bytes codec", document=document, field="codecs")
+                    raise MetadataError(
+                        "transpose must come before the bytes codec",
+                        document=document,
+                        field="codecs",
+                    )
                 order = config.get("order")
                 if order == "C":
                     order = list(range(ndim))
@@ -65,7 +82,9 @@ def parse_v3_pipeline(
                     order = list(range(ndim))[::-1]
                 if not isinstance(order, list):
                     raise MetadataError(
-                        f"transpose needs an 'order' list, got {order!r}", document=document, field="codecs"
+                        f"transpose needs an 'order' list, got {order!r}",
+                        document=document,
+                        field="codecs",
                     )
                 array_array.append(TransposeCodec(check_order(order, ndim)))
             elif name in ("bytes", "sharding_indexed"):
@@ -78,16 +97,30 @@ def parse_v3_pipeline(
                 if name == "bytes":
                     endian = config.get("endian")
                     if endian not in ("little", "big", None):
-                        raise MetadataError(f"bytes endian {endian!r} must be 'little' or 'big'", document=document, field="codecs")
+                        raise MetadataError(
+                            f"bytes endian {endian!r} must be 'little' or 'big'",
+                            document=document,
+                            field="codecs",
+                        )
                     if endian is None and dtype.itemsize > 1:
-                        raise MetadataError("bytes codec needs 'endian' for multi-byte types", document=document, field="codecs")
+                        raise MetadataError(
+                            "bytes codec needs 'endian' for multi-byte types",
+                            document=document,
+                            field="codecs",
+                        )
                     array_bytes = BytesCodec(endian)
                 else:
                     array_bytes = _parse_sharding(config, ndim, dtype, fill_value, document)
             elif name in ("zstd", "blosc", "gzip", "crc32c"):
                 if array_bytes is None:
-                    raise MetadataError(f"{name} must come after the bytes codec", document=document, field="codecs")
-                bytes_bytes.append(Crc32cCodec() if name == "crc32c" else numcodecs_codec(name, _numcodecs_config(name, config)))
+                    raise MetadataError(
+                        f"{name} must come after the bytes codec", document=document, field="codecs"
+                    )
+                bytes_bytes.append(
+                    Crc32cCodec()
+                    if name == "crc32c"
+                    else numcodecs_codec(name, _numcodecs_config(name, config))
+                )
             elif isinstance(codec, Mapping) and codec.get("must_understand") is False:
                 continue
             else:
@@ -97,9 +130,15 @@ def parse_v3_pipeline(
         except (TypeError, ValueError, KeyError) as exc:
             if isinstance(exc, MetadataError | UnsupportedError):
                 raise
-            raise MetadataError(f"invalid configuration of codec {name!r}: {exc}", document=document, field="codecs") from exc
+            raise MetadataError(
+                f"invalid configuration of codec {name!r}: {exc}", document=document, field="codecs"
+            ) from exc
     if array_bytes is None:
-        raise MetadataError("an array->bytes codec (bytes or sharding_indexed) is required", document=document, field="codecs")
+        raise MetadataError(
+            "an array->bytes codec (bytes or sharding_indexed) is required",
+            document=document,
+            field="codecs",
+        )
     return CodecPipeline(tuple(array_array), array_bytes, tuple(bytes_bytes))
 
 
@@ -116,8 +155,10 @@ def _parse_sharding(
     config: Mapping[str, Any], ndim: int, dtype: np.dtype[Any], fill_value: Any, document: str
 ) -> ShardingCodec:
     chunk_shape = config.get("chunk_shape")
-    if not isinstance(chunk_shape, list) or len(chunk_shape) != ndim or not all(
-        isinstance(c, int) and c > 0 for c in chunk_shape
+    if (
+        not isinstance(chunk_shape, list)
+        or len(chunk_shape) != ndim
+        or not all(isinstance(c, int) and c > 0 for c in chunk_shape)
     ):
         raise MetadataError(
             f"sharding chunk_shape {chunk_shape!r} must list {ndim} positive integers",
@@ -126,10 +167,23 @@ def _parse_sharding(
         )
     location = config.get("index_location", "end")
     if location not in ("start", "end"):
-        raise MetadataError(f"index_location {location!r} must be 'start' or 'end'", document=document, field="codecs")
-    inner = parse_v3_pipeline(config.get("codecs", [{"name": "bytes", "configuration": {"endian": "little"}}]), ndim, dtype, fill_value, document)
+        raise MetadataError(
+            f"index_location {location!r} must be 'start' or 'end'",
+            document=document,
+            field="codecs",
+        )
+    inner = parse_v3_pipeline(
+        config.get("codecs", [{"name": "bytes", "configuration": {"endian": "little"}}]),
+        ndim,
+        dtype,
+        fill_value,
+        document,
+    )
     index = parse_v3_pipeline(
-        config.get("index_codecs", [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]),
+        config.get(
+            "index_codecs",
+            [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+        ),
         ndim + 1,
         np.dtype(np.uint64),
         0,
@@ -153,7 +207,9 @@ def parse_v2_pipeline(meta: Mapping[str, Any], endian: str, document: str) -> Co
     for f in filters or []:
         if not isinstance(f, Mapping) or f.get("id") not in _V2_FILTERS:
             fid = f.get("id") if isinstance(f, Mapping) else f
-            raise UnsupportedError(f"{document}: unknown filter {fid!r}; supported filters: {', '.join(_V2_FILTERS)}")
+            raise UnsupportedError(
+                f"{document}: unknown filter {fid!r}; supported filters: {', '.join(_V2_FILTERS)}"
+            )
         stages.append(numcodecs_codec(f["id"], {k: v for k, v in f.items() if k != "id"}))
     compressor = meta.get("compressor")
     if compressor is not None:
@@ -163,7 +219,15 @@ def parse_v2_pipeline(meta: Mapping[str, Any], endian: str, document: str) -> Co
                 f"{document}: unknown compressor {cid!r}; supported compressors: {', '.join(V2_COMPRESSORS)}"
             )
         try:
-            stages.append(numcodecs_codec(compressor["id"], {k: v for k, v in compressor.items() if k != "id"}))
+            stages.append(
+                numcodecs_codec(
+                    compressor["id"], {k: v for k, v in compressor.items() if k != "id"}
+                )
+            )
         except (TypeError, ValueError) as exc:
-            raise MetadataError(f"invalid compressor {dict(compressor)!r}: {exc}", document=document, field="compressor") from exc
+            raise MetadataError(
+                f"invalid compressor {dict(compressor)!r}: {exc}",
+                document=document,
+                field="compressor",
+            ) from exc
     return CodecPipeline((), BytesCodec(endian, order), tuple(stages))

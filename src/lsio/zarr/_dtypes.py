@@ -67,7 +67,9 @@ _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 def _float_from_json(value: Any, dtype: np.dtype[Any], document: str) -> float:
     if isinstance(value, bool):
-        raise MetadataError(f"{value!r} is not valid for {dtype}", document=document, field="fill_value")
+        raise MetadataError(
+            f"{value!r} is not valid for {dtype}", document=document, field="fill_value"
+        )
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -79,7 +81,9 @@ def _float_from_json(value: Any, dtype: np.dtype[Any], document: str) -> float:
             width = dtype.itemsize
             fmt = {2: "<e", 4: "<f", 8: "<d"}[width]
             return float(struct.unpack(fmt, raw.to_bytes(width, "little"))[0])
-    raise MetadataError(f"{value!r} is not valid for {dtype}", document=document, field="fill_value")
+    raise MetadataError(
+        f"{value!r} is not valid for {dtype}", document=document, field="fill_value"
+    )
 
 
 def parse_fill_value(value: Any, dtype: np.dtype[Any], document: str, zarr_format: int) -> Any:
@@ -91,7 +95,9 @@ def parse_fill_value(value: Any, dtype: np.dtype[Any], document: str, zarr_forma
     """
     if value is None:
         if zarr_format == 3:
-            raise MetadataError("must not be null in Zarr v3", document=document, field="fill_value")
+            raise MetadataError(
+                "must not be null in Zarr v3", document=document, field="fill_value"
+            )
         return dtype.type(0)
     try:
         if dtype.kind == "b":

@@ -77,7 +77,9 @@ class Group:
         _, dirs = self._ctx.store.list_dir(self._path)
         for name in dirs:
             try:
-                found[name] = load_node(self._ctx.store, self._child_path(name), self._meta.zarr_format)
+                found[name] = load_node(
+                    self._ctx.store, self._child_path(name), self._meta.zarr_format
+                )
             except NodeNotFoundError:
                 continue
         return found
@@ -107,12 +109,16 @@ class Group:
         cons = self._meta.consolidated
         if cons is not None:
             if name not in cons:
-                raise _MemberNotFound(f"group {self._path or '/'!r} of {self.store_url} has no member {name!r}")
+                raise _MemberNotFoundError(
+                    f"group {self._path or '/'!r} of {self.store_url} has no member {name!r}"
+                )
             return make_node(self._ctx, self._child_path(name), cons[name])
         try:
             meta = load_node(self._ctx.store, self._child_path(name), self._meta.zarr_format)
         except NodeNotFoundError as exc:
-            raise _MemberNotFound(f"group {self._path or '/'!r} of {self.store_url} has no member {name!r}") from exc
+            raise _MemberNotFoundError(
+                f"group {self._path or '/'!r} of {self.store_url} has no member {name!r}"
+            ) from exc
         return make_node(self._ctx, self._child_path(name), meta)
 
     def members(self) -> Iterator[tuple[str, Array | Group]]:
@@ -134,7 +140,7 @@ class Group:
                 yield name, node
 
 
-class _MemberNotFound(NodeNotFoundError, KeyError):
+class _MemberNotFoundError(NodeNotFoundError, KeyError):
     """A group has no member of that name (both ``FileNotFoundError`` and ``KeyError``)."""
 
     def __str__(self) -> str:

@@ -77,7 +77,11 @@ class ArrayMetadata:
         codecs wrap it, shards can only be read and decoded whole.
         """
         ab = self.pipeline.array_bytes
-        if isinstance(ab, ShardingCodec) and not self.pipeline.array_array and not self.pipeline.bytes_bytes:
+        if (
+            isinstance(ab, ShardingCodec)
+            and not self.pipeline.array_array
+            and not self.pipeline.bytes_bytes
+        ):
             return ab
         return None
 
@@ -89,7 +93,9 @@ def load_json(raw: bytes, document: str) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MetadataError(f"malformed JSON: {exc}", document=document) from exc
     if not isinstance(value, dict):
-        raise MetadataError(f"expected a JSON object, got {type(value).__name__}", document=document)
+        raise MetadataError(
+            f"expected a JSON object, got {type(value).__name__}", document=document
+        )
     return value
 
 
@@ -101,10 +107,13 @@ def _require(meta: Mapping[str, Any], name: str, document: str) -> Any:
 
 def _shape(value: Any, name: str, document: str, positive: bool) -> tuple[int, ...]:
     if not isinstance(value, list | tuple) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and (v > 0 if positive else v >= 0) for v in value
+        isinstance(v, int) and not isinstance(v, bool) and (v > 0 if positive else v >= 0)
+        for v in value
     ):
         kind = "positive" if positive else "non-negative"
-        raise MetadataError(f"must be a list of {kind} integers, got {value!r}", document=document, field=name)
+        raise MetadataError(
+            f"must be a list of {kind} integers, got {value!r}", document=document, field=name
+        )
     return tuple(value)
 
 
@@ -114,9 +123,14 @@ def parse_v3_array(meta: Mapping[str, Any], document: str) -> ArrayMetadata:
     dtype = parse_v3_dtype(_require(meta, "data_type", document), document)
     grid = _require(meta, "chunk_grid", document)
     if not isinstance(grid, Mapping) or grid.get("name") != "regular":
-        raise UnsupportedError(f"{document}: chunk_grid {grid!r} is not supported; supported: regular")
+        raise UnsupportedError(
+            f"{document}: chunk_grid {grid!r} is not supported; supported: regular"
+        )
     chunk_shape = _shape(
-        (grid.get("configuration") or {}).get("chunk_shape"), "chunk_grid.configuration.chunk_shape", document, True
+        (grid.get("configuration") or {}).get("chunk_shape"),
+        "chunk_grid.configuration.chunk_shape",
+        document,
+        True,
     )
     if len(chunk_shape) != len(shape):
         raise MetadataError(
@@ -126,10 +140,16 @@ def parse_v3_array(meta: Mapping[str, Any], document: str) -> ArrayMetadata:
         )
     enc = meta.get("chunk_key_encoding", {"name": "default"})
     if not isinstance(enc, Mapping) or enc.get("name") not in ("default", "v2"):
-        raise UnsupportedError(f"{document}: chunk_key_encoding {enc!r} is not supported; supported: default, v2")
-    sep = (enc.get("configuration") or {}).get("separator", "/" if enc["name"] == "default" else ".")
+        raise UnsupportedError(
+            f"{document}: chunk_key_encoding {enc!r} is not supported; supported: default, v2"
+        )
+    sep = (enc.get("configuration") or {}).get(
+        "separator", "/" if enc["name"] == "default" else "."
+    )
     if sep not in ("/", "."):
-        raise MetadataError(f"separator {sep!r} must be '/' or '.'", document=document, field="chunk_key_encoding")
+        raise MetadataError(
+            f"separator {sep!r} must be '/' or '.'", document=document, field="chunk_key_encoding"
+        )
     fill = parse_fill_value(_require(meta, "fill_value", document), dtype, document, 3)
     codecs = _require(meta, "codecs", document)
     pipeline = parse_v3_pipeline(codecs, len(shape), dtype, fill, document)
@@ -137,14 +157,27 @@ def parse_v3_array(meta: Mapping[str, Any], document: str) -> ArrayMetadata:
         raise UnsupportedError(f"{document}: storage transformer {t!r} is not supported")
     dims = meta.get("dimension_names")
     if dims is not None and (not isinstance(dims, list) or len(dims) != len(shape)):
-        raise MetadataError(f"must list {len(shape)} names, got {dims!r}", document=document, field="dimension_names")
+        raise MetadataError(
+            f"must list {len(shape)} names, got {dims!r}",
+            document=document,
+            field="dimension_names",
+        )
     attrs = meta.get("attributes", {})
     if not isinstance(attrs, dict):
         raise MetadataError("must be an object", document=document, field="attributes")
     _check_shard_shape(pipeline, chunk_shape, document)
     return ArrayMetadata(
-        3, shape, dtype, chunk_shape, fill, pipeline, KeyEncoding(enc["name"] == "default", sep),
-        tuple(dims) if dims is not None else None, attrs, list(codecs), document,
+        3,
+        shape,
+        dtype,
+        chunk_shape,
+        fill,
+        pipeline,
+        KeyEncoding(enc["name"] == "default", sep),
+        tuple(dims) if dims is not None else None,
+        attrs,
+        list(codecs),
+        document,
     )
 
 
@@ -163,26 +196,44 @@ def _check_shard_shape(pipeline: CodecPipeline, outer: tuple[int, ...], document
 def parse_v2_array(meta: Mapping[str, Any], attrs: dict[str, Any], document: str) -> ArrayMetadata:
     """Validate a v2 ``.zarray`` (with the array's ``.zattrs`` already loaded)."""
     if meta.get("zarr_format") != 2:
-        raise MetadataError(f"expected 2, got {meta.get('zarr_format')!r}", document=document, field="zarr_format")
+        raise MetadataError(
+            f"expected 2, got {meta.get('zarr_format')!r}", document=document, field="zarr_format"
+        )
     shape = _shape(_require(meta, "shape", document), "shape", document, positive=False)
     chunks = _shape(_require(meta, "chunks", document), "chunks", document, positive=True)
     if len(chunks) != len(shape):
         raise MetadataError(
-            f"chunks {list(chunks)} has {len(chunks)} dimensions, shape has {len(shape)}", document=document, field="chunks"
+            f"chunks {list(chunks)} has {len(chunks)} dimensions, shape has {len(shape)}",
+            document=document,
+            field="chunks",
         )
     dtype, endian = parse_v2_dtype(_require(meta, "dtype", document), document)
     fill = parse_fill_value(_require(meta, "fill_value", document), dtype, document, 2)
     sep = meta.get("dimension_separator") or "."
     if sep not in ("/", "."):
-        raise MetadataError(f"{sep!r} must be '/' or '.'", document=document, field="dimension_separator")
+        raise MetadataError(
+            f"{sep!r} must be '/' or '.'", document=document, field="dimension_separator"
+        )
     pipeline = parse_v2_pipeline(meta, endian, document)
     dims = attrs.get("_ARRAY_DIMENSIONS")
     if not (isinstance(dims, list) and len(dims) == len(shape)):
         dims = None
-    codecs_json = [*(meta.get("filters") or []), *([meta["compressor"]] if meta.get("compressor") else [])]
+    codecs_json = [
+        *(meta.get("filters") or []),
+        *([meta["compressor"]] if meta.get("compressor") else []),
+    ]
     return ArrayMetadata(
-        2, shape, dtype, chunks, fill, pipeline, KeyEncoding(False, sep),
-        tuple(dims) if dims is not None else None, attrs, codecs_json, document,
+        2,
+        shape,
+        dtype,
+        chunks,
+        fill,
+        pipeline,
+        KeyEncoding(False, sep),
+        tuple(dims) if dims is not None else None,
+        attrs,
+        codecs_json,
+        document,
     )
 
 

@@ -52,11 +52,17 @@ def _join(path: str, name: str) -> str:
     return f"{path}/{name}" if path else name
 
 
-def parse_node(meta: Mapping[str, Any], attrs: dict[str, Any] | None, document: str, zarr_format: int) -> NodeMetadata:
+def parse_node(
+    meta: Mapping[str, Any], attrs: dict[str, Any] | None, document: str, zarr_format: int
+) -> NodeMetadata:
     """Parse one node's metadata document (``zarr.json``, ``.zarray`` or ``.zgroup``)."""
     if zarr_format == 3:
         if meta.get("zarr_format") != 3:
-            raise MetadataError(f"expected 3, got {meta.get('zarr_format')!r}", document=document, field="zarr_format")
+            raise MetadataError(
+                f"expected 3, got {meta.get('zarr_format')!r}",
+                document=document,
+                field="zarr_format",
+            )
         kind = meta.get("node_type")
         if kind == "array":
             return parse_v3_array(meta, document)
@@ -65,11 +71,15 @@ def parse_node(meta: Mapping[str, Any], attrs: dict[str, Any] | None, document: 
             if not isinstance(node_attrs, dict):
                 raise MetadataError("must be an object", document=document, field="attributes")
             return GroupMetadata(3, node_attrs, _v3_consolidated(meta, document), document)
-        raise MetadataError(f"must be 'array' or 'group', got {kind!r}", document=document, field="node_type")
+        raise MetadataError(
+            f"must be 'array' or 'group', got {kind!r}", document=document, field="node_type"
+        )
     if "shape" in meta:
         return parse_v2_array(meta, attrs or {}, document)
     if meta.get("zarr_format") != 2:
-        raise MetadataError(f"expected 2, got {meta.get('zarr_format')!r}", document=document, field="zarr_format")
+        raise MetadataError(
+            f"expected 2, got {meta.get('zarr_format')!r}", document=document, field="zarr_format"
+        )
     return GroupMetadata(2, attrs or {}, None, document)
 
 
@@ -78,7 +88,11 @@ def _v3_consolidated(meta: Mapping[str, Any], document: str) -> dict[str, NodeMe
     if cm is None:
         return None
     if not isinstance(cm, Mapping) or not isinstance(cm.get("metadata"), Mapping):
-        raise MetadataError("must be an object with a 'metadata' object", document=document, field="consolidated_metadata")
+        raise MetadataError(
+            "must be an object with a 'metadata' object",
+            document=document,
+            field="consolidated_metadata",
+        )
     return {
         path: parse_node(child, None, f"{document} (consolidated entry {path!r})", 3)
         for path, child in cm["metadata"].items()

@@ -25,12 +25,14 @@ def _store(location: Location, config: ReadConfig) -> Store:
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from exc
         if not path.exists():
-            raise NodeNotFoundError(f"no Zarr array or group at {os.fspath(location)!r}: path does not exist")
+            raise NodeNotFoundError(
+                f"no Zarr array or group at {os.fspath(location)!r}: path does not exist"
+            )
         return LocalStore(path, config.io)
     return location
 
 
-def open(  # noqa: A001 - mirrors zarr.open
+def open(
     location: Location,
     *,
     mode: str = "r",
@@ -53,7 +55,9 @@ def open(  # noqa: A001 - mirrors zarr.open
         UnsupportedError: A codec or data type lsio cannot read.
     """
     if mode != "r":
-        raise InvalidArgumentError(f"mode {mode!r} is not supported yet; lsio opens stores read-only ('r')")
+        raise InvalidArgumentError(
+            f"mode {mode!r} is not supported yet; lsio opens stores read-only ('r')"
+        )
     if zarr_format not in (None, 2, 3):
         raise InvalidArgumentError(f"zarr_format must be 2, 3 or None, got {zarr_format!r}")
     cfg = config or ReadConfig()

@@ -56,7 +56,9 @@ class ShardingCodec:
         index = parse_shard_index(raw, self, n)
         out = np.empty(shape, dtype=dtype)
         for coords in np.ndindex(*n):
-            region = tuple(slice(c * k, (c + 1) * k) for c, k in zip(coords, self.chunk_shape, strict=True))
+            region = tuple(
+                slice(c * k, (c + 1) * k) for c, k in zip(coords, self.chunk_shape, strict=True)
+            )
             offset, nbytes = (int(v) for v in index[coords])
             if offset == int(MISSING):
                 out[region] = self.fill_value
@@ -80,9 +82,13 @@ def parse_shard_index(
     Raises:
         DecodeError: Wrong size, failed checksum, or an entry that is half missing.
     """
-    expected = codec.index_nbytes(tuple(c * k for c, k in zip(chunks_per_shard, codec.chunk_shape, strict=True)))
+    expected = codec.index_nbytes(
+        tuple(c * k for c, k in zip(chunks_per_shard, codec.chunk_shape, strict=True))
+    )
     if len(raw) != expected:
-        raise DecodeError(f"shard index has {len(raw)} bytes, expected {expected} (truncated shard?)")
+        raise DecodeError(
+            f"shard index has {len(raw)} bytes, expected {expected} (truncated shard?)"
+        )
     index = codec.index.decode(raw, (*chunks_per_shard, 2), np.dtype(np.uint64))
     offsets, nbytes = index[..., 0], index[..., 1]
     if bool(np.any((offsets == MISSING) != (nbytes == MISSING))):

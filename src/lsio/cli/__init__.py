@@ -1,0 +1,1 @@
+"""Level 5, domain: the ``lsio`` command-line tool."""

@@ -1,0 +1,48 @@
+"""Entry point of the ``lsio`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lsio._errors import LsioError
+from lsio.cli._demo import run_demo
+from lsio.cli._info import describe, info_json, render_tree
+from lsio.zarr import open
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lsio", description="Fast Zarr v2/v3 reading.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="print the tree of groups and arrays of a store")
+    info.add_argument("path", help="store, group or array (local path or file:// URL)")
+    info.add_argument("--json", action="store_true", help="print JSON instead of a tree")
+    demo = sub.add_parser("demo", help="generate a sample dataset, describe it and read it back")
+    demo.add_argument("--path", help="where to write the sample (default: a temporary directory, removed)")
+    demo.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    demo.add_argument("--timesteps", type=int, default=32, help="timesteps of the sample (default: 32)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 lsio error, 2 usage)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "info":
+            node = open(args.path)
+            print(info_json(node) if args.json else render_tree(describe(node), args.path))
+        elif args.command == "demo":
+            if args.timesteps < 4:
+                raise LsioError("--timesteps must be at least 4 (the demo's crops span 4 timesteps)")
+            run_demo(args.path, args.threads, args.timesteps, sys.stdout)
+    except LsioError as exc:
+        print(f"lsio {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
