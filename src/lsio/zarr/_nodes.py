@@ -53,9 +53,16 @@ def _join(path: str, name: str) -> str:
 
 
 def parse_node(
-    meta: Mapping[str, Any], attrs: dict[str, Any] | None, document: str, zarr_format: int
+    meta: Mapping[str, Any],
+    attrs: dict[str, Any] | None,
+    document: str,
+    zarr_format: int,
+    v2_array: bool = False,
 ) -> NodeMetadata:
-    """Parse one node's metadata document (``zarr.json``, ``.zarray`` or ``.zgroup``)."""
+    """Parse one node's metadata document (``zarr.json``, ``.zarray`` or ``.zgroup``).
+
+    For v2 the file name says what the node is: ``v2_array`` is ``True`` for ``.zarray``.
+    """
     if zarr_format == 3:
         if meta.get("zarr_format") != 3:
             raise MetadataError(
@@ -74,7 +81,7 @@ def parse_node(
         raise MetadataError(
             f"must be 'array' or 'group', got {kind!r}", document=document, field="node_type"
         )
-    if "shape" in meta:
+    if v2_array:
         return parse_v2_array(meta, attrs or {}, document)
     if meta.get("zarr_format") != 2:
         raise MetadataError(
@@ -113,7 +120,8 @@ def _v2_consolidated(getter: _Getter, path: str) -> dict[str, NodeMetadata] | No
         if leaf not in (".zarray", ".zgroup") or not node_path:
             continue
         attrs = entries.get(_join(node_path, ".zattrs"), {})
-        nodes[node_path] = parse_node(meta, attrs, f"{getter.doc(key)} (entry {entry!r})", 2)
+        doc = f"{getter.doc(key)} (entry {entry!r})"
+        nodes[node_path] = parse_node(meta, attrs, doc, 2, v2_array=leaf == ".zarray")
     return nodes
 
 
@@ -141,7 +149,7 @@ def load_node(store: Any, path: str, zarr_format: int | None = None) -> NodeMeta
             if meta is None:
                 continue
             attrs = getter.json(attrs_key) or {}
-            node = parse_node(meta, attrs, getter.doc(key), 2)
+            node = parse_node(meta, attrs, getter.doc(key), 2, v2_array=leaf == ".zarray")
             if isinstance(node, GroupMetadata):
                 node = GroupMetadata(2, node.attrs, _v2_consolidated(getter, path), node.document)
             return node

@@ -1,0 +1,199 @@
+"""Bad stores and bad requests raise clear lsio errors that name what and where."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+import zarr.codecs as zc
+
+import lsio
+
+
+def _v3(path: Path, **kwargs: object) -> zarr.Array:
+    opts: dict[str, object] = {"shape": (8, 8), "chunks": (4, 4), "dtype": "int32", "fill_value": 0}
+    opts.update(kwargs)
+    arr = zarr.create_array(str(path), **opts)  # type: ignore[arg-type]
+    arr[...] = np.arange(64, dtype="int32").reshape(8, 8) + 1
+    return arr
+
+
+def _edit_json(path: Path, edit: object) -> None:
+    meta = json.loads(path.read_text())
+    edit(meta)  # type: ignore[operator]
+    path.write_text(json.dumps(meta))
+
+
+def test_missing_path_is_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist") as info:
+        lsio.open(tmp_path / "nope.zarr")
+    assert isinstance(info.value, lsio.NodeNotFoundError)
+    assert isinstance(info.value, lsio.LsioError)
+
+
+def test_directory_without_metadata_is_not_found(tmp_path: Path) -> None:
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(lsio.NodeNotFoundError, match="no Zarr array or group"):
+        lsio.open(tmp_path / "empty.zarr")
+
+
+def test_malformed_json_names_the_file(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr")
+    (tmp_path / "a.zarr" / "zarr.json").write_text('{"shape": [8, 8], ')
+    with pytest.raises(lsio.MetadataError, match=r"a\.zarr/zarr\.json: malformed JSON"):
+        lsio.open(tmp_path / "a.zarr")
+
+
+@pytest.mark.parametrize("field", ["shape", "data_type", "chunk_grid", "fill_value", "codecs"])
+def test_missing_v3_field_is_named(tmp_path: Path, field: str) -> None:
+    _v3(tmp_path / "a.zarr")
+    _edit_json(tmp_path / "a.zarr" / "zarr.json", lambda m: m.pop(field))
+    with pytest.raises(lsio.MetadataError, match=rf"zarr\.json, field '{field}': required field is missing"):
+        lsio.open(tmp_path / "a.zarr")
+
+
+@pytest.mark.parametrize("field", ["shape", "chunks", "dtype", "fill_value"])
+def test_missing_v2_field_is_named(tmp_path: Path, field: str) -> None:
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=(4,), chunks=(2,), dtype="i2", zarr_format=2)
+    _edit_json(tmp_path / "a.zarr" / ".zarray", lambda m: m.pop(field))
+    with pytest.raises(lsio.MetadataError, match=rf"\.zarray, field '{field}'"):
+        lsio.open(tmp_path / "a.zarr")
+
+
+def test_wrong_field_type_is_named(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr")
+    _edit_json(tmp_path / "a.zarr" / "zarr.json", lambda m: m.update(shape="8x8"))
+    with pytest.raises(lsio.MetadataError, match="field 'shape': must be a list of non-negative integers"):
+        lsio.open(tmp_path / "a.zarr")
+
+
+def test_unknown_v3_codec_lists_supported(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr", compressors=zc.ZstdCodec())
+    _edit_json(tmp_path / "a.zarr" / "zarr.json", lambda m: m["codecs"][1].update(name="snappy9"))
+    with pytest.raises(lsio.UnsupportedError, match=r"unknown codec 'snappy9'; supported codecs: blosc, bytes"):
+        lsio.open(tmp_path / "a.zarr")
+
+
+def test_unknown_v2_compressor_lists_supported(tmp_path: Path) -> None:
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=(4,), chunks=(2,), dtype="i2", zarr_format=2)
+    _edit_json(tmp_path / "a.zarr" / ".zarray", lambda m: m.update(compressor={"id": "snappy9"}))
+    with pytest.raises(lsio.UnsupportedError, match=r"unknown compressor 'snappy9'; supported compressors: blosc"):
+        lsio.open(tmp_path / "a.zarr")
+
+
+def test_unsupported_dtype_says_not_supported_yet(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr")
+    _edit_json(tmp_path / "a.zarr" / "zarr.json", lambda m: m.update(data_type="string"))
+    with pytest.raises(lsio.UnsupportedError, match="data_type 'string' is not supported yet"):
+        lsio.open(tmp_path / "a.zarr")
+
+
+def test_checksum_mismatch_names_chunk_key(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr", compressors=[zc.Crc32cCodec()])
+    chunk = tmp_path / "a.zarr" / "c" / "1" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[3] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+    a = lsio.open_array(tmp_path / "a.zarr")
+    np.testing.assert_array_equal(a[:4], np.arange(32).reshape(4, 8) + 1)  # other chunks fine
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/1/0': crc32c checksum mismatch"):
+        a[...]
+
+
+def test_truncated_chunk_names_chunk_key(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr", compressors=[zc.ZstdCodec()])
+    chunk = tmp_path / "a.zarr" / "c" / "0" / "1"
+    chunk.write_bytes(chunk.read_bytes()[:7])
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/1'"):
+        lsio.open_array(tmp_path / "a.zarr")[...]
+
+
+def test_uncompressed_chunk_of_wrong_size_names_key(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr", compressors=None)
+    chunk = tmp_path / "a.zarr" / "c" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-4])
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/0': chunk has 60 bytes, expected 64"):
+        lsio.open_array(tmp_path / "a.zarr")[:2, :2]
+
+
+def test_truncated_shard_index_names_shard_key(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr", chunks=(2, 2), shards=(4, 4))
+    shard = tmp_path / "a.zarr" / "c" / "0" / "1"
+    shard.write_bytes(shard.read_bytes()[:20])
+    a = lsio.open_array(tmp_path / "a.zarr")
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/1': shard index: shard index has 20 bytes"):
+        a[0:4, 4:8]
+
+
+def test_corrupt_shard_index_checksum(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr", chunks=(2, 2), shards=(4, 4))
+    shard = tmp_path / "a.zarr" / "c" / "1" / "1"
+    raw = bytearray(shard.read_bytes())
+    raw[-10] ^= 0x01
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/1/1': shard index: crc32c checksum mismatch"):
+        lsio.open_array(tmp_path / "a.zarr")[...]
+
+
+def test_inner_chunk_past_end_of_shard(tmp_path: Path) -> None:
+    _v3(
+        tmp_path / "a.zarr",
+        chunks=(2, 2),
+        shards={"shape": (4, 4), "index_location": "start"},
+        compressors=[zc.ZstdCodec()],
+    )
+    shard = tmp_path / "a.zarr" / "c" / "0" / "0"
+    shard.write_bytes(shard.read_bytes()[:-5])
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/0'.*inner chunk \(1, 1\) at bytes"):
+        lsio.open_array(tmp_path / "a.zarr")[...]
+
+
+def test_out_of_bounds_selection_raises_index_error(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr")
+    a = lsio.open_array(tmp_path / "a.zarr")
+    with pytest.raises(IndexError, match="index 8 is out of bounds for axis 0 with size 8"):
+        a[8]
+    with pytest.raises(IndexError, match="index -9 is out of bounds for axis 1"):
+        a.oindex[:, [0, -9]]
+    with pytest.raises(IndexError, match="too many indices"):
+        a[0, 0, 0]
+    with pytest.raises(lsio.SelectionError, match="use a.oindex"):
+        a[[0, 1], [0, 1]]
+    with pytest.raises(lsio.SelectionError, match="boolean index of shape"):
+        a.oindex[np.ones(3, dtype=bool)]
+    with pytest.raises(lsio.SelectionError, match="newaxis"):
+        a[None]
+
+
+def test_bad_out_buffer(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr")
+    a = lsio.open_array(tmp_path / "a.zarr")
+    with pytest.raises(lsio.InvalidArgumentError, match=r"out has shape \(3,\)"):
+        a.read(slice(0, 2), out=np.empty(3, dtype="int32"))
+    with pytest.raises(lsio.InvalidArgumentError, match="out has dtype float64"):
+        a.read(slice(0, 2), out=np.empty((2, 8)))
+    ro = np.empty((2, 8), dtype="int32")
+    ro.flags.writeable = False
+    with pytest.raises(lsio.InvalidArgumentError, match="read-only"):
+        a.read(slice(0, 2), out=ro)
+
+
+def test_open_array_on_group_and_group_on_array(tmp_path: Path) -> None:
+    g = zarr.create_group(str(tmp_path / "g.zarr"))
+    g.create_array("x", shape=(2,), dtype="i1")
+    with pytest.raises(lsio.NodeNotFoundError, match="is a group, not an array"):
+        lsio.open_array(tmp_path / "g.zarr")
+    with pytest.raises(lsio.NodeNotFoundError, match="is an array, not a group"):
+        lsio.open_group(tmp_path / "g.zarr" / "x")
+    with pytest.raises(KeyError, match="has no member 'y'"):
+        lsio.open_group(tmp_path / "g.zarr")["y"]
+
+
+def test_bad_url_scheme_and_mode(tmp_path: Path) -> None:
+    with pytest.raises(lsio.InvalidArgumentError, match="unsupported URL scheme 'gs'"):
+        lsio.open("gs://bucket/x.zarr")
+    with pytest.raises(lsio.InvalidArgumentError, match="mode 'w' is not supported yet"):
+        lsio.open(tmp_path, mode="w")
