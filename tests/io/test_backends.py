@@ -1,0 +1,105 @@
+"""One suite every byte-range backend passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lsio.io import (
+    ByteRange,
+    IOConfig,
+    LocalStore,
+    MemoryStore,
+    ReadRequest,
+    Store,
+    SuffixRange,
+    WholeObject,
+)
+
+OBJECTS = {
+    "a": bytes(range(256)) * 4,
+    "dir/b": b"hello world",
+    "dir/sub/c": b"",
+}
+
+
+class BackendSuite:
+    """Subclasses provide ``make_store`` holding ``OBJECTS``."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Store:
+        return self.make_store(tmp_path)
+
+    def test_is_a_store(self, store: Store) -> None:
+        assert isinstance(store, Store)
+
+    def test_ranges_suffixes_and_whole_objects(self, store: Store) -> None:
+        reqs = [
+            ReadRequest(0, "a", ByteRange(10, 20)),
+            ReadRequest(1, "a", SuffixRange(5)),
+            ReadRequest(2, "dir/b", WholeObject()),
+            ReadRequest(3, "a", ByteRange(1000, 1100)),  # runs past the end: short
+            ReadRequest(4, "missing", ByteRange(0, 4)),
+            ReadRequest(5, "dir/sub/c", WholeObject()),
+            ReadRequest(6, "a", ByteRange(3, 3)),
+            ReadRequest(7, "dir/b", SuffixRange(100)),
+        ]
+        got = {r.tag: (None if r.data is None else bytes(r.data)) for r in store.read_batch(reqs)}
+        a = OBJECTS["a"]
+        assert got == {
+            0: a[10:20],
+            1: a[-5:],
+            2: b"hello world",
+            3: a[1000:],
+            4: None,
+            5: b"",
+            6: b"",
+            7: b"hello world",
+        }
+
+    def test_many_overlapping_ranges_of_one_object(self, store: Store) -> None:
+        reqs = [ReadRequest(i, "a", ByteRange(i * 7, i * 7 + 50)) for i in range(100)]
+        for r in store.read_batch(reqs):
+            assert r.data is not None
+            assert bytes(r.data) == OBJECTS["a"][r.tag * 7 : r.tag * 7 + 50]
+
+    def test_get_size_and_listing(self, store: Store) -> None:
+        assert store.get("dir/b") == b"hello world"
+        assert store.get("nope") is None
+        assert store.size("a") == 1024
+        assert store.size("nope") is None
+        assert store.list_dir("") == (["a"], ["dir"])
+        assert store.list_dir("dir") == (["b"], ["sub"])
+        assert store.list_dir("nope") == ([], [])
+
+
+class TestMemoryStore(BackendSuite):
+    def make_store(self, tmp_path: Path) -> Store:
+        return MemoryStore(OBJECTS)
+
+
+class TestLocalStore(BackendSuite):
+    def make_store(self, tmp_path: Path) -> Store:
+        for key, data in OBJECTS.items():
+            path = tmp_path.joinpath(*key.split("/"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return LocalStore(tmp_path)
+
+
+class TestLocalStoreNoCoalescing(TestLocalStore):
+    def make_store(self, tmp_path: Path) -> Store:
+        store = super().make_store(tmp_path)
+        assert isinstance(store, LocalStore)
+        return LocalStore(store.root, IOConfig(max_gap=0, max_read=1))
+
+
+def test_local_store_url_forms(tmp_path: Path) -> None:
+    assert LocalStore(tmp_path.as_uri()).root == tmp_path
+    assert LocalStore(tmp_path).url == tmp_path.as_uri()
+    with pytest.raises(ValueError, match="unsupported URL scheme 's3'"):
+        LocalStore("s3://bucket/key")
