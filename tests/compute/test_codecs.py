@@ -110,4 +110,5 @@ def test_decode_into_writes_straight_into_a_view() -> None:
     pipeline = CodecPipeline((), BytesCodec("little"), (numcodecs_codec("zstd", {}),))
     pipeline.decode_into(data, big[1:3])
     np.testing.assert_array_equal(big[1:3], arr)
-    assert not big[0].any() and not big[3].any()
+    assert not big[0].any()
+    assert not big[3].any()

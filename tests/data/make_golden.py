@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numcodecs
 import numpy as np
+
 import zarr
 
 HERE = Path(__file__).parent / "golden"

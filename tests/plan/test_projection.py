@@ -37,7 +37,9 @@ def _assemble(full: np.ndarray, chunks: tuple[int, ...], sel: Any) -> np.ndarray
     for p in project(sel, chunks):
         assert p.coords not in seen
         seen.add(p.coords)
-        assert all(0 <= c < g for c, g in zip(p.coords, grid_shape(full.shape, chunks), strict=True))
+        assert all(
+            0 <= c < g for c, g in zip(p.coords, grid_shape(full.shape, chunks), strict=True)
+        )
         region = tuple(slice(c * k, (c + 1) * k) for c, k in zip(p.coords, chunks, strict=True))
         chunk = np.full(chunks, -2, dtype=full.dtype)  # padding must never be selected
         block = full[region]
@@ -56,7 +58,9 @@ def test_basic(data: st.DataObject) -> None:
     chunks = data.draw(chunkings(shape))
     selection = data.draw(basic_selections(shape))
     full = _data(shape)
-    np.testing.assert_array_equal(_assemble(full, chunks, normalize_basic(selection, shape)), full[selection])
+    np.testing.assert_array_equal(
+        _assemble(full, chunks, normalize_basic(selection, shape)), full[selection]
+    )
 
 
 @given(data=st.data())
@@ -82,7 +86,9 @@ def test_vectorized(data: st.DataObject) -> None:
 def test_vectorized_boolean_mask() -> None:
     full = _data((5, 6))
     mask = full % 3 == 0
-    np.testing.assert_array_equal(_assemble(full, (2, 4), normalize_vectorized(mask, full.shape)), full[mask])
+    np.testing.assert_array_equal(
+        _assemble(full, (2, 4), normalize_vectorized(mask, full.shape)), full[mask]
+    )
 
 
 def test_negative_step_progression() -> None:

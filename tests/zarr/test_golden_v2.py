@@ -15,7 +15,7 @@ GOLDEN = Path(__file__).parent.parent / "data" / "golden"
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_store_reads_expected_values(name: str) -> None:
-    dtype, order, sep, _, chunks = CASES[name]
+    dtype, _order, _sep, _, chunks = CASES[name]
     a = lsio.open_array(GOLDEN / f"{name}.zarr")
     assert a.zarr_format == 2
     assert a.shape == SHAPE

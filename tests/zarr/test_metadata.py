@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import zarr
 import zarr.codecs as zc
 
 import lsio
+import zarr
 
 
 def _empty_v3(path: Path, dtype: str, fill_json: Any) -> lsio.Array:
@@ -35,7 +35,11 @@ def _empty_v3(path: Path, dtype: str, fill_json: Any) -> lsio.Array:
         ("uint64", 2**64 - 1, lambda v: (v == np.uint64(2**64 - 1)).all()),
         ("bool", True, lambda v: v.all()),
         ("complex64", [1.0, "NaN"], lambda v: (v.real == 1).all() and np.isnan(v.imag).all()),
-        ("complex128", ["Infinity", "0x0000000000000000"], lambda v: (v == complex(np.inf, 0)).all()),
+        (
+            "complex128",
+            ["Infinity", "0x0000000000000000"],
+            lambda v: (v == complex(np.inf, 0)).all(),
+        ),
     ],
 )
 def test_v3_fill_value_forms(tmp_path: Path, dtype: str, fill_json: Any, check: Any) -> None:
@@ -64,11 +68,17 @@ def test_invalid_fill_value_names_field(tmp_path: Path) -> None:
 )
 def test_chunk_key_encodings(tmp_path: Path, encoding: dict[str, str], key: str) -> None:
     z = zarr.create_array(
-        str(tmp_path / "a.zarr"), shape=(4, 2), chunks=(2, 2), dtype="u1", chunk_key_encoding=encoding
+        str(tmp_path / "a.zarr"),
+        shape=(4, 2),
+        chunks=(2, 2),
+        dtype="u1",
+        chunk_key_encoding=encoding,
     )
     z[...] = np.arange(8).reshape(4, 2)
     assert (tmp_path / "a.zarr" / key).is_file()
-    np.testing.assert_array_equal(lsio.open_array(tmp_path / "a.zarr")[...], np.arange(8).reshape(4, 2))
+    np.testing.assert_array_equal(
+        lsio.open_array(tmp_path / "a.zarr")[...], np.arange(8).reshape(4, 2)
+    )
 
 
 @pytest.mark.parametrize("outer_compressor", [False, True])
@@ -123,7 +133,13 @@ def test_index_codecs_without_checksum_and_big_endian(tmp_path: Path, location: 
 
 def _make_tree(root: Path, zarr_format: int) -> None:
     g = zarr.create_group(str(root), zarr_format=zarr_format, attributes={"title": "t"})
-    x = g.create_array("x", shape=(4,), chunks=(2,), dtype="i2", dimension_names=["t"] if zarr_format == 3 else None)
+    x = g.create_array(
+        "x",
+        shape=(4,),
+        chunks=(2,),
+        dtype="i2",
+        dimension_names=["t"] if zarr_format == 3 else None,
+    )
     x[...] = np.arange(4)
     sub = g.create_group("sub", attributes={"level": 1})
     y = sub.create_array("y", shape=(2, 2), chunks=(1, 2), dtype="f4", fill_value=0.5)
@@ -146,7 +162,8 @@ def test_group_hierarchy(tmp_path: Path, zarr_format: int, consolidated: bool) -
     assert g.attrs == {"title": "t"}
     assert list(g) == ["sub", "x"]
     assert len(g) == 2
-    assert "x" in g and "nope" not in g
+    assert "x" in g
+    assert "nope" not in g
     assert [n for n, _ in g.arrays()] == ["x"]
     assert [n for n, _ in g.groups()] == ["sub"]
     x = g["x"]
@@ -175,7 +192,10 @@ def test_v2_array_dimensions_and_file_url(tmp_path: Path) -> None:
     a = lsio.open((tmp_path / "a.zarr").as_uri())
     assert isinstance(a, lsio.Array)
     assert a.dims == ("time",)
-    assert a.nbytes == 12 and a.size == 3 and a.ndim == 1 and len(a) == 3
+    assert a.nbytes == 12
+    assert a.size == 3
+    assert a.ndim == 1
+    assert len(a) == 3
     np.testing.assert_array_equal(np.asarray(a), [1, 2, 3])
 
 
@@ -192,7 +212,9 @@ def test_array_description(tmp_path: Path) -> None:
     )
     a = lsio.open_array(tmp_path / "a.zarr")
     assert (a.shape, a.chunks, a.shards, a.dims) == ((10, 20), (5, 5), (10, 10), ("y", "x"))
-    assert a.dtype == np.dtype("int16") and a.fill_value == -1 and a.zarr_format == 3
+    assert a.dtype == np.dtype("int16")
+    assert a.fill_value == -1
+    assert a.zarr_format == 3
     assert a.attrs == {"units": "K"}
     assert a.nbytes == 400
     assert a.codecs == ["sharding_indexed", "bytes", "zstd"]

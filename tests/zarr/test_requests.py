@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 import lsio
+import zarr
 from lsio.io import ByteRange, LocalStore, ReadRequest, ReadResult, SuffixRange, WholeObject
 
 
@@ -60,7 +60,8 @@ def test_sharded_inner_chunks_read_once_and_index_cached(tmp_path: Path, data: n
     assert sorted(r.key for r in index_reads) == ["c/0/0", "c/0/1"]
     # rows 1..6 -> inner rows 0..3 (4), cols 5..19 -> inner cols 1..6 (6): 24 inner chunks, once each.
     counts = collections.Counter((r.key, r.range) for r in inner_reads)
-    assert len(counts) == 24 and set(counts.values()) == {1}
+    assert len(counts) == 24
+    assert set(counts.values()) == {1}
     store.requests.clear()
     np.testing.assert_array_equal(a[0:2, 0:3], data[0:2, 0:3])
     assert not any(isinstance(r.range, SuffixRange) for r in store.requests)  # index from cache
@@ -82,12 +83,21 @@ def test_shard_index_cache_is_bounded(tmp_path: Path, data: np.ndarray) -> None:
 
 
 def test_missing_shard_and_chunks_are_not_decoded(tmp_path: Path) -> None:
-    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=(8, 8), chunks=(2, 2), shards=(4, 4), dtype="f4", fill_value=-1)
+    z = zarr.create_array(
+        str(tmp_path / "a.zarr"),
+        shape=(8, 8),
+        chunks=(2, 2),
+        shards=(4, 4),
+        dtype="f4",
+        fill_value=-1,
+    )
     z[0:2, 0:2] = 5
     store = RecordingStore(tmp_path / "a.zarr")
     a = lsio.open_array(store)
     expected = np.full((8, 8), -1, dtype="f4")
     expected[0:2, 0:2] = 5
     np.testing.assert_array_equal(a[...], expected)
-    inner_reads = [r for r in store.requests if isinstance(r.range, ByteRange) and r.key.startswith("c/")]
+    inner_reads = [
+        r for r in store.requests if isinstance(r.range, ByteRange) and r.key.startswith("c/")
+    ]
     assert [r.key for r in inner_reads] == ["c/0/0"]

@@ -53,7 +53,9 @@ def describe(node: Array | Group, path: str = "") -> dict[str, Any]:
             "compression_ratio": (node.nbytes / stored) if stored else None,
             "attrs": node.attrs,
         }
-    members = [describe(child, f"{path}/{name}" if path else name) for name, child in node.members()]
+    members = [
+        describe(child, f"{path}/{name}" if path else name) for name, child in node.members()
+    ]
     return {
         "path": path,
         "type": "group",
@@ -75,7 +77,9 @@ def _array_line(d: dict[str, Any]) -> str:
     parts.append(f"codecs {'+'.join(d['codecs'])}")
     ratio = d["compression_ratio"]
     stored = format_bytes(d["stored_bytes"])
-    parts.append(f"stored {stored} of {format_bytes(d['nbytes'])}" + (f" ({ratio:.2f}x)" if ratio else ""))
+    parts.append(
+        f"stored {stored} of {format_bytes(d['nbytes'])}" + (f" ({ratio:.2f}x)" if ratio else "")
+    )
     return "  ".join(parts)
 
 

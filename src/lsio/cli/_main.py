@@ -21,9 +21,15 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("path", help="store, group or array (local path or file:// URL)")
     info.add_argument("--json", action="store_true", help="print JSON instead of a tree")
     demo = sub.add_parser("demo", help="generate a sample dataset, describe it and read it back")
-    demo.add_argument("--path", help="where to write the sample (default: a temporary directory, removed)")
-    demo.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
-    demo.add_argument("--timesteps", type=int, default=32, help="timesteps of the sample (default: 32)")
+    demo.add_argument(
+        "--path", help="where to write the sample (default: a temporary directory, removed)"
+    )
+    demo.add_argument(
+        "--threads", type=int, default=None, help="worker threads (default: all cores)"
+    )
+    demo.add_argument(
+        "--timesteps", type=int, default=32, help="timesteps of the sample (default: 32)"
+    )
     return parser
 
 
@@ -36,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(info_json(node) if args.json else render_tree(describe(node), args.path))
         elif args.command == "demo":
             if args.timesteps < 4:
-                raise LsioError("--timesteps must be at least 4 (the demo's crops span 4 timesteps)")
+                raise LsioError(
+                    "--timesteps must be at least 4 (the demo's crops span 4 timesteps)"
+                )
             run_demo(args.path, args.threads, args.timesteps, sys.stdout)
     except LsioError as exc:
         print(f"lsio {args.command}: error: {exc}", file=sys.stderr)

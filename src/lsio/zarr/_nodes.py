@@ -120,8 +120,8 @@ def _v2_consolidated(getter: _Getter, path: str) -> dict[str, NodeMetadata] | No
         if leaf not in (".zarray", ".zgroup") or not node_path:
             continue
         attrs = entries.get(_join(node_path, ".zattrs"), {})
-        doc = f"{getter.doc(key)} (entry {entry!r})"
-        nodes[node_path] = parse_node(meta, attrs, doc, 2, v2_array=leaf == ".zarray")
+        entry_doc = f"{getter.doc(key)} (entry {entry!r})"
+        nodes[node_path] = parse_node(meta, attrs, entry_doc, 2, v2_array=leaf == ".zarray")
     return nodes
 
 

@@ -1,0 +1,94 @@
+"""The ``lsio`` command: info (tree and JSON) and demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zarr
+from lsio.cli._main import main
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    root = tmp_path / "s.zarr"
+    g = zarr.create_group(str(root), attributes={"title": "x"})
+    a = g.create_array(
+        "sat",
+        shape=(4, 3, 16, 16),
+        chunks=(1, 3, 8, 8),
+        shards=(2, 3, 16, 16),
+        dtype="int16",
+        dimension_names=["time", "channel", "y", "x"],
+    )
+    a[...] = np.arange(a.size, dtype="int16").reshape(a.shape) % 7
+    sub = g.create_group("nwp")
+    sub.create_array("t2m", shape=(5,), chunks=(5,), dtype="f4")
+    return root
+
+
+def test_info_tree(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(store)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{store} [group, v3]"
+    assert out[1].startswith("├── nwp [group, v3]")
+    assert out[2].startswith("│   └── t2m [array, v3] float32 (5)  chunks (5,)  codecs bytes+zstd")
+    sat = out[3]
+    assert sat.startswith("└── sat [array, v3] int16 (time=4, channel=3, y=16, x=16)")
+    assert "chunks (1, 3, 8, 8)  shards (2, 3, 16, 16)  codecs sharding_indexed+bytes+zstd" in sat
+    assert "stored " in sat
+    assert "of 6.0 KiB (" in sat
+
+
+def test_info_json(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--json", str(store)]) == 0
+    desc = json.loads(capsys.readouterr().out)
+    assert desc["type"] == "group"
+    assert desc["attrs"] == {"title": "x"}
+    sat = next(m for m in desc["members"] if m["path"] == "sat")
+    assert sat["shape"] == [4, 3, 16, 16]
+    assert sat["shards"] == [2, 3, 16, 16]
+    assert sat["dims"] == ["time", "channel", "y", "x"]
+    assert sat["nbytes"] == 4 * 3 * 16 * 16 * 2
+    assert sat["stored_objects"] == 2
+    stored = sum(p.stat().st_size for p in (store / "sat" / "c").rglob("*") if p.is_file())
+    assert sat["stored_bytes"] == stored
+    assert sat["compression_ratio"] == pytest.approx(sat["nbytes"] / stored)
+    t2m = desc["members"][0]["members"][0]
+    assert t2m["stored_bytes"] == 0
+    assert t2m["compression_ratio"] is None
+
+
+def test_info_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(tmp_path / "missing.zarr")]) == 1
+    err = capsys.readouterr().err
+    assert "lsio info: error: no Zarr array or group at" in err
+    assert "does not exist" in err
+    (tmp_path / "bad.zarr").mkdir()
+    (tmp_path / "bad.zarr" / "zarr.json").write_text("{")
+    assert main(["info", str(tmp_path / "bad.zarr")]) == 1
+    assert "malformed JSON" in capsys.readouterr().err
+
+
+def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["demo", "--path", str(tmp_path / "demo"), "--timesteps", "4", "--threads", "2"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "lsio reads equal the data written" in out
+    assert "sharded v3  whole array" in out
+    assert (tmp_path / "demo" / "demo.zarr" / "sat" / "zarr.json").is_file()
+
+
+def test_console_script(store: Path) -> None:
+    exe = shutil.which("lsio")
+    assert exe is not None, "the lsio console script is installed with the package"
+    result = subprocess.run(
+        [exe, "info", str(store / "sat")], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith(f"{store / 'sat'} [array, v3] int16")

@@ -1,0 +1,58 @@
+"""The public API is exactly what ``__all__`` says."""
+
+from __future__ import annotations
+
+import lsio
+
+EXPECTED = {
+    "Array",
+    "ChunkError",
+    "Group",
+    "IOConfig",
+    "InvalidArgumentError",
+    "LocalStore",
+    "LsioError",
+    "MemoryStore",
+    "MetadataError",
+    "NodeNotFoundError",
+    "ReadConfig",
+    "ReadError",
+    "SelectionError",
+    "UnsupportedError",
+    "__version__",
+    "open",
+    "open_array",
+    "open_group",
+}
+
+
+def test_all_is_exact() -> None:
+    assert set(lsio.__all__) == EXPECTED
+    assert len(lsio.__all__) == len(EXPECTED)
+    for name in lsio.__all__:
+        assert hasattr(lsio, name)
+    public = {n for n in dir(lsio) if not n.startswith("_")} - {
+        "cli",
+        "compute",
+        "io",
+        "plan",
+        "zarr",
+    }
+    assert public <= EXPECTED
+
+
+def test_error_tree() -> None:
+    assert issubclass(lsio.NodeNotFoundError, FileNotFoundError)
+    assert issubclass(lsio.MetadataError, ValueError)
+    assert issubclass(lsio.SelectionError, IndexError)
+    assert issubclass(lsio.ReadError, OSError)
+    for name in (
+        "ChunkError",
+        "MetadataError",
+        "NodeNotFoundError",
+        "ReadError",
+        "SelectionError",
+        "UnsupportedError",
+        "InvalidArgumentError",
+    ):
+        assert issubclass(getattr(lsio, name), lsio.LsioError)
