@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,8 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_console_script(store: Path) -> None:
-    exe = shutil.which("lsio")
+    local = Path(sys.executable).parent / "lsio"
+    exe = str(local) if local.exists() else shutil.which("lsio")
     assert exe is not None, "the lsio console script is installed with the package"
     result = subprocess.run(
         [exe, "info", str(store / "sat")], capture_output=True, text=True, check=True
