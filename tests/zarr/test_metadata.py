@@ -220,3 +220,38 @@ def test_array_description(tmp_path: Path) -> None:
     assert a.codecs == ["sharding_indexed", "bytes", "zstd"]
     np.testing.assert_array_equal(a[...], np.full((10, 20), -1, dtype="int16"))
     assert "lsio.Array" in repr(a)
+
+
+def test_out_buffers_of_any_layout(tmp_path: Path) -> None:
+    data = np.arange(8 * 9, dtype="u2").reshape(8, 9)
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=data.shape, chunks=(3, 4), dtype="u2")
+    z[...] = data
+    a = lsio.open_array(tmp_path / "a.zarr")
+    rows, cols = np.array([[0, 7], [3, 5]]), np.array([[8, 0], [4, 4]])
+    out = np.zeros((2, 2, 2), dtype="u2")[:, :, 0]  # strided
+    assert a.vindex.read((rows, cols), out=out) is out
+    np.testing.assert_array_equal(out, data[rows, cols])
+    fortran = np.zeros((3, 9), dtype="u2", order="F")
+    a.oindex.read(([1, 2, 6], slice(None)), out=fortran)
+    np.testing.assert_array_equal(fortran, data[[1, 2, 6]])
+    big = np.zeros((10, 10), dtype="u2")
+    a.read((slice(0, 8), slice(0, 9)), out=big[1:9, 1:10])
+    np.testing.assert_array_equal(big[1:9, 1:10], data)
+    assert not big[0].any()
+
+
+def test_v2_string_dtype_is_not_supported_yet(tmp_path: Path) -> None:
+    (tmp_path / "s.zarr").mkdir()
+    meta = {
+        "zarr_format": 2,
+        "shape": [2],
+        "chunks": [2],
+        "dtype": "|S5",
+        "compressor": None,
+        "fill_value": None,
+        "order": "C",
+        "filters": None,
+    }
+    (tmp_path / "s.zarr" / ".zarray").write_text(json.dumps(meta))
+    with pytest.raises(lsio.UnsupportedError, match=r"dtype '\|S5' is not supported yet"):
+        lsio.open(tmp_path / "s.zarr")

@@ -220,6 +220,10 @@ class Array:
         self, sel: OrthogonalSelection | VectorSelection, out: np.ndarray | None
     ) -> np.ndarray:
         out = _prepare_out(out, sel.shape, self.dtype)
+        if isinstance(sel, VectorSelection) and not out.flags.c_contiguous:
+            # Points are scattered through a flat view, which needs contiguous memory.
+            out[...] = self._read(sel, None)
+            return out
         projections = list(project(sel, self._read_chunks))
         tasks: list[ReadTask[ChunkProjection]] = []
         fill = self._meta.fill_value
@@ -346,16 +350,28 @@ def _prepare_out(
 
 
 class _OIndex:
+    """``a.oindex[...]``: orthogonal selections."""
+
     def __init__(self, array: Array) -> None:
         self._array = array
 
     def __getitem__(self, selection: Any) -> np.ndarray:
-        return self._array._read(normalize_orthogonal(selection, self._array.shape), None)
+        return self.read(selection)
+
+    def read(self, selection: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Read an orthogonal selection, into ``out`` when given."""
+        return self._array._read(normalize_orthogonal(selection, self._array.shape), out)
 
 
 class _VIndex:
+    """``a.vindex[...]``: vectorised (point) selections."""
+
     def __init__(self, array: Array) -> None:
         self._array = array
 
     def __getitem__(self, selection: Any) -> np.ndarray:
-        return self._array._read(normalize_vectorized(selection, self._array.shape), None)
+        return self.read(selection)
+
+    def read(self, selection: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Read points, into ``out`` (of any memory layout) when given."""
+        return self._array._read(normalize_vectorized(selection, self._array.shape), out)
