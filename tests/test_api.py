@@ -6,6 +6,7 @@ import lsio
 
 EXPECTED = {
     "Array",
+    "Batch",
     "ChunkError",
     "Group",
     "IOConfig",
@@ -15,8 +16,10 @@ EXPECTED = {
     "MemoryStore",
     "MetadataError",
     "NodeNotFoundError",
+    "NotReadyError",
     "ReadConfig",
     "ReadError",
+    "ReadFuture",
     "SelectionError",
     "UnsupportedError",
     "__version__",
@@ -50,6 +53,7 @@ def test_error_tree() -> None:
         "ChunkError",
         "MetadataError",
         "NodeNotFoundError",
+        "NotReadyError",
         "ReadError",
         "SelectionError",
         "UnsupportedError",

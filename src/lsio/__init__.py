@@ -6,18 +6,20 @@ from lsio._errors import (
     LsioError,
     MetadataError,
     NodeNotFoundError,
+    NotReadyError,
     ReadError,
     SelectionError,
     UnsupportedError,
 )
 from lsio.io import IOConfig, LocalStore, MemoryStore
 from lsio.plan import ReadConfig
-from lsio.zarr import Array, Group, open, open_array, open_group
+from lsio.zarr import Array, Batch, Group, ReadFuture, open, open_array, open_group
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Array",
+    "Batch",
     "ChunkError",
     "Group",
     "IOConfig",
@@ -27,8 +29,10 @@ __all__ = [
     "MemoryStore",
     "MetadataError",
     "NodeNotFoundError",
+    "NotReadyError",
     "ReadConfig",
     "ReadError",
+    "ReadFuture",
     "SelectionError",
     "UnsupportedError",
     "__version__",

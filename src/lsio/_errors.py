@@ -11,7 +11,8 @@ as a caller would expect::
     ├── ChunkError               (ValueError)         a stored chunk or shard is corrupt or truncated
     ├── ReadError                (OSError)            the storage failed to deliver a byte range
     ├── SelectionError           (IndexError)         a selection is out of bounds or malformed
-    └── InvalidArgumentError     (ValueError)         an argument is unusable (e.g. ``out`` of the wrong shape)
+    ├── InvalidArgumentError     (ValueError)         an argument is unusable (e.g. ``out`` of the wrong shape)
+    └── NotReadyError            (RuntimeError)       a batch result asked for before the batch ran
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "LsioError",
     "MetadataError",
     "NodeNotFoundError",
+    "NotReadyError",
     "ReadError",
     "SelectionError",
     "UnsupportedError",
@@ -79,3 +81,7 @@ class SelectionError(LsioError, IndexError):
 
 class InvalidArgumentError(LsioError, ValueError):
     """An argument cannot be used, e.g. an ``out`` buffer of the wrong shape or dtype."""
+
+
+class NotReadyError(LsioError, RuntimeError):
+    """A result of a :class:`lsio.Batch` was asked for before the batch was submitted."""

@@ -15,6 +15,7 @@ from lsio.compute._codecs import (
     zstd_content_size,
 )
 from lsio.compute._executor import run_all
+from lsio.compute._scratch import ScratchPool
 
 __all__ = [
     "ArrayArrayCodec",
@@ -25,6 +26,7 @@ __all__ = [
     "Crc32cCodec",
     "DecodeError",
     "NumcodecsCodec",
+    "ScratchPool",
     "TransposeCodec",
     "check_order",
     "numcodecs_codec",

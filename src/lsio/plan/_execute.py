@@ -55,18 +55,19 @@ class ReadTask(Generic[T]):
     """One byte range to read, with what the caller needs to handle it.
 
     Attributes:
+        reader: The store holding the object.
         key: Object key in the store.
         range: Bytes of the object.
         item: Passed back to the handler with the data.
     """
 
+    reader: ByteReader
     key: str
     range: Range
     item: T
 
 
 def execute_reads(
-    reader: ByteReader,
     tasks: Sequence[ReadTask[T]],
     handle: Callable[[ReadTask[T], memoryview | None], None],
     pool: cf.Executor | None,
@@ -74,26 +75,33 @@ def execute_reads(
 ) -> None:
     """Read every task's range and call ``handle(task, data)`` right after, in a worker.
 
-    Tasks are sorted by key and offset and cut into up to ``batches`` contiguous
-    batches, so each worker reads neighbouring ranges of few files in one
-    ``read_batch`` call (letting the backend coalesce them), then decodes each
-    while it is hot in cache. ``data`` is ``None`` when the object does not exist.
+    Tasks are sorted by store, key and offset and cut into up to ``batches``
+    contiguous batches, so each worker reads neighbouring ranges of few files in
+    one ``read_batch`` call per store (letting the backend coalesce them), then
+    decodes each while it is hot in cache. ``data`` is ``None`` when the object
+    does not exist. Tasks of several stores run together on the same workers.
 
     If a read or a handler fails, no further batches start, running ones finish,
     and the first error is raised (see :func:`lsio.compute.run_all`).
     """
     if not tasks:
         return
+    readers = {id(t.reader): t.reader for t in tasks}
     order = sorted(
-        range(len(tasks)), key=lambda i: (tasks[i].key, getattr(tasks[i].range, "start", 0))
+        range(len(tasks)),
+        key=lambda i: (id(tasks[i].reader), tasks[i].key, getattr(tasks[i].range, "start", 0)),
     )
     n = max(1, min(batches, len(order)))
     step = -(-len(order) // n)
     groups = [order[i : i + step] for i in range(0, len(order), step)]
 
     def run(group: list[int]) -> None:
-        requests = [ReadRequest(i, tasks[i].key, tasks[i].range) for i in group]
-        for result in reader.read_batch(requests):
-            handle(tasks[result.tag], result.data)
+        per_reader: dict[int, list[ReadRequest]] = {}
+        for i in group:
+            t = tasks[i]
+            per_reader.setdefault(id(t.reader), []).append(ReadRequest(i, t.key, t.range))
+        for rid, requests in per_reader.items():
+            for result in readers[rid].read_batch(requests):
+                handle(tasks[result.tag], result.data)
 
     run_all(pool, run, groups)

@@ -1,6 +1,7 @@
 """Level 4, formats: Zarr v2/v3 metadata, sharding, and the Array/Group objects."""
 
 from lsio.zarr._array import Array
+from lsio.zarr._batch import Batch, ReadFuture
 from lsio.zarr._group import Group
 from lsio.zarr._metadata import ArrayMetadata, KeyEncoding
 from lsio.zarr._nodes import GroupMetadata
@@ -9,10 +10,12 @@ from lsio.zarr._sharding import ShardingCodec
 
 __all__ = [
     "Array",
+    "Batch",
     "ArrayMetadata",
     "Group",
     "GroupMetadata",
     "KeyEncoding",
+    "ReadFuture",
     "ShardingCodec",
     "open",
     "open_array",

@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from lsio._errors import ChunkError, InvalidArgumentError
-from lsio.compute import DecodeError
+from lsio.compute import CodecPipeline, DecodeError
 from lsio.io import ByteRange, SuffixRange, WholeObject
 from lsio.plan import (
-    ChunkProjection,
     IntIndex,
     OrthogonalSelection,
     ReadTask,
     VectorSelection,
-    copy_from_chunk,
     execute_reads,
-    fill_projection,
     normalize_basic,
     normalize_orthogonal,
     normalize_vectorized,
-    project,
-    whole_chunk_target,
 )
 from lsio.zarr._context import Context
+
+if TYPE_CHECKING:
+    from lsio.zarr._batch import Batch, ReadFuture
+from lsio.zarr._engine import ChunkWork, ReadJob, Target, fill_targets, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._sharding import MISSING, ShardingCodec, parse_shard_index
 
@@ -60,6 +61,11 @@ class Array:
         self._read_chunks = sharding.chunk_shape if sharding is not None else meta.chunk_shape
 
     # -- description -----------------------------------------------------------------
+
+    @property
+    def context(self) -> Context:
+        """The store, settings and workers this array was opened with."""
+        return self._ctx
 
     @property
     def metadata(self) -> ArrayMetadata:
@@ -193,18 +199,86 @@ class Array:
         arr = self._read(normalize_basic(Ellipsis, self.shape), None)
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
-    def read(self, selection: Any = Ellipsis, out: np.ndarray | None = None) -> np.ndarray:
+    @overload
+    def read(
+        self, selection: Any = ..., out: np.ndarray | None = ..., batch: None = ...
+    ) -> np.ndarray: ...
+
+    @overload
+    def read(
+        self, selection: Any = ..., out: np.ndarray | None = ..., *, batch: Batch
+    ) -> ReadFuture: ...
+
+    def read(
+        self, selection: Any = Ellipsis, out: np.ndarray | None = None, batch: Batch | None = None
+    ) -> np.ndarray | ReadFuture:
         """Read a basic selection (integers, slices, Ellipsis; NumPy semantics).
 
         Args:
             selection: What to read; defaults to the whole array.
             out: Optional array to write the result into; must have the result's
                 shape and this array's dtype, and be writable.
+            batch: Queue the read in this :class:`lsio.Batch` instead of reading now.
 
         Returns:
-            ``out`` when given, else a new array.
+            ``out`` when given, else a new array; with ``batch``, a future whose
+            ``result()`` gives it after the batch ran.
         """
-        return self._read(normalize_basic(selection, self.shape), out)
+        sel = normalize_basic(selection, self.shape)
+        if batch is not None:
+            return batch.add(ReadJob(self, sel, _prepare_out(out, sel.shape, self.dtype)))
+        return self._read(sel, out)
+
+    def read_many(
+        self, selections: Sequence[Any], out: np.ndarray | None = None
+    ) -> list[np.ndarray] | np.ndarray:
+        """Read many basic selections in one planned batch.
+
+        Each chunk that any selection touches is read and decoded once and copied
+        to every result that needs it.
+
+        Args:
+            selections: Basic selections (e.g. random crops).
+            out: Optional array of shape ``(len(selections), *crop_shape)`` to fill;
+                needs every selection to have the same result shape.
+
+        Returns:
+            ``out`` when given, else a list of arrays (one per selection).
+
+        Raises:
+            InvalidArgumentError: ``out`` does not fit the selections.
+            LsioError: The first failed read; the other results are then incomplete.
+        """
+        sels = [normalize_basic(s, self.shape) for s in selections]
+        if out is not None:
+            shapes = {s.shape for s in sels}
+            if len(shapes) > 1:
+                raise InvalidArgumentError(
+                    f"out= needs selections of one shape; got shapes {sorted(shapes)}"
+                )
+            crop = shapes.pop() if shapes else out.shape[1:]
+            _prepare_out(out, (len(sels), *crop), self.dtype)
+            outs = [out[i] for i in range(len(sels))]
+        else:
+            outs = [np.empty(s.shape, dtype=self.dtype) for s in sels]
+        self._run([ReadJob(self, s, o) for s, o in zip(sels, outs, strict=True)])
+        return out if out is not None else outs
+
+    async def read_async(
+        self, selection: Any = Ellipsis, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:meth:`read` for asyncio: runs the same plan on the worker threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None, partial(self._read, normalize_basic(selection, self.shape), out)
+        )
+
+    async def read_many_async(
+        self, selections: Sequence[Any], out: np.ndarray | None = None
+    ) -> list[np.ndarray] | np.ndarray:
+        """:meth:`read_many` for asyncio: runs the same plan on the worker threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, partial(self.read_many, list(selections), out))
 
     @property
     def oindex(self) -> _OIndex:
@@ -224,60 +298,54 @@ class Array:
             # Points are scattered through a flat view, which needs contiguous memory.
             out[...] = self._read(sel, None)
             return out
-        projections = list(project(sel, self._read_chunks))
-        tasks: list[ReadTask[ChunkProjection]] = []
-        fill = self._meta.fill_value
-        if self._sharding is None:
-            for p in projections:
-                tasks.append(ReadTask(self._key(p.coords), WholeObject(), p))
-        else:
-            tasks = self._inner_chunk_tasks(projections, out)
-        chunk_shape = self._read_chunks
-        pipeline = self._sharding.inner if self._sharding is not None else self._meta.pipeline
-        dtype = self.dtype
-
-        def handle(task: ReadTask[ChunkProjection], data: memoryview | None) -> None:
-            proj = task.item
-            if data is None:
-                fill_projection(fill, proj, out)
-                return
-            try:
-                target = whole_chunk_target(proj, chunk_shape, out)
-                if target is not None:
-                    pipeline.decode_into(data, target)
-                else:
-                    copy_from_chunk(pipeline.decode(data, chunk_shape, dtype), proj, out)
-            except DecodeError as exc:
-                raise ChunkError(f"{exc} ({_where(task)})", key=self._prefix + task.key) from exc
-
-        execute_reads(self._ctx.store, tasks, handle, self._ctx.pool, self._ctx.batches)
+        self._run([ReadJob(self, sel, out)])
         return out
 
-    # -- chunk locations ---------------------------------------------------------------
+    def _run(self, jobs: list[ReadJob]) -> None:
+        run_jobs(jobs, self._ctx.pool, self._ctx.batches, self._ctx.scratch)
+
+    # -- the engine's view of the array ------------------------------------------------
+
+    @property
+    def read_chunk_shape(self) -> tuple[int, ...]:
+        """Shape of the unit of reading: the inner chunks when shards can be read in parts."""
+        return self._read_chunks
+
+    @property
+    def chunk_pipeline(self) -> CodecPipeline:
+        """Codecs of one unit of reading (see :attr:`read_chunk_shape`)."""
+        return self._sharding.inner if self._sharding is not None else self._meta.pipeline
+
+    def chunk_tasks(self, chunks: dict[tuple[int, ...], list[Target]]) -> list[ReadTask[ChunkWork]]:
+        """Reads for the given chunks (read-grid coordinates) and their targets.
+
+        Chunks known to be missing (absent from their shard's index) get the fill
+        value written into their targets here, and need no read.
+        """
+        store = self._ctx.store
+        if self._sharding is None:
+            return [
+                ReadTask(store, self._key(c), WholeObject(), ChunkWork(self, c, t))
+                for c, t in chunks.items()
+            ]
+        per_shard = self._sharding.chunks_per_shard(self._meta.chunk_shape)
+        shard_of = {c: tuple(i // n for i, n in zip(c, per_shard, strict=True)) for c in chunks}
+        indexes = self._shard_indexes(set(shard_of.values()))
+        tasks: list[ReadTask[ChunkWork]] = []
+        for c, targets in chunks.items():
+            shard = shard_of[c]
+            index = indexes[shard]
+            inner = tuple(i % n for i, n in zip(c, per_shard, strict=True))
+            if index is None or index[inner][0] == MISSING:
+                fill_targets(self._meta.fill_value, targets)
+                continue
+            offset, length = (int(v) for v in index[inner])
+            rng = ByteRange(offset, offset + length)
+            tasks.append(ReadTask(store, self._key(shard), rng, ChunkWork(self, c, targets)))
+        return tasks
 
     def _key(self, coords: tuple[int, ...]) -> str:
         return self._prefix + self._meta.key_encoding.key(coords)
-
-    def _inner_chunk_tasks(
-        self, projections: list[ChunkProjection], out: np.ndarray
-    ) -> list[ReadTask[ChunkProjection]]:
-        """Turn inner-chunk projections into byte-range reads within their shards."""
-        assert self._sharding is not None
-        per_shard = self._sharding.chunks_per_shard(self._meta.chunk_shape)
-        shard_of = [
-            tuple(c // n for c, n in zip(p.coords, per_shard, strict=True)) for p in projections
-        ]
-        indexes = self._shard_indexes(set(shard_of))
-        tasks: list[ReadTask[ChunkProjection]] = []
-        for p, shard in zip(projections, shard_of, strict=True):
-            index = indexes[shard]
-            inner = tuple(c % n for c, n in zip(p.coords, per_shard, strict=True))
-            if index is None or index[inner][0] == MISSING:
-                fill_projection(self._meta.fill_value, p, out)
-                continue
-            offset, length = (int(v) for v in index[inner])
-            tasks.append(ReadTask(self._key(shard), ByteRange(offset, offset + length), p))
-        return tasks
 
     def _shard_indexes(self, shards: Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], _Index]:
         """Indexes of ``shards`` (``None`` for a shard that is not stored), cached, fetched in one batch."""
@@ -309,8 +377,8 @@ class Array:
             with lock:
                 found[task.item] = index
 
-        tasks = [ReadTask(self._key(s), rng, s) for s in wanted]
-        execute_reads(self._ctx.store, tasks, handle, self._ctx.pool, self._ctx.batches)
+        tasks = [ReadTask(self._ctx.store, self._key(s), rng, s) for s in wanted]
+        execute_reads(tasks, handle, self._ctx.pool, self._ctx.batches)
         limit = self._ctx.config.shard_index_cache
         with self._cache_lock:
             for s in wanted:
@@ -319,13 +387,6 @@ class Array:
             while len(self._index_cache) > limit:
                 self._index_cache.popitem(last=False)
         return found
-
-
-def _where(task: ReadTask[ChunkProjection]) -> str:
-    rng = task.range
-    if isinstance(rng, ByteRange):
-        return f"inner chunk {task.item.coords} at bytes [{rng.start}, {rng.end})"
-    return f"chunk {task.item.coords}"
 
 
 def _has_ellipsis(selection: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import threading
 
+from lsio.compute import ScratchPool
 from lsio.io import Store
 from lsio.plan import ReadConfig
 
@@ -22,6 +23,7 @@ class Context:
     def __init__(self, store: Store, config: ReadConfig) -> None:
         self.store = store
         self.config = config
+        self.scratch = ScratchPool()
         self._pool: cf.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
