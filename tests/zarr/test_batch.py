@@ -1,0 +1,186 @@
+"""read_many, Batch and the async API: same results as one-by-one reads, chunks read once."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import lsio
+import zarr
+from lsio.io import ByteRange, SuffixRange
+from tests.zarr.test_requests import RecordingStore
+
+DATA = (np.arange(6 * 3 * 20 * 24, dtype="int32").reshape(6, 3, 20, 24) * 7) % 1000
+
+
+def _write(path: Path, sharded: bool) -> None:
+    z = zarr.create_array(
+        str(path),
+        shape=DATA.shape,
+        chunks=(1, 3, 4, 6),
+        shards=(2, 3, 8, 12) if sharded else None,
+        dtype="int32",
+        fill_value=-1,
+    )
+    z[...] = DATA
+    z[4:, :, 16:] = -1  # some chunks are not stored
+
+
+crops = st.lists(
+    st.tuples(st.integers(0, 4), st.integers(0, 14), st.integers(0, 16)).map(
+        lambda t: (slice(t[0], t[0] + 2), slice(None), slice(t[1], t[1] + 6), slice(t[2], t[2] + 8))
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
+    root = tmp_path_factory.mktemp("batch")
+    paths = {}
+    for sharded in (False, True):
+        paths[sharded] = root / f"s{int(sharded)}.zarr"
+        _write(paths[sharded], sharded)
+    return paths
+
+
+def _expected() -> np.ndarray:
+    data = DATA.copy()
+    data[4:, :, 16:] = -1
+    return data
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+@given(selections=crops)
+def test_read_many_equals_one_by_one_and_zarr(
+    stores: dict[bool, Path], sharded: bool, selections: list[tuple[slice, ...]]
+) -> None:
+    a = lsio.open_array(stores[sharded])
+    z = zarr.open_array(str(stores[sharded]), mode="r")
+    many = a.read_many(selections)
+    assert isinstance(many, list)
+    for sel, got in zip(selections, many, strict=True):
+        np.testing.assert_array_equal(got, a[sel])
+        np.testing.assert_array_equal(got, z[sel])
+    out = np.empty((len(selections), 2, 3, 6, 8), dtype="int32")
+    assert a.read_many(selections, out=out) is out
+    np.testing.assert_array_equal(out, np.stack(many))
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_each_chunk_requested_once_per_batch(stores: dict[bool, Path], sharded: bool) -> None:
+    store = RecordingStore(stores[sharded])
+    a = lsio.open_array(store)
+    # Heavily overlapping crops: many share chunks.
+    selections = [
+        (slice(0, 2), slice(None), slice(r, r + 6), slice(c, c + 8))
+        for r in (0, 1, 2)
+        for c in (0, 3)
+    ]
+    a.read_many(selections)
+    reads = [
+        r for r in store.requests if r.key.startswith("c/") and not isinstance(r.range, SuffixRange)
+    ]
+    counts = collections.Counter((r.key, r.range) for r in reads)
+    assert set(counts.values()) == {1}
+    # rows 0..7 -> 2 chunks of 4; cols 0..10 -> 2 chunks of 6; 2 timesteps: 8 chunks.
+    assert len(counts) == 8
+    if sharded:
+        assert all(isinstance(r.range, ByteRange) for r in reads)
+
+
+def test_batch_across_two_stores(stores: dict[bool, Path]) -> None:
+    rec = {s: RecordingStore(p) for s, p in stores.items()}
+    a = lsio.open_array(rec[False])
+    b = lsio.open_array(rec[True], config=lsio.ReadConfig(threads=1))
+    expected = _expected()
+    with lsio.Batch() as batch:
+        fa = a.read((slice(0, 3), 1, slice(2, 9)), batch=batch)
+        fb = b.read((slice(3, 6), slice(None), slice(10, 20), slice(5, 23)), batch=batch)
+        fa2 = a.read((slice(1, 2), 1, slice(4, 8)), batch=batch)
+        assert len(batch) == 3
+        with pytest.raises(lsio.NotReadyError, match="after its 'with' block ends"):
+            fa.result()
+        assert not fa.done()
+    assert fa.done()
+    np.testing.assert_array_equal(fa.result(), expected[0:3, 1, 2:9])
+    np.testing.assert_array_equal(fb.result(), expected[3:6, :, 10:20, 5:23])
+    np.testing.assert_array_equal(fa2.result(), expected[1:2, 1, 4:8])
+    keys = collections.Counter(r.key for r in rec[False].requests if r.key.startswith("c/"))
+    assert set(keys.values()) == {1}  # fa2's chunks are fa's: read once
+
+
+def test_batch_abandoned_when_block_raises(stores: dict[bool, Path]) -> None:
+    store = RecordingStore(stores[False])
+    a = lsio.open_array(store)
+    batch = lsio.Batch()
+    futures = []
+
+    def user_code() -> None:
+        with batch:
+            futures.append(a.read((0, 0), batch=batch))
+            raise KeyError("user code failed")
+
+    with pytest.raises(KeyError, match="user code failed"):
+        user_code()
+    fut = futures[0]
+    with pytest.raises(lsio.NotReadyError, match="abandoned"):
+        fut.result()
+    assert not [r for r in store.requests if r.key.startswith("c/")]
+    with pytest.raises(lsio.InvalidArgumentError, match="abandoned"):
+        a.read((0, 0), batch=batch)
+
+
+def test_failed_read_in_batch_names_key_and_workers_survive(tmp_path: Path) -> None:
+    path = tmp_path / "bad.zarr"
+    _write(path, sharded=False)
+    chunk = path / "c" / "2" / "0" / "1" / "1"
+    chunk.write_bytes(b"not zstd at all")
+    a = lsio.open_array(path, config=lsio.ReadConfig(threads=2))
+    batch = lsio.Batch()
+    good = a.read((0,), batch=batch)
+    bad = a.read((2,), batch=batch)
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/2/0/1/1'"):
+        batch.__exit__(None, None, None)  # what leaving a 'with' block does
+    with pytest.raises(lsio.ChunkError, match=r"c/2/0/1/1"):
+        bad.result()
+    with pytest.raises(lsio.ChunkError):
+        good.result()
+    # The workers are free: later reads of good chunks work.
+    np.testing.assert_array_equal(a[0], _expected()[0])
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/2/0/1/1'"):
+        a.read_many([(1,), (2,)])
+
+
+def test_read_many_bad_out(stores: dict[bool, Path]) -> None:
+    a = lsio.open_array(stores[False])
+    with pytest.raises(lsio.InvalidArgumentError, match="selections of one shape"):
+        a.read_many([(0,), (slice(0, 2),)], out=np.empty((2, 3, 20, 24), dtype="int32"))
+    with pytest.raises(lsio.InvalidArgumentError, match="out has shape"):
+        a.read_many([(0,), (1,)], out=np.empty((3, 3, 20, 24), dtype="int32"))
+
+
+def test_async_reads(stores: dict[bool, Path]) -> None:
+    a = lsio.open_array(stores[True])
+    expected = _expected()
+
+    async def main() -> tuple[np.ndarray, list[np.ndarray] | np.ndarray, np.ndarray]:
+        one, many = await asyncio.gather(
+            a.read_async((slice(1, 4), 0)), a.read_many_async([(0,), (5, 2)])
+        )
+        out = np.empty((3, 20, 24), dtype="int32")
+        await a.read_async(2, out=out)
+        return one, many, out
+
+    one, many, out = asyncio.run(main())
+    np.testing.assert_array_equal(one, expected[1:4, 0])
+    np.testing.assert_array_equal(many[0], expected[0])
+    np.testing.assert_array_equal(many[1], expected[5, 2])
+    np.testing.assert_array_equal(out, expected[2])
