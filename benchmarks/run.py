@@ -1,0 +1,232 @@
+"""Run lsio and its peers side by side on the same data; print a Markdown table.
+
+Usage::
+
+    python -m benchmarks.run [--size full|quick] [--repeats 3] [--readers lsio,tensorstore]
+                             [--workloads crops_one,crops_batch,whole,small_chunks] [--cold]
+                             [--json results.json]
+
+Every measurement reads page-cached files (each array is read once just before
+it is measured, since this machine evicts idle page cache within ~30 s), except
+the ``--cold`` rows, which drop the page cache first (needs root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import limits
+from benchmarks.data import CHUNK, SHARD, SMALL_CHUNK, generate
+from benchmarks.peers import Reader, all_readers
+
+CROP = (4, 11, 128, 128)
+
+
+@dataclass
+class Result:
+    workload: str
+    unit: str
+    values: dict[str, list[float]] = field(default_factory=dict)
+    limit: float | None = None  # the same unit at the machine's limit (all-cores codec)
+    note: str = ""
+
+
+def crops(shape: tuple[int, ...], n: int, seed: int) -> list[tuple[slice, ...]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        start = [int(rng.integers(0, s - c + 1)) for s, c in zip(shape, CROP, strict=True)]
+        out.append(tuple(slice(b, b + c) for b, c in zip(start, CROP, strict=True)))
+    return out
+
+
+def chunks_touched(sels: list[tuple[slice, ...]], chunk: tuple[int, ...]) -> set[tuple[int, ...]]:
+    touched: set[tuple[int, ...]] = set()
+    for sel in sels:
+        ranges = [
+            range(s.start // c, (s.stop - 1) // c + 1) for s, c in zip(sel, chunk, strict=True)
+        ]
+        touched.update(_product(ranges))
+    return touched
+
+
+def _product(ranges: list[range]) -> set[tuple[int, ...]]:
+    import itertools
+
+    return set(itertools.product(*ranges))
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def fmt(values: list[float]) -> str:
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:,.3g}"
+    return f"{med:,.3g} [{min(values):,.3g}-{max(values):,.3g}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", default="/tmp/lsio-bench")
+    parser.add_argument("--size", choices=["full", "quick"], default="full")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--readers", default="")
+    parser.add_argument("--workloads", default="crops_one,crops_batch,whole,small_chunks")
+    parser.add_argument("--n-crops", type=int, default=64)
+    parser.add_argument("--n-batches", type=int, default=8)
+    parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--json", default="")
+    args = parser.parse_args()
+
+    paths = generate(Path(args.data_dir), args.size)
+    readers = all_readers()
+    if args.readers:
+        wanted = set(args.readers.split(","))
+        readers = [r for r in readers if r.name in wanted]
+    workloads = args.workloads.split(",")
+    cores = os.cpu_count() or 1
+    results: list[Result] = []
+
+    # -- the machine's limits ----------------------------------------------------
+    shard_files = limits.files_of(paths["sat_sharded"])
+    sample = limits.stored_inner_chunks(
+        shard_files, math.prod(s // c for s, c in zip(SHARD, CHUNK, strict=True)), 2048
+    )
+    chunk_nbytes = math.prod(CHUNK) * 2
+    codec_1 = limits.codec_throughput(sample, chunk_nbytes, 1)
+    codec_n = limits.codec_throughput(sample, chunk_nbytes, cores)
+    small_files = limits.files_of(paths["small_chunks"])
+    small_sample = limits.stored_inner_chunks(
+        small_files, math.prod(s // c for s, c in zip(SHARD, SMALL_CHUNK, strict=True)), 20000
+    )
+    small_nbytes = math.prod(SMALL_CHUNK) * 2
+    small_1 = limits.codec_throughput(small_sample, small_nbytes, 1) / small_nbytes
+    small_n = limits.codec_throughput(small_sample, small_nbytes, cores) / small_nbytes
+    limits.warm(paths["sat_sharded"])
+    nbytes, secs = limits.read_files(shard_files, cores)
+    raw_warm = nbytes / secs
+    memcpy = limits.memcpy_bandwidth()
+    print(
+        f"codec zstd decode: {codec_1 / 1e9:.2f} GB/s (1 thread), {codec_n / 1e9:.2f} GB/s ({cores} threads)"
+    )
+    print(
+        f"codec, 8 KB chunks: {small_1:,.0f} chunks/s (1 thread), {small_n:,.0f} chunks/s ({cores} threads)"
+    )
+    print(
+        f"raw read warm: {raw_warm / 1e9:.2f} GB/s stored; memcpy {memcpy / 1e9:.2f} GB/s",
+        flush=True,
+    )
+    lim = {
+        "codec_1": codec_1,
+        "codec_n": codec_n,
+        "small_1": small_1,
+        "small_n": small_n,
+        "raw_warm": raw_warm,
+        "memcpy": memcpy,
+    }
+    if args.cold:
+        if limits.drop_caches():
+            nbytes, secs = limits.read_files(shard_files, cores)
+            lim["raw_cold"] = nbytes / secs
+            print(f"raw read cold: {lim['raw_cold'] / 1e9:.2f} GB/s stored", flush=True)
+
+    def measure(res: Result, path: Path, run: Callable[[Reader, Any], Any], scale: float) -> None:
+        for reader in readers:
+            handle = reader.open(path)
+            run(reader, handle)  # first use: opens files, fills caches of metadata
+            limits.warm(path)
+            res.values[reader.name] = [
+                scale / t for t in timed(lambda: run(reader, handle), args.repeats)
+            ]
+            print(
+                f"  {res.workload:<34} {reader.name:<20} {fmt(res.values[reader.name])} {res.unit}",
+                flush=True,
+            )
+        results.append(res)
+
+    for key in ("sat_sharded", "sat_unsharded"):
+        import zarr
+
+        shape = tuple(zarr.open_array(str(paths[key]), mode="r").shape)
+        crop_bytes = math.prod(CROP) * 2
+        if "crops_one" in workloads:
+            sels = crops(shape, args.n_crops, seed=1)
+            decoded = sum(len(chunks_touched([s], CHUNK)) for s in sels) * chunk_nbytes / len(sels)
+            res = Result(f"{key}: crops one by one", "samples/s", limit=codec_n / decoded)
+            res.note = f"{decoded / crop_bytes:.2f}x bytes decoded per byte delivered"
+            measure(res, paths[key], lambda r, h, s=sels: [r.read(h, x) for x in s], len(sels))
+        if "crops_batch" in workloads:
+            batches = [crops(shape, 32, seed=100 + b) for b in range(args.n_batches)]
+            decoded = (
+                sum(len(chunks_touched(b, CHUNK)) for b in batches)
+                * chunk_nbytes
+                / (32 * len(batches))
+            )
+            res = Result(f"{key}: crops in batches of 32", "samples/s", limit=codec_n / decoded)
+            out = np.empty((32, *CROP), dtype=np.int16)
+            res.note = f"{decoded / crop_bytes:.2f}x bytes decoded per byte delivered"
+            measure(
+                res,
+                paths[key],
+                lambda r, h, bs=batches: [r.read_batch(h, b, out) for b in bs],
+                32 * len(batches),
+            )
+        if "whole" in workloads:
+            slabs = [(slice(t, t + SHARD[0]),) for t in range(0, shape[0], SHARD[0])]
+            total = math.prod(shape) * 2
+            res = Result(f"{key}: whole array by (4, 11, Y, X) blocks", "GB/s", limit=codec_n / 1e9)
+            measure(res, paths[key], lambda r, h, s=slabs: [r.read(h, x) for x in s], total / 1e9)
+    if "small_chunks" in workloads:
+        import zarr
+
+        shape = tuple(zarr.open_array(str(paths["small_chunks"]), mode="r").shape)
+        slabs = [(slice(t, t + SHARD[0]),) for t in range(0, shape[0], SHARD[0])]
+        n_chunks = math.prod(s // c for s, c in zip(shape, SMALL_CHUNK, strict=True))
+        res = Result("small_chunks: every 8 KB chunk, by blocks", "chunks/s", limit=small_n)
+        measure(
+            res, paths["small_chunks"], lambda r, h, s=slabs: [r.read(h, x) for x in s], n_chunks
+        )
+
+    names = [r.name for r in readers]
+    print()
+    print("| workload | unit | " + " | ".join(names) + " | lsio / best peer | lsio / codec limit |")
+    print("|---|---|" + "---|" * len(names) + "---|---|")
+    for res in results:
+        meds = {n: statistics.median(v) for n, v in res.values.items()}
+        peers = [v for n, v in meds.items() if n != "lsio"]
+        ratio = f"{meds['lsio'] / max(peers):.2f}" if "lsio" in meds and peers else "-"
+        lim_ratio = f"{meds['lsio'] / res.limit:.2f}" if "lsio" in meds and res.limit else "-"
+        cells = " | ".join(fmt(res.values[n]) for n in names)
+        print(f"| {res.workload} | {res.unit} | {cells} | {ratio} | {lim_ratio} |")
+    print()
+    for res in results:
+        if res.note:
+            print(f"- {res.workload}: {res.note}; codec limit {res.limit:,.3g} {res.unit}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"limits": lim, "results": [r.__dict__ for r in results]}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
