@@ -14,6 +14,7 @@ the ``--cold`` rows, which drop the page cache first (needs root).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -144,20 +145,18 @@ def main() -> None:
         "raw_warm": raw_warm,
         "memcpy": memcpy,
     }
-    if args.cold:
-        if limits.drop_caches():
-            nbytes, secs = limits.read_files(shard_files, cores)
-            lim["raw_cold"] = nbytes / secs
-            print(f"raw read cold: {lim['raw_cold'] / 1e9:.2f} GB/s stored", flush=True)
+    if args.cold and limits.drop_caches():
+        nbytes, secs = limits.read_files(shard_files, cores)
+        lim["raw_cold"] = nbytes / secs
+        print(f"raw read cold: {lim['raw_cold'] / 1e9:.2f} GB/s stored", flush=True)
 
     def measure(res: Result, path: Path, run: Callable[[Reader, Any], Any], scale: float) -> None:
         for reader in readers:
             handle = reader.open(path)
             run(reader, handle)  # first use: opens files, fills caches of metadata
             limits.warm(path)
-            res.values[reader.name] = [
-                scale / t for t in timed(lambda: run(reader, handle), args.repeats)
-            ]
+            times = timed(functools.partial(run, reader, handle), args.repeats)
+            res.values[reader.name] = [scale / t for t in times]
             print(
                 f"  {res.workload:<34} {reader.name:<20} {fmt(res.values[reader.name])} {res.unit}",
                 flush=True,
@@ -188,7 +187,7 @@ def main() -> None:
             measure(
                 res,
                 paths[key],
-                lambda r, h, bs=batches: [r.read_batch(h, b, out) for b in bs],
+                lambda r, h, bs=batches, o=out: [r.read_batch(h, b, o) for b in bs],
                 32 * len(batches),
             )
         if "whole" in workloads:

@@ -12,10 +12,10 @@ from lsio.compute._codecs import (
     TransposeCodec,
     check_order,
     numcodecs_codec,
-    zstd_content_size,
 )
 from lsio.compute._executor import run_all
 from lsio.compute._scratch import ScratchPool
+from lsio.compute._zstd import zstd_content_size
 
 __all__ = [
     "ArrayArrayCodec",

@@ -8,9 +8,10 @@ caller's buffer when the chain allows it.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio._errors import LsioError
+from lsio.compute._zstd import ZstdError, load_zstd_decoder, zstd_content_size
 
 __all__ = [
     "ArrayArrayCodec",
@@ -118,23 +120,24 @@ class NumcodecsCodec:
         """Decompress straight into ``out`` (C-contiguous) when the sizes provably match.
 
         Returns:
-            ``True`` when ``out`` now holds the result; ``False`` when the stored size
-            is unknown here, so the caller must fall back to :meth:`decode`.
+            ``True`` when ``out`` now holds the result; ``False`` when this codec
+            cannot decode in place, so the caller must fall back to :meth:`decode`.
         """
         if self.name == "zstd":
-            size = zstd_content_size(data)
-        elif self.name == "blosc":
-            size = blosc_content_size(data)
-        else:
+            try:
+                zstd_decoder()(data, out)
+            except ZstdError as exc:
+                raise DecodeError(str(exc)) from exc
+            return True
+        if self.name != "blosc":
             return False
+        size = blosc_content_size(data)
         if size != out.nbytes:
-            if size is None:
-                return False
-            raise DecodeError(f"{self.name} data decodes to {size} bytes, expected {out.nbytes}")
+            raise DecodeError(f"blosc data decodes to {size} bytes, expected {out.nbytes}")
         try:
             self.codec.decode(data, out=out.reshape(-1).view(np.uint8))
         except Exception as exc:
-            raise DecodeError(f"{self.name} decode failed: {exc}") from exc
+            raise DecodeError(f"blosc decode failed: {exc}") from exc
         return True
 
     def encoded_size(self, size: int) -> int | None:
@@ -142,21 +145,10 @@ class NumcodecsCodec:
         return None
 
 
-_ZSTD_MAGIC = 0xFD2FB528
-
-
-def zstd_content_size(data: memoryview) -> int | None:
-    """Decompressed size recorded in a zstd frame header, or ``None`` if absent."""
-    if len(data) < 6 or struct.unpack_from("<I", data, 0)[0] != _ZSTD_MAGIC:
-        return None
-    fhd = data[4]
-    fcs_flag, single_segment, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
-    pos = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dict_flag]
-    width = (1 if single_segment else 0, 2, 4, 8)[fcs_flag]
-    if width == 0 or len(data) < pos + width:
-        return None
-    value = int.from_bytes(data[pos : pos + width], "little")
-    return value + 256 if width == 2 else value
+@functools.cache
+def zstd_decoder() -> Callable[[memoryview, np.ndarray], None]:
+    """The process's zstd decoder; loading libzstd is done once (it is read-only state)."""
+    return load_zstd_decoder()
 
 
 def blosc_content_size(data: memoryview) -> int | None:
@@ -281,6 +273,46 @@ class CodecPipeline:
         for aa in reversed(self.array_array):
             arr = aa.decode(arr)
         return arr
+
+    def contiguous_decoder(self, dtype: np.dtype[Any]) -> Callable[[memoryview, np.ndarray], None]:
+        """A decoder specialised for this chain, for C-contiguous outputs of ``dtype``.
+
+        Resolving the chain once per array, instead of per chunk, keeps the
+        per-chunk Python work to a couple of calls for the common chains
+        (plain bytes, optionally zstd-compressed, optionally checksummed).
+        """
+        plain = (
+            not self.array_array
+            and isinstance(self.array_bytes, BytesCodec)
+            and self.array_bytes.is_plain(dtype)
+        )
+        stages = list(self.bytes_bytes)
+        checks = 0
+        while stages and isinstance(stages[-1], Crc32cCodec):
+            stages.pop()
+            checks += 1
+        if not plain or checks or len(stages) > 1:
+            return self.decode_into
+        if not stages:
+
+            def copy(data: memoryview, out: np.ndarray) -> None:
+                if len(data) != out.nbytes:
+                    raise DecodeError(f"chunk has {len(data)} bytes, expected {out.nbytes}")
+                out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
+
+            return copy
+        codec = stages[0]
+        if isinstance(codec, NumcodecsCodec) and codec.name == "zstd":
+            fast = zstd_decoder()
+
+            def zstd(data: memoryview, out: np.ndarray) -> None:
+                try:
+                    fast(data, out)
+                except ZstdError as exc:
+                    raise DecodeError(str(exc)) from exc
+
+            return zstd
+        return self.decode_into
 
     def decode_into(self, data: memoryview, out: npt.NDArray[Any]) -> None:
         """Decode one stored chunk into ``out``, whose shape is the chunk's.

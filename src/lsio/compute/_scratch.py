@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -25,7 +26,10 @@ class ScratchPool:
 
         The contents are undefined; the array is valid until the same thread asks again.
         """
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        cached = getattr(self._local, "last", None)
+        if cached is not None and cached.shape == shape and cached.dtype == dtype:
+            return cached  # type: ignore[no-any-return]
+        nbytes = math.prod(shape) * dtype.itemsize
         buf: np.ndarray | None = getattr(self._local, "buf", None)
         if buf is None or buf.nbytes < nbytes:
             # Aligned to 64 bytes so that SIMD decoders and copies start on a cache line.
@@ -33,4 +37,6 @@ class ScratchPool:
             offset = (-raw.ctypes.data) % 64
             buf = raw[offset : offset + nbytes]
             self._local.buf = buf
-        return buf[:nbytes].view(dtype).reshape(shape)
+        arr = buf[:nbytes].view(dtype).reshape(shape)
+        self._local.last = arr
+        return arr

@@ -6,7 +6,7 @@ import asyncio
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, overload
 
@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio._errors import ChunkError, InvalidArgumentError
-from lsio.compute import CodecPipeline, DecodeError
+from lsio.compute import DecodeError
 from lsio.io import ByteRange, SuffixRange, WholeObject
 from lsio.plan import (
     IntIndex,
@@ -59,6 +59,8 @@ class Array:
         sharding = meta.sharding
         self._sharding: ShardingCodec | None = sharding
         self._read_chunks = sharding.chunk_shape if sharding is not None else meta.chunk_shape
+        pipeline = sharding.inner if sharding is not None else meta.pipeline
+        self._decoder = pipeline.contiguous_decoder(meta.dtype)
 
     # -- description -----------------------------------------------------------------
 
@@ -312,9 +314,9 @@ class Array:
         return self._read_chunks
 
     @property
-    def chunk_pipeline(self) -> CodecPipeline:
-        """Codecs of one unit of reading (see :attr:`read_chunk_shape`)."""
-        return self._sharding.inner if self._sharding is not None else self._meta.pipeline
+    def chunk_decoder(self) -> Callable[[memoryview, np.ndarray], None]:
+        """Decodes one unit of reading (see :attr:`read_chunk_shape`) into a C-contiguous array."""
+        return self._decoder
 
     def chunk_tasks(self, chunks: dict[tuple[int, ...], list[Target]]) -> list[ReadTask[ChunkWork]]:
         """Reads for the given chunks (read-grid coordinates) and their targets.

@@ -5,6 +5,11 @@ or a :class:`lsio.Batch` are planned together: the union of the chunks they
 touch is computed per array, each chunk is read once and decoded once, and the
 decoded chunk is scattered to every job that needs it, in the same worker,
 while it is in cache.
+
+Planning (main thread) turns each chunk projection into a :class:`Target` that
+the worker can apply with one NumPy call: decode straight into a contiguous
+block of the output (``DIRECT``), copy a slice of the decoded chunk into a view
+of the output (``COPY``), or the general orthogonal/vectorised scatter.
 """
 
 from __future__ import annotations
@@ -36,7 +41,26 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkWork", "ReadJob", "Target", "fill_targets", "run_jobs"]
 
-Target = tuple[np.ndarray, ChunkProjection]
+DIRECT, COPY, GENERAL = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where (part of) a decoded chunk goes.
+
+    Attributes:
+        kind: ``DIRECT``: ``dst`` is a C-contiguous block of the output that is
+            exactly the chunk. ``COPY``: ``dst[...] = chunk[src]``. ``GENERAL``:
+            ``copy_from_chunk(chunk, proj, dst)``.
+        dst: A view of the output (``DIRECT``, ``COPY``) or the output (``GENERAL``).
+        src: Slices of the chunk (``COPY``).
+        proj: The projection (``GENERAL``).
+    """
+
+    kind: int
+    dst: np.ndarray
+    src: Any = None
+    proj: ChunkProjection | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +81,25 @@ class ChunkWork:
     targets: list[Target]
 
 
+def _target(proj: ChunkProjection, chunk_shape: tuple[int, ...], out: np.ndarray) -> Target:
+    view = whole_chunk_target(proj, chunk_shape, out)
+    if view is not None:
+        return Target(DIRECT, view)
+    if not proj.vectorized and all(isinstance(s, slice) for s in proj.out_sel):
+        src = proj.chunk_sel
+        if not any(isinstance(s, np.ndarray) for s in src):
+            return Target(COPY, out[(*proj.out_sel, Ellipsis)], src)
+    return Target(GENERAL, out, proj=proj)
+
+
 def fill_targets(value: Any, targets: list[Target]) -> None:
     """Write the fill value where a missing chunk's targets expect data."""
-    for out, proj in targets:
-        fill_projection(value, proj, out)
+    for t in targets:
+        if t.kind == GENERAL:
+            assert t.proj is not None
+            fill_projection(value, t.proj, t.dst)
+        else:
+            t.dst[...] = value
 
 
 def run_jobs(
@@ -69,9 +108,16 @@ def run_jobs(
     """Read every job; on failure raise the first error (outputs are then incomplete)."""
     per_array: dict[int, tuple[Array, dict[tuple[int, ...], list[Target]]]] = {}
     for job in jobs:
-        _, chunks = per_array.setdefault(id(job.array), (job.array, {}))
-        for p in project(job.selection, job.array.read_chunk_shape):
-            chunks.setdefault(p.coords, []).append((job.out, p))
+        array = job.array
+        _, chunks = per_array.setdefault(id(array), (array, {}))
+        shape = array.read_chunk_shape
+        for p in project(job.selection, shape):
+            target = _target(p, shape, job.out)
+            found = chunks.get(p.coords)
+            if found is None:
+                chunks[p.coords] = [target]
+            else:
+                found.append(target)
     tasks: list[ReadTask[ChunkWork]] = []
     for array, chunks in per_array.values():
         tasks.extend(array.chunk_tasks(chunks))
@@ -99,19 +145,17 @@ def run_jobs(
 def _decode_and_scatter(
     array: Array, data: memoryview, targets: list[Target], scratch: ScratchPool
 ) -> None:
-    shape = array.read_chunk_shape
-    pipeline = array.chunk_pipeline
-    decoded: np.ndarray | None = None
-    skip = -1
-    for i, (out, proj) in enumerate(targets):
-        view = whole_chunk_target(proj, shape, out)
-        if view is not None:
-            pipeline.decode_into(data, view)
-            decoded, skip = view, i
-            break
-    if decoded is None:
-        decoded = scratch.array(shape, array.dtype)
-        pipeline.decode_into(data, decoded)
-    for i, (out, proj) in enumerate(targets):
-        if i != skip:
-            copy_from_chunk(decoded, proj, out)
+    decode = array.chunk_decoder
+    first = targets[0]
+    if len(targets) == 1 and first.kind == DIRECT:
+        decode(data, first.dst)
+        return
+    direct = next((t for t in targets if t.kind == DIRECT), None)
+    chunk = direct.dst if direct is not None else scratch.array(array.read_chunk_shape, array.dtype)
+    decode(data, chunk)
+    for t in targets:
+        if t.kind == COPY:
+            np.copyto(t.dst, chunk[t.src])
+        elif t.kind == GENERAL:
+            assert t.proj is not None
+            copy_from_chunk(chunk, t.proj, t.dst)

@@ -1,0 +1,119 @@
+"""Fast zstd decompression into a caller's buffer.
+
+Calls the system's ``libzstd`` through ctypes when it is present (ctypes releases
+the GIL for the call, and skipping numcodecs' argument handling saves several
+microseconds per chunk, which matters for small chunks); otherwise falls back to
+numcodecs' bundled zstd. Both check that the frame decodes to exactly the
+destination's size.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import numcodecs.zstd
+import numpy as np
+
+__all__ = ["ZstdError", "load_zstd_decoder", "zstd_content_size"]
+
+_UNKNOWN = 2**64 - 1  # ZSTD_CONTENTSIZE_UNKNOWN
+_ERROR = 2**64 - 2  # ZSTD_CONTENTSIZE_ERROR
+
+
+class ZstdError(ValueError):
+    """A zstd frame is corrupt or does not decode to the expected size."""
+
+
+Decoder = Callable[[memoryview, np.ndarray], None]
+
+
+def _ctypes_decoder(lib: Any) -> Decoder:
+    decompress = lib.ZSTD_decompress
+    decompress.restype = ctypes.c_size_t
+    decompress.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
+    content_size = lib.ZSTD_getFrameContentSize
+    content_size.restype = ctypes.c_ulonglong
+    content_size.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    is_error = lib.ZSTD_isError
+    is_error.restype = ctypes.c_uint
+    is_error.argtypes = [ctypes.c_size_t]
+    error_name = lib.ZSTD_getErrorName
+    error_name.restype = ctypes.c_char_p
+    error_name.argtypes = [ctypes.c_size_t]
+    addressof = ctypes.addressof
+    from_buffer = ctypes.c_char.from_buffer
+
+    def decode(src: memoryview, dst: np.ndarray) -> None:
+        n = len(src)
+        if n == 0:
+            raise ZstdError("zstd: empty input")
+        try:
+            sptr = addressof(from_buffer(src))
+        except TypeError:  # a read-only buffer (e.g. bytes)
+            sptr = np.frombuffer(src, dtype=np.uint8).ctypes.data
+        expected = dst.nbytes
+        size = content_size(sptr, n)
+        if size == _ERROR:
+            raise ZstdError("zstd: not a valid zstd frame")
+        if size != _UNKNOWN and size != expected:
+            raise ZstdError(f"zstd data decodes to {size} bytes, expected {expected}")
+        got = decompress(dst.ctypes.data, expected, sptr, n)
+        if is_error(got):
+            raise ZstdError(f"zstd: {error_name(got).decode()}")
+        if got != expected:
+            raise ZstdError(f"zstd data decodes to {got} bytes, expected {expected}")
+
+    return decode
+
+
+def _numcodecs_decoder() -> Decoder:
+    def decode(src: memoryview, dst: np.ndarray) -> None:
+        size = zstd_content_size(src)
+        if size is not None and size != dst.nbytes:
+            raise ZstdError(f"zstd data decodes to {size} bytes, expected {dst.nbytes}")
+        try:
+            if size is not None:
+                numcodecs.zstd.decompress(src, dst.reshape(-1).view(np.uint8))
+                return
+            # Unknown size in the header: decode to a new buffer to learn it.
+            raw = numcodecs.zstd.decompress(src)
+        except Exception as exc:
+            raise ZstdError(f"zstd: {exc}") from exc
+        if len(raw) != dst.nbytes:
+            raise ZstdError(f"zstd data decodes to {len(raw)} bytes, expected {dst.nbytes}")
+        dst.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
+
+    return decode
+
+
+_ZSTD_MAGIC = 0xFD2FB528
+
+
+def zstd_content_size(data: memoryview) -> int | None:
+    """Decompressed size recorded in a zstd frame header, or ``None`` if absent."""
+    if len(data) < 6 or struct.unpack_from("<I", data, 0)[0] != _ZSTD_MAGIC:
+        return None
+    fhd = data[4]
+    fcs_flag, single_segment, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
+    pos = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dict_flag]
+    width = (1 if single_segment else 0, 2, 4, 8)[fcs_flag]
+    if width == 0 or len(data) < pos + width:
+        return None
+    value = int.from_bytes(data[pos : pos + width], "little")
+    return value + 256 if width == 2 else value
+
+
+def load_zstd_decoder(prefer_system: bool = True) -> Decoder:
+    """The fastest available ``decode(src, dst)``; ``dst`` must be C-contiguous."""
+    if prefer_system:
+        name = ctypes.util.find_library("zstd")
+        if name is not None:
+            try:
+                return _ctypes_decoder(ctypes.CDLL(name))
+            except (OSError, AttributeError):
+                pass
+    return _numcodecs_decoder()
