@@ -61,7 +61,11 @@ def _ctypes_decoder(lib: Any) -> Decoder:
             raise ZstdError("zstd: not a valid zstd frame")
         if size != _UNKNOWN and size != expected:
             raise ZstdError(f"zstd data decodes to {size} bytes, expected {expected}")
-        got = decompress(dst.ctypes.data, expected, sptr, n)
+        try:
+            dptr = addressof(from_buffer(dst.data))
+        except (TypeError, ValueError):  # not a writable contiguous buffer
+            dptr = dst.ctypes.data
+        got = decompress(dptr, expected, sptr, n)
         if is_error(got):
             raise ZstdError(f"zstd: {error_name(got).decode()}")
         if got != expected:
