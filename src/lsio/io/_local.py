@@ -14,9 +14,11 @@ import numpy as np
 from lsio._errors import ReadError
 from lsio.io._base import IOConfig, group_by_key, resolve_range
 from lsio.io._coalesce import coalesce_ranges
-from lsio.io._types import ReadRequest, ReadResult, describe_range
+from lsio.io._types import ByteRange, ReadRequest, ReadResult, describe_range
 
 __all__ = ["LocalStore", "path_from_url"]
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def path_from_url(location: str | os.PathLike[str]) -> Path:
@@ -52,6 +54,7 @@ class LocalStore:
 
     def __init__(self, root: str | os.PathLike[str], config: IOConfig | None = None) -> None:
         self._root = path_from_url(root).absolute()
+        self._root_str = str(self._root)
         self._config = config or IOConfig()
 
     @property
@@ -68,7 +71,13 @@ class LocalStore:
         return f"LocalStore({str(self._root)!r})"
 
     def _path(self, key: str) -> str:
-        return os.path.join(self._root, *key.split("/")) if key else str(self._root)
+        if not key:
+            return self._root_str
+        return (
+            f"{self._root_str}/{key}"
+            if os.sep == "/"
+            else os.path.join(self._root_str, *key.split("/"))
+        )
 
     def get(self, key: str) -> bytes | None:
         """Whole object at ``key``, or ``None`` when it does not exist (or is a directory)."""
@@ -107,7 +116,7 @@ class LocalStore:
 
     def _read_file(self, key: str, reqs: list[ReadRequest]) -> Iterator[ReadResult]:
         try:
-            fd = os.open(self._path(key), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(self._path(key), _OPEN_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             for req in reqs:
                 yield ReadResult(req.tag, None)
@@ -115,6 +124,16 @@ class LocalStore:
         except OSError as exc:
             raise ReadError(str(exc), key=key, byte_range=describe_range(reqs[0].range)) from exc
         try:
+            if len(reqs) == 1:
+                # The common case of unsharded chunks: no planning needed.
+                req = reqs[0]
+                rng = req.range
+                if isinstance(rng, ByteRange):
+                    start, end = rng.start, rng.end
+                else:
+                    start, end = resolve_range(rng, os.fstat(fd).st_size)
+                yield ReadResult(req.tag, memoryview(_pread_exact(fd, start, end, key).data))
+                return
             size = os.fstat(fd).st_size
             spans = [resolve_range(r.range, size) for r in reqs]
             plan = coalesce_ranges(

@@ -7,6 +7,7 @@ from lsio.plan._projection import (
     fill_projection,
     grid_shape,
     project,
+    project_dims,
     whole_chunk_target,
 )
 from lsio.plan._selection import (
@@ -37,5 +38,6 @@ __all__ = [
     "normalize_orthogonal",
     "normalize_vectorized",
     "project",
+    "project_dims",
     "whole_chunk_target",
 ]

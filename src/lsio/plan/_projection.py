@@ -20,6 +20,7 @@ from lsio.plan._selection import IntIndex, OrthogonalSelection, Progression, Vec
 
 __all__ = [
     "ChunkProjection",
+    "project_dims",
     "copy_from_chunk",
     "fill_projection",
     "grid_shape",
@@ -117,6 +118,17 @@ def _project_array(arr: npt.NDArray[np.int64], chunk: int) -> list[_DimPart]:
     return parts
 
 
+def project_dims(
+    selection: OrthogonalSelection, chunks: tuple[int, ...]
+) -> list[list[tuple[int, ChunkIndex, OutIndex | None]]]:
+    """Per dimension: ``(chunk index, selection in the chunk, selection in the output)``.
+
+    The output selection is ``None`` for a dimension indexed by an integer. The
+    chunks a selection touches are the product of these lists.
+    """
+    return [_project_dim(sel, c) for sel, c in zip(selection.dims, chunks, strict=True)]
+
+
 def project(
     selection: OrthogonalSelection | VectorSelection, chunks: tuple[int, ...]
 ) -> Iterator[ChunkProjection]:
@@ -132,8 +144,7 @@ def project(
     if isinstance(selection, VectorSelection):
         yield from _project_points(selection, chunks)
         return
-    per_dim = [_project_dim(sel, c) for sel, c in zip(selection.dims, chunks, strict=True)]
-    for combo in itertools.product(*per_dim):
+    for combo in itertools.product(*project_dims(selection, chunks)):
         yield ChunkProjection(
             coords=tuple(p[0] for p in combo),
             chunk_sel=tuple(p[1] for p in combo),

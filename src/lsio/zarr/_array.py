@@ -330,20 +330,33 @@ class Array:
                 ReadTask(store, self._key(c), WholeObject(), ChunkWork(self, c, t))
                 for c, t in chunks.items()
             ]
-        per_shard = self._sharding.chunks_per_shard(self._meta.chunk_shape)
-        shard_of = {c: tuple(i // n for i, n in zip(c, per_shard, strict=True)) for c in chunks}
-        indexes = self._shard_indexes(set(shard_of.values()))
-        tasks: list[ReadTask[ChunkWork]] = []
-        for c, targets in chunks.items():
-            shard = shard_of[c]
+        if not chunks:
+            return []
+        # Vectorised: shard of each chunk, its index entry, all at once.
+        per_shard = np.asarray(self._sharding.chunks_per_shard(self._meta.chunk_shape))
+        coords = np.array(list(chunks), dtype=np.int64).reshape(len(chunks), -1)
+        shards, inv = np.unique(coords // per_shard, axis=0, return_inverse=True)
+        inner = coords % per_shard
+        inv = inv.reshape(-1)
+        shard_keys = [tuple(s) for s in shards.tolist()]
+        indexes = self._shard_indexes(shard_keys)
+        entries = np.full((len(chunks), 2), MISSING, dtype=np.uint64)
+        for k, shard in enumerate(shard_keys):
             index = indexes[shard]
-            inner = tuple(i % n for i, n in zip(c, per_shard, strict=True))
-            if index is None or index[inner][0] == MISSING:
+            if index is not None:
+                rows = np.flatnonzero(inv == k)
+                entries[rows] = index[tuple(inner[rows].T)]
+        keys = [self._key(s) for s in shard_keys]
+        missing = int(MISSING)
+        tasks: list[ReadTask[ChunkWork]] = []
+        for (c, targets), (offset, length), k in zip(
+            chunks.items(), entries.tolist(), inv.tolist(), strict=True
+        ):
+            if offset == missing:
                 fill_targets(self._meta.fill_value, targets)
                 continue
-            offset, length = (int(v) for v in index[inner])
             rng = ByteRange(offset, offset + length)
-            tasks.append(ReadTask(store, self._key(shard), rng, ChunkWork(self, c, targets)))
+            tasks.append(ReadTask(store, keys[k], rng, ChunkWork(self, c, targets)))
         return tasks
 
     def _key(self, coords: tuple[int, ...]) -> str:

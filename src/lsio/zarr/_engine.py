@@ -15,6 +15,7 @@ of the output (``COPY``), or the general orthogonal/vectorised scatter.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from lsio.plan import (
     execute_reads,
     fill_projection,
     project,
+    project_dims,
     whole_chunk_target,
 )
 
@@ -92,6 +94,49 @@ def _target(proj: ChunkProjection, chunk_shape: tuple[int, ...], out: np.ndarray
     return Target(GENERAL, out, proj=proj)
 
 
+def _add(chunks: dict[tuple[int, ...], list[Target]], coords: tuple[int, ...], t: Target) -> None:
+    found = chunks.get(coords)
+    if found is None:
+        chunks[coords] = [t]
+    else:
+        found.append(t)
+
+
+def _plan_basic(
+    sel: OrthogonalSelection,
+    chunk_shape: tuple[int, ...],
+    out: np.ndarray,
+    chunks: dict[tuple[int, ...], list[Target]],
+) -> None:
+    """Targets of a basic selection (ints and slices only), without per-chunk projections.
+
+    The hot path of crops and block reads: per dimension the parts are computed
+    once; per chunk only the output view is made.
+    """
+    per_dim = project_dims(sel, chunk_shape)
+    # A part is "full" when it takes the whole chunk extent, in order, to a slice.
+    full = [
+        [
+            isinstance(cs, slice)
+            and cs.step in (None, 1)
+            and cs.start == 0
+            and cs.stop == n
+            and os_ is not None
+            for _, cs, os_ in parts
+        ]
+        for parts, n in zip(per_dim, chunk_shape, strict=True)
+    ]
+    index_lists = [range(len(parts)) for parts in per_dim]
+    for combo in itertools.product(*index_lists):
+        parts = [per_dim[d][i] for d, i in enumerate(combo)]
+        coords = tuple(p[0] for p in parts)
+        dst = out[(*(p[2] for p in parts if p[2] is not None), Ellipsis)]
+        if all(full[d][i] for d, i in enumerate(combo)) and dst.flags.c_contiguous:
+            _add(chunks, coords, Target(DIRECT, dst))
+        else:
+            _add(chunks, coords, Target(COPY, dst, tuple(p[1] for p in parts)))
+
+
 def fill_targets(value: Any, targets: list[Target]) -> None:
     """Write the fill value where a missing chunk's targets expect data."""
     for t in targets:
@@ -111,13 +156,14 @@ def run_jobs(
         array = job.array
         _, chunks = per_array.setdefault(id(array), (array, {}))
         shape = array.read_chunk_shape
-        for p in project(job.selection, shape):
-            target = _target(p, shape, job.out)
-            found = chunks.get(p.coords)
-            if found is None:
-                chunks[p.coords] = [target]
-            else:
-                found.append(target)
+        sel = job.selection
+        if isinstance(sel, OrthogonalSelection) and not any(
+            isinstance(d, np.ndarray) for d in sel.dims
+        ):
+            _plan_basic(sel, shape, job.out, chunks)
+            continue
+        for p in project(sel, shape):
+            _add(chunks, p.coords, _target(p, shape, job.out))
     tasks: list[ReadTask[ChunkWork]] = []
     for array, chunks in per_array.values():
         tasks.extend(array.chunk_tasks(chunks))
