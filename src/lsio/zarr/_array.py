@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
-import itertools
 import math
 import threading
 from collections import OrderedDict
@@ -39,7 +37,6 @@ from lsio.zarr._sharding import MISSING, ShardingCodec, parse_shard_index
 __all__ = ["Array"]
 
 _Index = npt.NDArray[np.uint64] | None
-ShardIndexes = dict[tuple[int, ...], _Index]
 _METADATA_FILES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
 
 
@@ -307,8 +304,7 @@ class Array:
         return out
 
     def _run(self, jobs: list[ReadJob]) -> None:
-        ctx = self._ctx
-        run_jobs(jobs, ctx.pool, ctx.batches, ctx.scratch, ctx.config.workers)
+        run_jobs(jobs, self._ctx.pool, self._ctx.batches, self._ctx.scratch)
 
     # -- the engine's view of the array ------------------------------------------------
 
@@ -322,19 +318,11 @@ class Array:
         """Decodes one unit of reading (see :attr:`read_chunk_shape`) into a C-contiguous array."""
         return self._decoder
 
-    def chunk_tasks(
-        self,
-        chunks: dict[tuple[int, ...], list[Target]],
-        pool: cf.Executor | None,
-        known: ShardIndexes | None = None,
-    ) -> list[ReadTask[ChunkWork]]:
+    def chunk_tasks(self, chunks: dict[tuple[int, ...], list[Target]]) -> list[ReadTask[ChunkWork]]:
         """Reads for the given chunks (read-grid coordinates) and their targets.
 
         Chunks known to be missing (absent from their shard's index) get the fill
-        value written into their targets here, and need no read. Shard indexes
-        found in ``known`` are used as they are; others come from the cache or
-        are fetched on ``pool`` (``None``: in this thread, as a worker of that
-        pool must, so that it never waits on its own pool).
+        value written into their targets here, and need no read.
         """
         store = self._ctx.store
         if self._sharding is None:
@@ -351,10 +339,7 @@ class Array:
         inner = coords % per_shard
         inv = inv.reshape(-1)
         shard_keys = [tuple(s) for s in shards.tolist()]
-        if known is not None and all(k in known for k in shard_keys):
-            indexes = known
-        else:
-            indexes = self._shard_indexes(shard_keys, pool)
+        indexes = self._shard_indexes(shard_keys)
         entries = np.full((len(chunks), 2), MISSING, dtype=np.uint64)
         for k, shard in enumerate(shard_keys):
             index = indexes[shard]
@@ -374,31 +359,10 @@ class Array:
             tasks.append(ReadTask(store, keys[k], rng, ChunkWork(self, c, targets)))
         return tasks
 
-    def prefetch_shard_indexes(self, chunk_indexes: Sequence[Sequence[int]]) -> ShardIndexes | None:
-        """Fetch (in one batched round) the indexes of the shards holding these chunks.
-
-        Args:
-            chunk_indexes: Per dimension, the read-grid chunk indexes touched; the
-                shards are those of their product.
-
-        Returns:
-            The indexes by shard coordinates (``None`` when not sharded), to pass
-            to :meth:`chunk_tasks` as ``known``.
-        """
-        if self._sharding is None:
-            return None
-        per_shard = self._sharding.chunks_per_shard(self._meta.chunk_shape)
-        shard_ranges = [
-            sorted({c // n for c in idx}) for idx, n in zip(chunk_indexes, per_shard, strict=True)
-        ]
-        return self._shard_indexes(itertools.product(*shard_ranges), self._ctx.pool)
-
     def _key(self, coords: tuple[int, ...]) -> str:
         return self._prefix + self._meta.key_encoding.key(coords)
 
-    def _shard_indexes(
-        self, shards: Iterable[tuple[int, ...]], pool: cf.Executor | None
-    ) -> ShardIndexes:
+    def _shard_indexes(self, shards: Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], _Index]:
         """Indexes of ``shards`` (``None`` for a shard that is not stored), cached, fetched in one batch."""
         assert self._sharding is not None
         codec = self._sharding
@@ -429,7 +393,7 @@ class Array:
                 found[task.item] = index
 
         tasks = [ReadTask(self._ctx.store, self._key(s), rng, s) for s in wanted]
-        execute_reads(tasks, handle, pool, self._ctx.batches)
+        execute_reads(tasks, handle, self._ctx.pool, self._ctx.batches)
         limit = self._ctx.config.shard_index_cache
         with self._cache_lock:
             for s in wanted:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,13 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lsio._errors import ChunkError
-from lsio.compute import DecodeError, ScratchPool, run_all
+from lsio.compute import DecodeError, ScratchPool
 from lsio.io import ByteRange
 from lsio.plan import (
     ChunkProjection,
-    IntIndex,
     OrthogonalSelection,
-    Progression,
     ReadTask,
     VectorSelection,
     copy_from_chunk,
@@ -97,44 +94,6 @@ def _target(proj: ChunkProjection, chunk_shape: tuple[int, ...], out: np.ndarray
     return Target(GENERAL, out, proj=proj)
 
 
-def _split(
-    job: ReadJob, pieces: int
-) -> tuple[list[ReadJob], dict[tuple[int, ...], Any] | None] | None:
-    """Cut a basic selection touching many chunks into about ``pieces`` sub-jobs.
-
-    Returns:
-        The sub-jobs and the shard indexes they need (fetched now, in one round),
-        or ``None`` when the selection is better read in one piece.
-    """
-    sel = job.selection
-    if not isinstance(sel, OrthogonalSelection) or any(isinstance(d, np.ndarray) for d in sel.dims):
-        return None
-    per_dim = project_dims(sel, job.array.read_chunk_shape)
-    if math.prod(len(p) for p in per_dim) < 2 * pieces:
-        return None
-    # All shard indexes in one batched round now, rather than by each piece.
-    indexes = job.array.prefetch_shard_indexes([[p[0] for p in parts] for parts in per_dim])
-    axis = max(range(len(per_dim)), key=lambda d: len(per_dim[d]))
-    parts = per_dim[axis]
-    dim = sel.dims[axis]
-    if len(parts) < 2 or not isinstance(dim, Progression):
-        return None
-    out_axis = sum(1 for d in sel.dims[:axis] if not isinstance(d, IntIndex))
-    n = min(pieces, len(parts))
-    bounds = [round(i * len(parts) / n) for i in range(n + 1)]
-    jobs = []
-    for g0, g1 in itertools.pairwise(bounds):
-        first, last = parts[g0][2], parts[g1 - 1][2]
-        assert isinstance(first, slice)
-        assert isinstance(last, slice)
-        k0, k1 = first.start, last.stop
-        sub = Progression(dim.start + k0 * dim.step, dim.step, k1 - k0)
-        dims = (*sel.dims[:axis], sub, *sel.dims[axis + 1 :])
-        out = job.out[(slice(None),) * out_axis + (slice(k0, k1),)]
-        jobs.append(ReadJob(job.array, OrthogonalSelection(dims), out))
-    return jobs, indexes
-
-
 def _add(chunks: dict[tuple[int, ...], list[Target]], coords: tuple[int, ...], t: Target) -> None:
     found = chunks.get(coords)
     if found is None:
@@ -189,26 +148,9 @@ def fill_targets(value: Any, targets: list[Target]) -> None:
 
 
 def run_jobs(
-    jobs: Sequence[ReadJob],
-    pool: cf.Executor | None,
-    batches: int,
-    scratch: ScratchPool,
-    workers: int = 1,
-    known: dict[tuple[int, ...], Any] | None = None,
+    jobs: Sequence[ReadJob], pool: cf.Executor | None, batches: int, scratch: ScratchPool
 ) -> None:
-    """Read every job; on failure raise the first error (outputs are then incomplete).
-
-    A single large basic selection is cut into pieces along its longest run of
-    chunks, and each worker plans, reads and decodes its own pieces, so that
-    planning (Python) overlaps decoding (C, without the GIL) instead of
-    preceding it.
-    """
-    if pool is not None and len(jobs) == 1:
-        split = _split(jobs[0], 2 * workers)
-        if split is not None:
-            pieces, indexes = split
-            run_all(pool, lambda piece: run_jobs([piece], None, 1, scratch, 1, indexes), pieces)
-            return
+    """Read every job; on failure raise the first error (outputs are then incomplete)."""
     per_array: dict[int, tuple[Array, dict[tuple[int, ...], list[Target]]]] = {}
     for job in jobs:
         array = job.array
@@ -224,7 +166,7 @@ def run_jobs(
             _add(chunks, p.coords, _target(p, shape, job.out))
     tasks: list[ReadTask[ChunkWork]] = []
     for array, chunks in per_array.values():
-        tasks.extend(array.chunk_tasks(chunks, pool, known))
+        tasks.extend(array.chunk_tasks(chunks))
 
     def handle(task: ReadTask[ChunkWork], data: memoryview | None) -> None:
         work = task.item
