@@ -96,6 +96,18 @@ def test_each_chunk_requested_once_per_batch(stores: dict[bool, Path], sharded: 
         assert all(isinstance(r.range, ByteRange) for r in reads)
 
 
+@pytest.mark.parametrize("sharded", [False, True])
+def test_same_whole_chunk_read_by_several_selections(stores: dict[bool, Path], sharded: bool) -> None:
+    a = lsio.open_array(stores[sharded])
+    expected = _expected()
+    aligned = (slice(1, 2), slice(None), slice(4, 8), slice(6, 12))  # exactly one chunk
+    wider = (slice(1, 2), slice(None), slice(2, 10), slice(6, 12))
+    results = a.read_many([aligned, wider, aligned, aligned])
+    assert isinstance(results, list)
+    for sel, got in zip([aligned, wider, aligned, aligned], results, strict=True):
+        np.testing.assert_array_equal(got, expected[sel])
+
+
 def test_batch_across_two_stores(stores: dict[bool, Path]) -> None:
     rec = {s: RecordingStore(p) for s, p in stores.items()}
     a = lsio.open_array(rec[False])

@@ -202,6 +202,9 @@ def _decode_and_scatter(
     for t in targets:
         if t.kind == COPY:
             np.copyto(t.dst, chunk[t.src])
-        elif t.kind == GENERAL:
+        elif t.kind == DIRECT:
+            if t is not direct:  # another read wants this whole chunk too
+                np.copyto(t.dst, chunk)
+        else:
             assert t.proj is not None
             copy_from_chunk(chunk, t.proj, t.dst)
