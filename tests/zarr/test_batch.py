@@ -97,7 +97,9 @@ def test_each_chunk_requested_once_per_batch(stores: dict[bool, Path], sharded: 
 
 
 @pytest.mark.parametrize("sharded", [False, True])
-def test_same_whole_chunk_read_by_several_selections(stores: dict[bool, Path], sharded: bool) -> None:
+def test_same_whole_chunk_read_by_several_selections(
+    stores: dict[bool, Path], sharded: bool
+) -> None:
     a = lsio.open_array(stores[sharded])
     expected = _expected()
     aligned = (slice(1, 2), slice(None), slice(4, 8), slice(6, 12))  # exactly one chunk
