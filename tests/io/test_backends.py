@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from lsio import ReadError
 from lsio.io import (
     ByteRange,
     IOConfig,
@@ -14,7 +16,10 @@ from lsio.io import (
     ReadRequest,
     Store,
     SuffixRange,
+    UringStore,
     WholeObject,
+    local_store,
+    uring_available,
 )
 
 OBJECTS = {
@@ -77,12 +82,26 @@ class BackendSuite:
         assert store.list_dir("nope") == ([], [])
 
 
+class FileBackendSuite(BackendSuite):
+    """Failures only a file system produces."""
+
+    def test_failed_read_names_key_and_range(self, store: Store) -> None:
+        # Opening a directory works, reading it fails (EISDIR).
+        with pytest.raises(ReadError, match=r"reading 'dir' \[0, 4\)") as info:
+            list(
+                store.read_batch(
+                    [ReadRequest(0, "a", ByteRange(0, 4)), ReadRequest(1, "dir", ByteRange(0, 4))]
+                )
+            )
+        assert isinstance(info.value, OSError)
+
+
 class TestMemoryStore(BackendSuite):
     def make_store(self, tmp_path: Path) -> Store:
         return MemoryStore(OBJECTS)
 
 
-class TestLocalStore(BackendSuite):
+class TestLocalStore(FileBackendSuite):
     def make_store(self, tmp_path: Path) -> Store:
         for key, data in OBJECTS.items():
             path = tmp_path.joinpath(*key.split("/"))
@@ -103,3 +122,43 @@ def test_local_store_url_forms(tmp_path: Path) -> None:
     assert LocalStore(tmp_path).url == tmp_path.as_uri()
     with pytest.raises(ValueError, match="unsupported URL scheme 's3'"):
         LocalStore("s3://bucket/key")
+
+
+@pytest.mark.skipif(not uring_available(), reason="io_uring is refused on this machine")
+class TestUringStore(TestLocalStore):
+    def make_store(self, tmp_path: Path) -> Store:
+        store = super().make_store(tmp_path)
+        assert isinstance(store, LocalStore)
+        return UringStore(store.root, IOConfig(max_gap=16, max_read=64))
+
+    def test_many_files_and_ranges_in_one_batch(self, tmp_path: Path) -> None:
+        rng = np.random.default_rng(0)
+        blobs = {
+            f"f{i}": rng.integers(0, 256, size=int(rng.integers(0, 5000)), dtype=np.uint8).tobytes()
+            for i in range(40)
+        }
+        for key, data in blobs.items():
+            (tmp_path / key).write_bytes(data)
+        store = UringStore(
+            tmp_path, IOConfig(max_gap=0, max_read=300), entries=8
+        )  # forces many ring turns
+        reqs = []
+        for i, (key, data) in enumerate(blobs.items()):
+            for j in range(10):
+                s = int(rng.integers(0, len(data) + 1))
+                e = int(rng.integers(s, len(data) + 200))
+                reqs.append((ReadRequest(i * 10 + j, key, ByteRange(s, e)), data[s:e]))
+        got = {
+            r.tag: bytes(r.data)
+            for r in store.read_batch([q for q, _ in reqs])
+            if r.data is not None
+        }
+        assert got == {q.tag: want for q, want in reqs}
+
+
+def test_backend_choice(tmp_path: Path) -> None:
+    assert type(local_store(tmp_path)) is LocalStore
+    chosen = local_store(tmp_path, IOConfig(backend="io_uring"))
+    assert isinstance(chosen, UringStore if uring_available() else LocalStore)
+    with pytest.raises(ValueError, match="unknown IO backend 'aio'"):
+        IOConfig(backend="aio")

@@ -198,3 +198,15 @@ def test_async_reads(stores: dict[bool, Path]) -> None:
     np.testing.assert_array_equal(many[0], expected[0])
     np.testing.assert_array_equal(many[1], expected[5, 2])
     np.testing.assert_array_equal(out, expected[2])
+
+
+@pytest.mark.parametrize("backend", ["preadv", "io_uring"])
+def test_io_backends_give_the_same_results(stores: dict[bool, Path], backend: str) -> None:
+    config = lsio.ReadConfig(io=lsio.IOConfig(backend=backend))
+    expected = _expected()
+    for sharded in (False, True):
+        a = lsio.open_array(stores[sharded], config=config)
+        np.testing.assert_array_equal(a[...], expected)
+        sels = [(slice(0, 2), slice(None), slice(3, 9), slice(5, 13)), (5, 1)]
+        for sel, got in zip(sels, a.read_many(sels), strict=True):
+            np.testing.assert_array_equal(got, expected[sel])

@@ -1,5 +1,8 @@
 """Level 1, IO: batched, tagged byte-range reads from storage backends."""
 
+import logging
+import os
+
 from lsio.io._base import ByteReader, IOConfig, Lister, Store, resolve_range
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._local import LocalStore, path_from_url
@@ -12,6 +15,7 @@ from lsio.io._types import (
     WholeObject,
     describe_range,
 )
+from lsio.io._uring import UringStore, uring_available
 
 __all__ = [
     "ByteRange",
@@ -25,9 +29,24 @@ __all__ = [
     "ReadResult",
     "Store",
     "SuffixRange",
+    "UringStore",
     "WholeObject",
     "coalesce_ranges",
     "describe_range",
     "path_from_url",
+    "local_store",
     "resolve_range",
+    "uring_available",
 ]
+
+
+def local_store(root: str | os.PathLike[str], config: IOConfig | None = None) -> LocalStore:
+    """The local-file store that ``config.backend`` asks for (io_uring falls back to preadv)."""
+    cfg = config or IOConfig()
+    if cfg.backend == "io_uring":
+        if uring_available():
+            return UringStore(root, cfg)
+        logging.getLogger(__name__).warning(
+            "io_uring is not available on this machine; reading with preadv instead"
+        )
+    return LocalStore(root, cfg)

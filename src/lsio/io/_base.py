@@ -19,10 +19,23 @@ class IOConfig:
         max_gap: Unrequested bytes between two ranges that are read anyway to save a
             request. Defaults to 64 KiB, about what a local read costs in setup time.
         max_read: Soft upper bound on one merged read. Defaults to 16 MiB.
+        backend: Local-file backend: ``"preadv"`` (default; a ``preadv`` per merged
+            read, from each worker thread) or ``"io_uring"`` (all reads of a batch
+            through one ring per thread; falls back to ``"preadv"``, with a logged
+            warning, where the kernel or platform refuses it).
     """
 
     max_gap: int = 64 * 1024
     max_read: int = 16 * 1024 * 1024
+    backend: str = "preadv"
+
+    def __post_init__(self) -> None:
+        if self.max_gap < 0 or self.max_read < 1:
+            raise ValueError(
+                f"need max_gap >= 0 and max_read >= 1, got {self.max_gap}, {self.max_read}"
+            )
+        if self.backend not in ("preadv", "io_uring"):
+            raise ValueError(f"unknown IO backend {self.backend!r}; choose 'preadv' or 'io_uring'")
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from lsio._errors import InvalidArgumentError, NodeNotFoundError
-from lsio.io import LocalStore, Store, path_from_url
+from lsio.io import Store, local_store, path_from_url
 from lsio.plan import ReadConfig
 from lsio.zarr._array import Array
 from lsio.zarr._context import Context
@@ -28,7 +28,7 @@ def _store(location: Location, config: ReadConfig) -> Store:
             raise NodeNotFoundError(
                 f"no Zarr array or group at {os.fspath(location)!r}: path does not exist"
             )
-        return LocalStore(path, config.io)
+        return local_store(path, config.io)
     return location
 
 
