@@ -30,12 +30,11 @@ class Reader:
 
 
 class Lsio(Reader):
-    name = "lsio"
-
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, backend: str = "preadv") -> None:
         import lsio
 
-        self._config = lsio.ReadConfig(threads=threads)
+        self.name = "lsio" if backend == "preadv" else f"lsio[{backend}]"
+        self._config = lsio.ReadConfig(threads=threads, io=lsio.IOConfig(backend=backend))
 
     def open(self, path: Path) -> Any:
         import lsio
@@ -115,8 +114,12 @@ class TensorStore(Reader):
 
 
 def all_readers() -> list[Reader]:
-    """lsio first, then every peer that is installed."""
+    """lsio first (with each IO backend), then every peer that is installed."""
+    import lsio.io
+
     readers: list[Reader] = [Lsio()]
+    if lsio.io.uring_available():
+        readers.append(Lsio(backend="io_uring"))
     try:
         import zarr  # noqa: F401
 
