@@ -255,3 +255,17 @@ def test_v2_string_dtype_is_not_supported_yet(tmp_path: Path) -> None:
     (tmp_path / "s.zarr" / ".zarray").write_text(json.dumps(meta))
     with pytest.raises(lsio.UnsupportedError, match=r"dtype '\|S5' is not supported yet"):
         lsio.open(tmp_path / "s.zarr")
+
+
+def test_array_in_a_memory_store(tmp_path: Path) -> None:
+    """Read-only buffers (bytes) from a store go through the same decoders."""
+    data = np.arange(12 * 10, dtype="float32").reshape(12, 10)
+    z = zarr.create_array(
+        str(tmp_path / "a.zarr"), shape=data.shape, chunks=(4, 5), shards=(8, 10), dtype="f4"
+    )
+    z[...] = data
+    root = tmp_path / "a.zarr"
+    objects = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    a = lsio.open_array(lsio.MemoryStore(objects))
+    np.testing.assert_array_equal(a[...], data)
+    np.testing.assert_array_equal(a[3:11, 2:9], data[3:11, 2:9])
