@@ -30,11 +30,17 @@ class Reader:
 
 
 class Lsio(Reader):
-    def __init__(self, threads: int | None = None, backend: str = "preadv") -> None:
+    def __init__(
+        self, threads: int | None = None, backend: str = "preadv", direct: bool = False
+    ) -> None:
         import lsio
 
         self.name = "lsio" if backend == "preadv" else f"lsio[{backend}]"
-        self._config = lsio.ReadConfig(threads=threads, io=lsio.IOConfig(backend=backend))
+        if direct:
+            self.name += "[direct]"
+        self._config = lsio.ReadConfig(
+            threads=threads, io=lsio.IOConfig(backend=backend, direct=direct)
+        )
 
     def open(self, path: Path) -> Any:
         import lsio
@@ -117,7 +123,7 @@ def all_readers() -> list[Reader]:
     """lsio first (with each IO backend), then every peer that is installed."""
     import lsio.io
 
-    readers: list[Reader] = [Lsio()]
+    readers: list[Reader] = [Lsio(), Lsio(direct=True)]
     if lsio.io.uring_available():
         readers.append(Lsio(backend="io_uring"))
     try:

@@ -110,6 +110,15 @@ class TestLocalStore(FileBackendSuite):
         return LocalStore(tmp_path)
 
 
+class TestLocalStoreDirect(TestLocalStore):
+    """O_DIRECT (or the page cache where the file system refuses it): same results."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        store = super().make_store(tmp_path)
+        assert isinstance(store, LocalStore)
+        return LocalStore(store.root, IOConfig(direct=True, max_gap=100))
+
+
 class TestLocalStoreNoCoalescing(TestLocalStore):
     def make_store(self, tmp_path: Path) -> Store:
         store = super().make_store(tmp_path)

@@ -200,9 +200,11 @@ def test_async_reads(stores: dict[bool, Path]) -> None:
     np.testing.assert_array_equal(out, expected[2])
 
 
-@pytest.mark.parametrize("backend", ["preadv", "io_uring"])
-def test_io_backends_give_the_same_results(stores: dict[bool, Path], backend: str) -> None:
-    config = lsio.ReadConfig(io=lsio.IOConfig(backend=backend))
+@pytest.mark.parametrize(
+    "io", [lsio.IOConfig(), lsio.IOConfig(backend="io_uring"), lsio.IOConfig(direct=True)]
+)
+def test_io_backends_give_the_same_results(stores: dict[bool, Path], io: lsio.IOConfig) -> None:
+    config = lsio.ReadConfig(io=io)
     expected = _expected()
     for sharded in (False, True):
         a = lsio.open_array(stores[sharded], config=config)

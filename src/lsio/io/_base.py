@@ -23,11 +23,16 @@ class IOConfig:
             read, from each worker thread) or ``"io_uring"`` (all reads of a batch
             through one ring per thread; falls back to ``"preadv"``, with a logged
             warning, where the kernel or platform refuses it).
+        direct: Open files with ``O_DIRECT`` (bypass the page cache; reads are
+            widened to 4 KiB-aligned ranges into aligned buffers). Defaults to
+            ``False``. Where the file system refuses ``O_DIRECT``, files are read
+            through the page cache. Only the ``preadv`` backend honours it.
     """
 
     max_gap: int = 64 * 1024
     max_read: int = 16 * 1024 * 1024
     backend: str = "preadv"
+    direct: bool = False
 
     def __post_init__(self) -> None:
         if self.max_gap < 0 or self.max_read < 1:
