@@ -147,22 +147,33 @@ class LocalStore:
                     start, end = resolve_range(rng, os.fstat(fd).st_size)
                 yield ReadResult(req.tag, memoryview(_pread_exact(fd, start, end, key, align).data))
                 return
-            size = os.fstat(fd).st_size
-            spans = [resolve_range(r.range, size) for r in reqs]
-            plan = coalesce_ranges(
-                [s for s, _ in spans],
-                [e for _, e in spans],
-                max_gap=self._config.max_gap,
-                max_size=self._config.max_read,
-            )
-            for read in plan:
-                buf = _pread_exact(fd, read.start, read.end, key, align)
-                view = memoryview(buf.data)
-                for m in read.members:
-                    s, e = spans[m]
-                    yield ReadResult(reqs[m].tag, view[s - read.start : e - read.start])
+            for start, end, members in plan_file_reads(os.fstat(fd).st_size, reqs, self._config):
+                view = memoryview(_pread_exact(fd, start, end, key, align).data)
+                for tag, s, e in members:
+                    yield ReadResult(tag, view[s - start : e - start])
         finally:
             os.close(fd)
+
+
+FileRead = tuple[int, int, list[tuple[int, int, int]]]
+
+
+def plan_file_reads(size: int, reqs: list[ReadRequest], config: IOConfig) -> list[FileRead]:
+    """Physical reads ``(start, end, [(tag, start, end), ...])`` serving ``reqs`` of one file.
+
+    Ranges are resolved against the file's ``size`` and coalesced per ``config``.
+    """
+    spans = [resolve_range(r.range, size) for r in reqs]
+    reads = coalesce_ranges(
+        [s for s, _ in spans],
+        [e for _, e in spans],
+        max_gap=config.max_gap,
+        max_size=config.max_read,
+    )
+    return [
+        (r.start, r.end, [(reqs[m].tag, spans[m][0], spans[m][1]) for m in r.members])
+        for r in reads
+    ]
 
 
 def _pread_exact(fd: int, start: int, end: int, key: str, align: int = 1) -> np.ndarray:

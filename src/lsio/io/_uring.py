@@ -21,9 +21,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from lsio._errors import ReadError
-from lsio.io._base import IOConfig, group_by_key, resolve_range
-from lsio.io._coalesce import coalesce_ranges
-from lsio.io._local import _OPEN_FLAGS, LocalStore
+from lsio.io._base import IOConfig, group_by_key
+from lsio.io._local import _OPEN_FLAGS, LocalStore, plan_file_reads
 from lsio.io._types import ReadRequest, ReadResult
 
 __all__ = ["UringStore", "uring_available"]
@@ -235,17 +234,10 @@ class UringStore(LocalStore):
                 except OSError as exc:
                     raise ReadError(str(exc), key=key, byte_range="open") from exc
                 fds.append(fd)
-                size = os.fstat(fd).st_size
-                spans = [resolve_range(r.range, size) for r in reqs]
-                reads = coalesce_ranges(
-                    [s for s, _ in spans],
-                    [e for _, e in spans],
-                    max_gap=self._config.max_gap,
-                    max_size=self._config.max_read,
-                )
-                for read in reads:
-                    members = [(reqs[m].tag, spans[m][0], spans[m][1]) for m in read.members]
-                    plan.append((key, fd, read.start, read.end, members))
+                for start, end, members in plan_file_reads(
+                    os.fstat(fd).st_size, reqs, self._config
+                ):
+                    plan.append((key, fd, start, end, members))
             buffers = [np.empty(end - start, dtype=np.uint8) for _, _, start, end, _ in plan]
             if plan:
                 self._read_into(plan, buffers)
