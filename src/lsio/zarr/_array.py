@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from lsio.zarr._batch import Batch, ReadFuture
 from lsio.zarr._engine import ChunkWork, ReadJob, Target, fill_targets, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
+from lsio.zarr._node import Node
 from lsio.zarr._sharding import MISSING, ShardingCodec, parse_shard_index
 
 __all__ = ["Array"]
@@ -40,7 +41,7 @@ _Index = npt.NDArray[np.uint64] | None
 _METADATA_FILES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
 
 
-class Array:
+class Array(Node[ArrayMetadata]):
     """A Zarr v2 or v3 array, read with NumPy indexing semantics.
 
     Obtain one with :func:`lsio.open_array`, :func:`lsio.open` or from a group.
@@ -50,9 +51,7 @@ class Array:
     """
 
     def __init__(self, ctx: Context, path: str, meta: ArrayMetadata) -> None:
-        self._ctx = ctx
-        self._path = path
-        self._meta = meta
+        super().__init__(ctx, path, meta)
         self._prefix = f"{path}/" if path else ""
         self._index_cache: OrderedDict[tuple[int, ...], _Index] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -63,31 +62,6 @@ class Array:
         self._decoder = pipeline.contiguous_decoder(meta.dtype)
 
     # -- description -----------------------------------------------------------------
-
-    @property
-    def context(self) -> Context:
-        """The store, settings and workers this array was opened with."""
-        return self._ctx
-
-    @property
-    def metadata(self) -> ArrayMetadata:
-        """The parsed metadata."""
-        return self._meta
-
-    @property
-    def path(self) -> str:
-        """Path of the array inside its store ('' for the root)."""
-        return self._path
-
-    @property
-    def name(self) -> str:
-        """Last component of :attr:`path`."""
-        return self._path.rsplit("/", 1)[-1]
-
-    @property
-    def store_url(self) -> str:
-        """Where the store is."""
-        return self._ctx.store.url
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -130,11 +104,6 @@ class Array:
         return self._meta.dims
 
     @property
-    def attrs(self) -> dict[str, Any]:
-        """User attributes (a copy)."""
-        return dict(self._meta.attrs)
-
-    @property
     def fill_value(self) -> Any:
         """Value of elements whose chunk is not stored."""
         return self._meta.fill_value
@@ -143,11 +112,6 @@ class Array:
     def nbytes(self) -> int:
         """Bytes of the whole array in memory."""
         return self.size * self.dtype.itemsize
-
-    @property
-    def zarr_format(self) -> int:
-        """2 or 3."""
-        return self._meta.zarr_format
 
     @property
     def codecs(self) -> list[str]:

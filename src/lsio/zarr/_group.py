@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from lsio._errors import NodeNotFoundError
 from lsio.zarr._array import Array
 from lsio.zarr._context import Context
 from lsio.zarr._metadata import ArrayMetadata
+from lsio.zarr._node import Node
 from lsio.zarr._nodes import GroupMetadata, NodeMetadata, load_node
 
 __all__ = ["Group", "make_node"]
@@ -21,7 +21,7 @@ def make_node(ctx: Context, path: str, meta: NodeMetadata) -> Array | Group:
     return Group(ctx, path, meta)
 
 
-class Group:
+class Group(Node[GroupMetadata]):
     """A Zarr group: a mapping from member names to arrays and groups.
 
     Members are listed from consolidated metadata when the group has it (no
@@ -29,39 +29,7 @@ class Group:
     """
 
     def __init__(self, ctx: Context, path: str, meta: GroupMetadata) -> None:
-        self._ctx = ctx
-        self._path = path
-        self._meta = meta
-
-    @property
-    def path(self) -> str:
-        """Path of the group inside its store ('' for the root)."""
-        return self._path
-
-    @property
-    def name(self) -> str:
-        """Last component of :attr:`path`."""
-        return self._path.rsplit("/", 1)[-1]
-
-    @property
-    def attrs(self) -> dict[str, Any]:
-        """User attributes (a copy)."""
-        return dict(self._meta.attrs)
-
-    @property
-    def zarr_format(self) -> int:
-        """2 or 3."""
-        return self._meta.zarr_format
-
-    @property
-    def metadata(self) -> GroupMetadata:
-        """The parsed metadata."""
-        return self._meta
-
-    @property
-    def store_url(self) -> str:
-        """Where the store is."""
-        return self._ctx.store.url
+        super().__init__(ctx, path, meta)
 
     def __repr__(self) -> str:
         return f"<lsio.Group {self._path or '/'!r}>"
