@@ -96,4 +96,5 @@ def parse_shard_index(
     present = offsets != MISSING
     if bool(np.any(offsets[present] > (2**63 - 1) - nbytes[present])):
         raise DecodeError("shard index has an entry whose range overflows")
-    return index.astype(np.uint64, copy=False)
+    # A copy: a cached index must not keep the (possibly large) read buffer alive.
+    return index.astype(np.uint64, copy=True)
