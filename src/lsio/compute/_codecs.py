@@ -116,21 +116,27 @@ class NumcodecsCodec:
         except Exception as exc:
             raise DecodeError(f"{self.name} decode failed: {exc}") from exc
 
-    def decode_into(self, data: memoryview, out: np.ndarray) -> bool:
-        """Decompress straight into ``out`` (C-contiguous) when the sizes provably match.
+    def in_place(self) -> Callable[[memoryview, np.ndarray], None] | None:
+        """A function that decompresses straight into a C-contiguous array, or ``None``.
 
-        Returns:
-            ``True`` when ``out`` now holds the result; ``False`` when this codec
-            cannot decode in place, so the caller must fall back to :meth:`decode`.
+        Available for zstd and blosc, whose headers record the decoded size, so a
+        size mismatch raises :class:`DecodeError` instead of leaving bytes unset.
         """
         if self.name == "zstd":
-            try:
-                zstd_decoder()(data, out)
-            except ZstdError as exc:
-                raise DecodeError(str(exc)) from exc
-            return True
-        if self.name != "blosc":
-            return False
+            fast = zstd_decoder()
+
+            def zstd(data: memoryview, out: np.ndarray) -> None:
+                try:
+                    fast(data, out)
+                except ZstdError as exc:
+                    raise DecodeError(str(exc)) from exc
+
+            return zstd
+        if self.name == "blosc":
+            return self._blosc_into
+        return None
+
+    def _blosc_into(self, data: memoryview, out: np.ndarray) -> None:
         size = blosc_content_size(data)
         if size != out.nbytes:
             raise DecodeError(f"blosc data decodes to {size} bytes, expected {out.nbytes}")
@@ -138,7 +144,6 @@ class NumcodecsCodec:
             self.codec.decode(data, out=out.reshape(-1).view(np.uint8))
         except Exception as exc:
             raise DecodeError(f"blosc decode failed: {exc}") from exc
-        return True
 
     def encoded_size(self, size: int) -> int | None:
         """Compressed sizes depend on the data."""
@@ -277,9 +282,10 @@ class CodecPipeline:
     def contiguous_decoder(self, dtype: np.dtype[Any]) -> Callable[[memoryview, np.ndarray], None]:
         """A decoder specialised for this chain, for C-contiguous outputs of ``dtype``.
 
-        Resolving the chain once per array, instead of per chunk, keeps the
-        per-chunk Python work to a couple of calls for the common chains
-        (plain bytes, optionally zstd-compressed, optionally checksummed).
+        The chain is resolved once (per array, not per chunk), so that decoding a
+        chunk costs a couple of Python calls for the common chains: checksums
+        over one compressor (or none) over plain native bytes, decompressed
+        straight into the output. Other chains decode to a temporary and copy.
         """
         plain = (
             not self.array_array
@@ -287,63 +293,46 @@ class CodecPipeline:
             and self.array_bytes.is_plain(dtype)
         )
         stages = list(self.bytes_bytes)
-        checks = 0
+        checks: list[BytesBytesCodec] = []
         while stages and isinstance(stages[-1], Crc32cCodec):
-            stages.pop()
-            checks += 1
-        if not plain or checks or len(stages) > 1:
-            return self.decode_into
-        if not stages:
+            checks.append(stages.pop())
+        compressor = stages[0] if len(stages) == 1 else None
+        if not plain or len(stages) > 1 or not isinstance(compressor, NumcodecsCodec | None):
 
-            def copy(data: memoryview, out: np.ndarray) -> None:
+            def generic(data: memoryview, out: np.ndarray) -> None:
+                out[...] = self.decode(data, out.shape, out.dtype)
+
+            return generic
+        into = compressor.in_place() if compressor is not None else None
+        if into is not None and not checks:
+            return into
+        array_bytes = self.array_bytes
+
+        def decode(data: memoryview, out: np.ndarray) -> None:
+            for check in checks:
+                data = check.decode(data)
+            if into is not None:
+                into(data, out)
+            elif compressor is not None:
+                out[...] = array_bytes.decode(compressor.decode(data), out.shape, out.dtype)
+            else:
                 if len(data) != out.nbytes:
                     raise DecodeError(f"chunk has {len(data)} bytes, expected {out.nbytes}")
                 out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
 
-            return copy
-        codec = stages[0]
-        if isinstance(codec, NumcodecsCodec) and codec.name == "zstd":
-            fast = zstd_decoder()
-
-            def zstd(data: memoryview, out: np.ndarray) -> None:
-                try:
-                    fast(data, out)
-                except ZstdError as exc:
-                    raise DecodeError(str(exc)) from exc
-
-            return zstd
-        return self.decode_into
+        return decode
 
     def decode_into(self, data: memoryview, out: npt.NDArray[Any]) -> None:
         """Decode one stored chunk into ``out``, whose shape is the chunk's.
 
-        Decompresses straight into ``out`` when it is C-contiguous and the chain is
-        "a compressor (and checksums) over plain native bytes"; otherwise decodes
-        to a temporary and copies.
+        Decompresses straight into ``out`` when it is C-contiguous and the chain
+        allows it (see :meth:`contiguous_decoder`); otherwise decodes to a
+        temporary and copies.
         """
-        if (
-            out.flags.c_contiguous
-            and not self.array_array
-            and isinstance(self.array_bytes, BytesCodec)
-            and self.array_bytes.is_plain(out.dtype)
-        ):
-            stages = list(self.bytes_bytes)
-            while stages and isinstance(stages[-1], Crc32cCodec):
-                data = stages.pop().decode(data)
-            if not stages:
-                if len(data) != out.nbytes:
-                    raise DecodeError(f"chunk has {len(data)} bytes, expected {out.nbytes}")
-                out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
-                return
-            if len(stages) == 1 and isinstance(stages[0], NumcodecsCodec):
-                if not stages[0].decode_into(data, out):
-                    raw = stages[0].decode(data)
-                    out[...] = self.array_bytes.decode(raw, out.shape, out.dtype)
-                return
-            pipeline = CodecPipeline((), self.array_bytes, tuple(stages))
-            out[...] = pipeline.decode(data, out.shape, out.dtype)
-            return
-        out[...] = self.decode(data, out.shape, out.dtype)
+        if out.flags.c_contiguous:
+            self.contiguous_decoder(out.dtype)(data, out)
+        else:
+            out[...] = self.decode(data, out.shape, out.dtype)
 
 
 def numcodecs_codec(name: str, config: dict[str, Any]) -> NumcodecsCodec:
