@@ -18,7 +18,6 @@ from lsio.plan import (
     normalize_orthogonal,
     normalize_vectorized,
     project,
-    whole_chunk_target,
 )
 from tests.strategies import (
     basic_selections,
@@ -98,15 +97,6 @@ def test_negative_step_progression() -> None:
     assert [p.coords for p in parts] == [(2,), (1,), (0,)]
     # A chunk slice ending before the chunk's first element must not wrap to -1.
     assert parts[-1].chunk_sel[0] == slice(3, None, -3)  # positions 3 and 0
-
-
-def test_whole_chunk_target_only_for_contiguous_blocks() -> None:
-    out = np.empty((4, 6))
-    sel = normalize_basic((slice(0, 4), slice(0, 6)), (4, 6))
-    targets = [whole_chunk_target(p, (2, 6), out) for p in project(sel, (2, 6))]
-    assert all(t is not None and t.base is out for t in targets)
-    targets = [whole_chunk_target(p, (2, 3), out) for p in project(sel, (2, 3))]
-    assert targets == [None] * 4  # (2, 3) blocks of a (4, 6) array are strided
 
 
 @pytest.mark.parametrize(

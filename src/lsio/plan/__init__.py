@@ -8,7 +8,6 @@ from lsio.plan._projection import (
     grid_shape,
     project,
     project_dims,
-    whole_chunk_target,
 )
 from lsio.plan._selection import (
     DimSelection,
@@ -39,5 +38,4 @@ __all__ = [
     "normalize_vectorized",
     "project",
     "project_dims",
-    "whole_chunk_target",
 ]

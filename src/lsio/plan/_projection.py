@@ -25,7 +25,6 @@ __all__ = [
     "fill_projection",
     "grid_shape",
     "project",
-    "whole_chunk_target",
 ]
 
 ChunkIndex: TypeAlias = int | slice | npt.NDArray[np.int64]
@@ -223,23 +222,3 @@ def fill_projection(value: Any, proj: ChunkProjection, out: np.ndarray) -> None:
         out.reshape(-1)[proj.out_sel[0]] = value
     else:
         out[_out_index(out.shape, proj.out_sel)] = value
-
-
-def whole_chunk_target(
-    proj: ChunkProjection, chunk_shape: tuple[int, ...], out: np.ndarray
-) -> np.ndarray | None:
-    """The region of ``out`` a whole chunk maps onto, when it can be decoded into directly.
-
-    Returns a C-contiguous view of ``out`` of shape ``chunk_shape`` when the
-    projection takes every element of the chunk, in order, to a contiguous block
-    of ``out``; otherwise ``None``.
-    """
-    if proj.vectorized or len(proj.out_sel) != len(chunk_shape):
-        return None
-    for s, n in zip(proj.chunk_sel, chunk_shape, strict=True):
-        if not (isinstance(s, slice) and s.indices(n) == (0, n, 1) and s.step in (None, 1)):
-            return None
-    if any(not isinstance(s, slice) or s.step not in (None, 1) for s in proj.out_sel):
-        return None
-    view = out[(*proj.out_sel, Ellipsis)]
-    return view if view.flags.c_contiguous and view.shape == chunk_shape else None

@@ -35,7 +35,6 @@ from lsio.plan import (
     fill_projection,
     project,
     project_dims,
-    whole_chunk_target,
 )
 
 if TYPE_CHECKING:
@@ -81,17 +80,6 @@ class ChunkWork:
     array: Array
     coords: tuple[int, ...]
     targets: list[Target]
-
-
-def _target(proj: ChunkProjection, chunk_shape: tuple[int, ...], out: np.ndarray) -> Target:
-    view = whole_chunk_target(proj, chunk_shape, out)
-    if view is not None:
-        return Target(DIRECT, view)
-    if not proj.vectorized and all(isinstance(s, slice) for s in proj.out_sel):
-        src = proj.chunk_sel
-        if not any(isinstance(s, np.ndarray) for s in src):
-            return Target(COPY, out[(*proj.out_sel, Ellipsis)], src)
-    return Target(GENERAL, out, proj=proj)
 
 
 def _add(chunks: dict[tuple[int, ...], list[Target]], coords: tuple[int, ...], t: Target) -> None:
@@ -163,7 +151,8 @@ def run_jobs(
             _plan_basic(sel, shape, job.out, chunks)
             continue
         for p in project(sel, shape):
-            _add(chunks, p.coords, _target(p, shape, job.out))
+            # Array indexes and points: the general scatter (never in place).
+            _add(chunks, p.coords, Target(GENERAL, job.out, proj=p))
     tasks: list[ReadTask[ChunkWork]] = []
     for array, chunks in per_array.values():
         tasks.extend(array.chunk_tasks(chunks))
