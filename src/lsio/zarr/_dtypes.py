@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import math
-import struct
 from typing import Any
 
 import numpy as np
@@ -34,13 +33,10 @@ _SUPPORTED_KINDS = "biufc"
 
 def parse_v3_dtype(value: Any, document: str) -> np.dtype[Any]:
     """NumPy dtype of a Zarr v3 ``data_type``."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value not in SUPPORTED_DTYPES:
         raise UnsupportedError(
-            f"{document}: data_type {value!r} is not supported yet; supported: {', '.join(SUPPORTED_DTYPES)}"
-        )
-    if value not in SUPPORTED_DTYPES:
-        raise UnsupportedError(
-            f"{document}: data_type {value!r} is not supported yet; supported: {', '.join(SUPPORTED_DTYPES)}"
+            f"{document}: data_type {value!r} is not supported yet; "
+            f"supported: {', '.join(SUPPORTED_DTYPES)}"
         )
     return np.dtype(value)
 
@@ -65,6 +61,11 @@ def parse_v2_dtype(value: Any, document: str) -> tuple[np.dtype[Any], str]:
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
+def _from_bits(value: str, dtype: np.dtype[Any]) -> Any:
+    """The element whose bit pattern is the hex string ``value`` (e.g. a NaN payload)."""
+    return np.array(int(value, 16), dtype=f"u{dtype.itemsize}").view(dtype)[()]
+
+
 def _float_from_json(value: Any, dtype: np.dtype[Any], document: str) -> float:
     if isinstance(value, bool):
         raise MetadataError(
@@ -76,11 +77,7 @@ def _float_from_json(value: Any, dtype: np.dtype[Any], document: str) -> float:
         if value in _SPECIAL:
             return _SPECIAL[value]
         if value.startswith("0x"):
-            # A hex bit pattern of the element, e.g. a NaN payload.
-            raw = int(value, 16)
-            width = dtype.itemsize
-            fmt = {2: "<e", 4: "<f", 8: "<d"}[width]
-            return float(struct.unpack(fmt, raw.to_bytes(width, "little"))[0])
+            return float(_from_bits(value, dtype))
     raise MetadataError(
         f"{value!r} is not valid for {dtype}", document=document, field="fill_value"
     )
@@ -106,7 +103,7 @@ def parse_fill_value(value: Any, dtype: np.dtype[Any], document: str, zarr_forma
             return np.bool_(value)
         if dtype.kind in "iu":
             if isinstance(value, str) and value.startswith("0x"):
-                return np.array(int(value, 16), dtype=f"u{dtype.itemsize}").view(dtype)[()]
+                return _from_bits(value, dtype)
             if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
                 raise TypeError
             info = np.iinfo(dtype)
@@ -115,8 +112,7 @@ def parse_fill_value(value: Any, dtype: np.dtype[Any], document: str, zarr_forma
             return dtype.type(int(value))
         if dtype.kind == "f":
             if isinstance(value, str) and value.startswith("0x"):
-                raw = int(value, 16).to_bytes(dtype.itemsize, "little")
-                return np.frombuffer(raw, dtype=dtype.newbyteorder("<"))[0].astype(dtype)
+                return _from_bits(value, dtype)
             if isinstance(value, str) and zarr_format == 2 and value not in _SPECIAL:
                 return np.frombuffer(base64.b64decode(value), dtype=dtype)[0]
             return dtype.type(_float_from_json(value, dtype, document))
