@@ -9,6 +9,7 @@ EXPECTED = {
     "Batch",
     "ChunkError",
     "Group",
+    "Histogram",
     "IOConfig",
     "InvalidArgumentError",
     "LocalStore",
@@ -21,11 +22,14 @@ EXPECTED = {
     "ReadError",
     "ReadFuture",
     "SelectionError",
+    "Stats",
     "UnsupportedError",
     "__version__",
     "open",
     "open_array",
     "open_group",
+    "stats",
+    "to_dask",
 }
 
 
@@ -37,8 +41,10 @@ def test_all_is_exact() -> None:
     public = {n for n in dir(lsio) if not n.startswith("_")} - {
         "cli",
         "compute",
+        "interop",
         "io",
         "plan",
+        "statistics",
         "zarr",
     }
     assert public <= EXPECTED

@@ -1,4 +1,4 @@
-"""lsio: read chunked, compressed N-dimensional arrays (Zarr v2/v3) as fast as the machine allows."""
+"""lsio: read and compute on chunked, compressed N-d arrays (Zarr v2/v3) as fast as the machine allows."""
 
 from lsio._errors import (
     ChunkError,
@@ -11,8 +11,10 @@ from lsio._errors import (
     SelectionError,
     UnsupportedError,
 )
+from lsio.interop import to_dask
 from lsio.io import IOConfig, LocalStore, MemoryStore
 from lsio.plan import ReadConfig
+from lsio.statistics import Histogram, Stats, stats
 from lsio.zarr import Array, Batch, Group, ReadFuture, open, open_array, open_group
 
 __version__ = "0.1.0"
@@ -22,6 +24,7 @@ __all__ = [
     "Batch",
     "ChunkError",
     "Group",
+    "Histogram",
     "IOConfig",
     "InvalidArgumentError",
     "LocalStore",
@@ -34,9 +37,12 @@ __all__ = [
     "ReadError",
     "ReadFuture",
     "SelectionError",
+    "Stats",
     "UnsupportedError",
     "__version__",
     "open",
     "open_array",
     "open_group",
+    "stats",
+    "to_dask",
 ]

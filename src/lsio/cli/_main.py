@@ -9,17 +9,28 @@ from collections.abc import Sequence
 from lsio._errors import LsioError
 from lsio.cli._demo import run_demo
 from lsio.cli._info import describe, info_json, render_tree
-from lsio.zarr import open
+from lsio.cli._stats import run_stats
+from lsio.zarr import Array, open
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lsio", description="Fast Zarr v2/v3 reading.")
+    parser = argparse.ArgumentParser(
+        prog="lsio", description="Fast Zarr v2/v3 reading and statistics."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="print the tree of groups and arrays of a store")
     info.add_argument("path", help="store, group or array (local path or file:// URL)")
     info.add_argument("--json", action="store_true", help="print JSON instead of a tree")
+    st = sub.add_parser("stats", help="min, max, mean, std, counts (and histograms) of an array")
+    st.add_argument("path", help="the array (local path or file:// URL)")
+    st.add_argument(
+        "--dims", help="comma-separated dimensions to reduce over (default: all), e.g. time,y,x"
+    )
+    st.add_argument("--hist", type=int, metavar="BINS", help="also a histogram with BINS bins")
+    st.add_argument("--region", help="a sub-region, e.g. time=0:100,y=0:512")
+    st.add_argument("--json", action="store_true", help="print JSON instead of a table")
     demo = sub.add_parser("demo", help="generate a sample dataset, describe it and read it back")
     demo.add_argument(
         "--path", help="where to write the sample (default: a temporary directory, removed)"
@@ -40,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "info":
             node = open(args.path)
             print(info_json(node) if args.json else render_tree(describe(node), args.path))
+        elif args.command == "stats":
+            node = open(args.path)
+            if not isinstance(node, Array):
+                raise LsioError(f"{args.path} is a group; lsio stats needs an array")
+            run_stats(node, args.dims, args.hist, args.region, args.json, sys.stdout)
         elif args.command == "demo":
             if args.timesteps < 4:
                 raise LsioError(

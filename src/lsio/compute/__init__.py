@@ -14,6 +14,8 @@ from lsio.compute._codecs import (
     numcodecs_codec,
 )
 from lsio.compute._executor import run_all
+from lsio.compute._histogram import histogram_block
+from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
 from lsio.compute._scratch import ScratchPool
 from lsio.compute._zstd import zstd_content_size
 
@@ -25,11 +27,16 @@ __all__ = [
     "CodecPipeline",
     "Crc32cCodec",
     "DecodeError",
+    "Moments",
     "NumcodecsCodec",
     "ScratchPool",
     "TransposeCodec",
     "check_order",
+    "fill_moments",
+    "histogram_block",
+    "moments_kind",
     "numcodecs_codec",
+    "reduce_block",
     "run_all",
     "zstd_content_size",
 ]

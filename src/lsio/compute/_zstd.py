@@ -86,7 +86,7 @@ def _ctypes_decoder(lib: Any) -> Decoder:
             sptr = np.frombuffer(src, dtype=np.uint8).ctypes.data
         expected = dst.nbytes
         try:
-            dptr = addressof(from_buffer(dst))
+            dptr = addressof(from_buffer(dst.data))
         except (TypeError, ValueError):  # not a writable contiguous buffer
             dptr = dst.ctypes.data
         ctx = contexts.ctx

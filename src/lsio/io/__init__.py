@@ -9,6 +9,7 @@ from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
 from lsio.io._types import (
     ByteRange,
+    Range,
     ReadRequest,
     ReadResult,
     SuffixRange,
@@ -25,6 +26,7 @@ __all__ = [
     "Lister",
     "LocalStore",
     "MemoryStore",
+    "Range",
     "ReadRequest",
     "ReadResult",
     "Store",

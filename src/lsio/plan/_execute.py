@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from lsio.compute import run_all
-from lsio.io import ByteReader, IOConfig, ReadRequest
-from lsio.io._types import Range
+from lsio.io import ByteReader, IOConfig, Range, ReadRequest
 
 __all__ = ["ReadConfig", "ReadTask", "execute_reads"]
 

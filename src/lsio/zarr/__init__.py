@@ -7,10 +7,13 @@ from lsio.zarr._metadata import ArrayMetadata, KeyEncoding
 from lsio.zarr._nodes import GroupMetadata
 from lsio.zarr._open import open, open_array, open_group
 from lsio.zarr._sharding import ShardingCodec
+from lsio.zarr._visit import ChunkInfo, ChunkVisitor, visit_chunks
 
 __all__ = [
     "Array",
     "Batch",
+    "ChunkInfo",
+    "ChunkVisitor",
     "ArrayMetadata",
     "Group",
     "GroupMetadata",
@@ -20,4 +23,5 @@ __all__ = [
     "open",
     "open_array",
     "open_group",
+    "visit_chunks",
 ]

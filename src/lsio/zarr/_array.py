@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from lsio._errors import ChunkError, InvalidArgumentError
 from lsio.compute import DecodeError
-from lsio.io import ByteRange, SuffixRange, WholeObject
+from lsio.io import ByteRange, Range, SuffixRange, WholeObject
 from lsio.plan import (
     IntIndex,
     OrthogonalSelection,
@@ -278,6 +278,13 @@ class Array(Node[ArrayMetadata]):
         return self._read_chunks
 
     @property
+    def chunks_per_shard(self) -> tuple[int, ...]:
+        """Read-grid chunks along each dimension of a shard (all 1 when unsharded)."""
+        if self._sharding is None:
+            return (1,) * self.ndim
+        return self._sharding.chunks_per_shard(self._meta.chunk_shape)
+
+    @property
     def chunk_decoder(self) -> Callable[[memoryview, np.ndarray], None]:
         """Decodes one unit of reading (see :attr:`read_chunk_shape`) into a C-contiguous array."""
         return self._decoder
@@ -289,22 +296,37 @@ class Array(Node[ArrayMetadata]):
         value written into their targets here, and need no read.
         """
         store = self._ctx.store
+        tasks: list[ReadTask[ChunkWork]] = []
+        for (c, targets), where in zip(
+            chunks.items(), self.locate_chunks(list(chunks)), strict=True
+        ):
+            if where is None:
+                fill_targets(self._meta.fill_value, targets)
+            else:
+                tasks.append(ReadTask(store, where[0], where[1], ChunkWork(self, c, targets)))
+        return tasks
+
+    def locate_chunks(self, coords: Sequence[tuple[int, ...]]) -> list[tuple[str, Range] | None]:
+        """Object key and byte range of each chunk (read-grid coordinates).
+
+        ``None`` marks a chunk known to be absent (not in its shard's index, or its
+        whole shard missing); an unsharded chunk's file may still turn out missing
+        when read.
+        """
         if self._sharding is None:
-            return [
-                ReadTask(store, self._key(c), WholeObject(), ChunkWork(self, c, t))
-                for c, t in chunks.items()
-            ]
-        if not chunks:
+            whole = WholeObject()
+            return [(self._key(c), whole) for c in coords]
+        if not coords:
             return []
         # Vectorised: shard of each chunk, its index entry, all at once.
         per_shard = np.asarray(self._sharding.chunks_per_shard(self._meta.chunk_shape))
-        coords = np.array(list(chunks), dtype=np.int64).reshape(len(chunks), -1)
-        shards, inv = np.unique(coords // per_shard, axis=0, return_inverse=True)
-        inner = coords % per_shard
+        arr = np.array(coords, dtype=np.int64).reshape(len(coords), -1)
+        shards, inv = np.unique(arr // per_shard, axis=0, return_inverse=True)
+        inner = arr % per_shard
         inv = inv.reshape(-1)
         shard_keys = [tuple(s) for s in shards.tolist()]
         indexes = self._shard_indexes(shard_keys)
-        entries = np.full((len(chunks), 2), MISSING, dtype=np.uint64)
+        entries = np.full((len(coords), 2), MISSING, dtype=np.uint64)
         for k, shard in enumerate(shard_keys):
             index = indexes[shard]
             if index is not None:
@@ -312,16 +334,10 @@ class Array(Node[ArrayMetadata]):
                 entries[rows] = index[tuple(inner[rows].T)]
         keys = [self._key(s) for s in shard_keys]
         missing = int(MISSING)
-        tasks: list[ReadTask[ChunkWork]] = []
-        for (c, targets), (offset, length), k in zip(
-            chunks.items(), entries.tolist(), inv.tolist(), strict=True
-        ):
-            if offset == missing:
-                fill_targets(self._meta.fill_value, targets)
-                continue
-            rng = ByteRange(offset, offset + length)
-            tasks.append(ReadTask(store, keys[k], rng, ChunkWork(self, c, targets)))
-        return tasks
+        return [
+            None if offset == missing else (keys[k], ByteRange(offset, offset + length))
+            for (offset, length), k in zip(entries.tolist(), inv.tolist(), strict=True)
+        ]
 
     def _key(self, coords: tuple[int, ...]) -> str:
         return self._prefix + self._meta.key_encoding.key(coords)

@@ -40,7 +40,7 @@ from lsio.plan import (
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["ChunkWork", "ReadJob", "Target", "fill_targets", "run_jobs"]
+__all__ = ["ChunkWork", "ReadJob", "Target", "chunk_error", "fill_targets", "run_jobs"]
 
 DIRECT, COPY, GENERAL = 0, 1, 2
 
@@ -166,15 +166,20 @@ def run_jobs(
         try:
             _decode_and_scatter(array, data, work.targets, scratch)
         except DecodeError as exc:
-            rng = task.range
-            where = (
-                f"inner chunk {work.coords} at bytes [{rng.start}, {rng.end})"
-                if isinstance(rng, ByteRange)
-                else f"chunk {work.coords}"
-            )
-            raise ChunkError(f"{exc} ({where})", key=task.key) from exc
+            raise chunk_error(exc, task, work.coords) from exc
 
     execute_reads(tasks, handle, pool, batches)
+
+
+def chunk_error(exc: Exception, task: ReadTask[Any], coords: tuple[int, ...]) -> ChunkError:
+    """The error for a chunk that failed to decode, naming its key and byte range."""
+    rng = task.range
+    where = (
+        f"inner chunk {coords} at bytes [{rng.start}, {rng.end})"
+        if isinstance(rng, ByteRange)
+        else f"chunk {coords}"
+    )
+    return ChunkError(f"{exc} ({where})", key=task.key)
 
 
 def _decode_and_scatter(

@@ -1,0 +1,84 @@
+"""``lsio.to_dask``: a ``dask.array`` whose blocks are read by lsio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lsio._errors import InvalidArgumentError
+from lsio.zarr import Array, Group
+from lsio.zarr import open as open_node
+
+__all__ = ["to_dask"]
+
+
+class _Source:
+    """What a Dask task needs to read a block: picklable, reopens the array once per process."""
+
+    def __init__(self, array: Array) -> None:
+        self.store_url = array.store_url
+        self.path = array.path
+        self.config = array.context.config
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+        self._array: Array | None = array
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_array"] = None
+        return state
+
+    def array(self) -> Array:
+        if self._array is None:
+            node = open_node(self.store_url, config=self.config)
+            for part in [p for p in self.path.split("/") if p]:
+                assert isinstance(node, Group)
+                node = node[part]
+            assert isinstance(node, Array)
+            self._array = node
+        return self._array
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        result: np.ndarray = self.array().read(key)
+        return result
+
+
+def to_dask(array: Array, chunks: Any = None, name: str | None = None) -> Any:
+    """A ``dask.array.Array`` over ``array``, each block read by lsio (needs the ``dask`` extra).
+
+    Args:
+        array: An array opened with lsio; its store must be reachable by path
+            or URL from the Dask workers (they reopen it).
+        chunks: Dask block shape. Default: the array's shards (or chunks when
+            unsharded), so blocks are chunk-aligned and each chunk is read once.
+        name: Dask key prefix; default derived from the store URL and path.
+
+    Raises:
+        InvalidArgumentError: When ``chunks`` cuts through the array's chunks.
+    """
+    try:
+        import dask.array as da
+    except ImportError as exc:
+        raise ImportError("to_dask needs dask: pip install 'lsio[dask]'") from exc
+    if chunks is None:
+        chunks = array.shards or array.chunks
+    normalize = da.core.normalize_chunks
+    normalized = normalize(chunks, array.shape, dtype=array.dtype)  # type: ignore[no-untyped-call]
+    for d, (blocks, c) in enumerate(zip(normalized, array.chunks, strict=True)):
+        if any(b % c for b in blocks[:-1]):
+            raise InvalidArgumentError(
+                f"chunks {chunks!r} cut through the array's chunks of {array.chunks} "
+                f"along dimension {d}; use multiples of the chunk shape"
+            )
+    key = name or f"lsio-{array.store_url}/{array.path}"
+    return da.from_array(  # type: ignore[no-untyped-call]
+        _Source(array),
+        chunks=normalized,
+        name=key,
+        asarray=False,
+        fancy=False,
+        lock=False,
+        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+    )

@@ -1,0 +1,166 @@
+"""The per-thread visitor that reduces chunks as they are decoded.
+
+Full chunks are decoded into slots of a per-thread batch buffer and reduced a
+batch at a time (a handful of NumPy calls per batch instead of per chunk);
+partial chunks (at the region's edges) are reduced on their own. Partials are
+merged into the visitor's running statistics at the kept positions they cover.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lsio.compute import Moments, fill_moments, histogram_block, reduce_block
+from lsio.zarr import ChunkInfo
+
+__all__ = ["Plan", "Reducer"]
+
+_Arr = npt.NDArray[Any]
+
+# A batch of full chunks is reduced when it reaches this many bytes: large enough to
+# amortise the per-call overhead, small enough to stay in the core's L2 cache.
+_BATCH_BYTES = 2 << 20
+
+
+class Plan:
+    """What a reduction keeps and drops, in the region's dimensions.
+
+    Args:
+        region_shape: Shape of the selected region (dimensions indexed by an int dropped).
+        axis: Region axes reduced over.
+        chunk_shape: Shape of a read chunk of the array.
+        chunk_dims: For each region axis, the array axis it comes from.
+        dtype: The array's data type.
+        fill_value: Value of chunks that are not stored.
+        edges: Histogram bin edges per kept position, shape ``(k, bins + 1)``, or ``None``.
+        uniform: Whether every row of ``edges`` is evenly spaced.
+    """
+
+    def __init__(
+        self,
+        region_shape: tuple[int, ...],
+        axis: tuple[int, ...],
+        chunk_shape: tuple[int, ...],
+        chunk_dims: tuple[int, ...],
+        dtype: np.dtype[Any],
+        fill_value: Any,
+        edges: _Arr | None = None,
+        uniform: bool = True,
+    ) -> None:
+        self.region_shape = region_shape
+        self.axis = axis
+        self.kept = tuple(d for d in range(len(region_shape)) if d not in axis)
+        self.kept_shape = tuple(region_shape[d] for d in self.kept)
+        self.k = math.prod(self.kept_shape)
+        self.chunk_shape = chunk_shape
+        self.chunk_dims = chunk_dims
+        self.dtype = dtype
+        self.fill_value = fill_value
+        self.edges = edges
+        self.uniform = uniform
+        # A full chunk seen as a region block: only the region's axes, in order.
+        self.block_shape = tuple(chunk_shape[d] for d in chunk_dims)
+
+    def positions(self, info: ChunkInfo) -> _Arr:
+        """Flat kept positions (C order) that a chunk part covers."""
+        ranges = [np.arange(info.out_sel[d].start, info.out_sel[d].stop) for d in self.kept]
+        if not ranges:
+            return np.zeros(1, dtype=np.intp)
+        grid = np.ix_(*ranges)
+        flat: _Arr = np.ravel_multi_index(grid, self.kept_shape).reshape(-1)
+        return flat
+
+
+class Reducer:
+    """Running statistics (and histogram) of the chunks one thread is handed.
+
+    Args:
+        plan: What to keep and reduce.
+        progress: Called with (decoded bytes, chunks) after each reduction step.
+    """
+
+    def __init__(self, plan: Plan, progress: Callable[[int, int], None] | None = None) -> None:
+        self.plan = plan
+        self.moments = Moments.empty(plan.dtype, plan.k)
+        self.counts = (
+            np.zeros((plan.k, plan.edges.shape[1] - 1), dtype=np.int64)
+            if plan.edges is not None
+            else None
+        )
+        self._progress = progress
+        itemsize = plan.dtype.itemsize
+        chunk_bytes = max(1, math.prod(plan.chunk_shape) * itemsize)
+        self._capacity = max(1, _BATCH_BYTES // chunk_bytes)
+        self._batch: _Arr | None = None
+        self._filled = 0
+        self._batch_key: tuple[slice, ...] | None = None
+        self._batch_info: ChunkInfo | None = None
+        self._positions: dict[tuple[tuple[int, int], ...], _Arr] = {}
+
+    # -- ChunkVisitor -----------------------------------------------------------------
+
+    def slot(self, info: ChunkInfo) -> np.ndarray | None:
+        """The next slot of the batch of chunks covering the same kept positions."""
+        key = tuple(info.out_sel[d] for d in self.plan.kept)
+        if self._batch_key != key or self._filled == self._capacity:
+            self.flush()
+        if self._batch is None:
+            self._batch = np.empty((self._capacity, *self.plan.chunk_shape), self.plan.dtype)
+        self._batch_key = key
+        self._batch_info = info
+        slot: np.ndarray = self._batch[self._filled, ...]  # a view, also for 0-d chunks
+        return slot
+
+    def commit(self, info: ChunkInfo) -> None:
+        """Count the chunk decoded into the last slot."""
+        self._filled += 1
+
+    def present(self, part: np.ndarray, info: ChunkInfo) -> None:
+        """Reduce a partial chunk on its own."""
+        self._reduce(part, 1, info)
+
+    def absent(self, info: ChunkInfo) -> None:
+        """Count a missing chunk's fill values without decoding anything."""
+        plan = self.plan
+        k_part = math.prod(info.out_sel[d].stop - info.out_sel[d].start for d in plan.kept)
+        n_per = info.size // max(k_part, 1)
+        where = self._where(info)
+        self.moments.merge(fill_moments(plan.fill_value, plan.dtype, k_part, n_per), where)
+        if self.counts is not None and plan.edges is not None:
+            block = np.full((k_part, n_per), plan.fill_value, dtype=plan.dtype)
+            self.counts[where] += histogram_block(block, (1,), plan.edges[where], plan.uniform)
+        if self._progress is not None:
+            self._progress(info.size * plan.dtype.itemsize, 1)
+
+    # -- reduction --------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Reduce the chunks waiting in the batch."""
+        if self._filled == 0 or self._batch is None or self._batch_info is None:
+            return
+        n, self._filled = self._filled, 0
+        block = self._batch[:n].reshape(n, *self.plan.block_shape)
+        self._reduce(block, n, self._batch_info, batched=True)
+
+    def _reduce(self, part: _Arr, chunks: int, info: ChunkInfo, batched: bool = False) -> None:
+        plan = self.plan
+        # Reduced axes of the part: the plan's, shifted past the batch axis when batched.
+        axis = (*tuple(d + 1 for d in plan.axis), 0) if batched else plan.axis
+        where = self._where(info)
+        self.moments.merge(reduce_block(part, axis), where)
+        if self.counts is not None and plan.edges is not None:
+            self.counts[where] += histogram_block(part, axis, plan.edges[where], plan.uniform)
+        if self._progress is not None:
+            self._progress(part.nbytes, chunks)
+
+    def _where(self, info: ChunkInfo) -> _Arr:
+        key = tuple((info.out_sel[d].start, info.out_sel[d].stop) for d in self.plan.kept)
+        found = self._positions.get(key)
+        if found is None:
+            found = self._positions[key] = self.plan.positions(info)
+        return found

@@ -1,0 +1,207 @@
+"""lsio.stats against exact and NumPy oracles on stores written by zarr-python."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lsio
+import zarr
+from tests.zarr.zarr_stores import store_specs, write_store
+
+
+def _region(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for n in shape:
+        if n == 0:
+            out.append(slice(None))
+            continue
+        kind = draw(st.sampled_from(["all", "slice", "int"]))
+        if kind == "int":
+            out.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            a = draw(st.integers(0, n - 1))
+            out.append(slice(a, draw(st.integers(a + 1, n))))
+        else:
+            out.append(slice(None))
+    return tuple(out)
+
+
+def _as_region(sel: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The oracle's view of a stats selection: an int keeps its dimension."""
+    return tuple(slice(s, s + 1 if s != -1 else None) if isinstance(s, int) else s for s in sel)
+
+
+def _oracle(x: np.ndarray, axis: tuple[int, ...]) -> dict[str, Any]:
+    kept = [d for d in range(x.ndim) if d not in axis]
+    rows = np.moveaxis(x, kept, range(len(kept))).reshape(math.prod(x.shape[d] for d in kept), -1)
+    out: dict[str, list[Any]] = {
+        k: [] for k in ("count", "nan_count", "sum", "mean", "var", "min", "max")
+    }
+    for r in rows:
+        if x.dtype.kind == "f":
+            nan = np.isnan(r)
+            v = r[~nan].astype(np.float64)
+            out["nan_count"].append(int(nan.sum()))
+            out["count"].append(v.size)
+            out["sum"].append(v.sum())
+            out["mean"].append(v.mean() if v.size else np.nan)
+            with np.errstate(invalid="ignore"):
+                out["var"].append(v.var() if v.size else np.nan)
+            out["min"].append(v.min() if v.size else np.nan)
+            out["max"].append(v.max() if v.size else np.nan)
+        else:
+            ints = [int(v) for v in r]
+            n, s = len(ints), sum(ints)
+            out["nan_count"].append(0)
+            out["count"].append(n)
+            out["sum"].append(s)
+            out["mean"].append(float(Fraction(s, n)))
+            out["var"].append(float(Fraction(sum(v * v for v in ints) * n - s * s, n * n)))
+            out["min"].append(min(ints))
+            out["max"].append(max(ints))
+    shape = tuple(x.shape[d] for d in kept)
+    return {
+        k: np.array(v, dtype=object if k == "sum" else None).reshape(shape) for k, v in out.items()
+    }
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[Any, tuple[int, ...], tuple[Any, ...]]:
+    spec = draw(store_specs())
+    ndim = len(spec.shape)
+    axis = (
+        tuple(sorted(draw(st.sets(st.integers(0, max(0, ndim - 1)), max_size=ndim))))
+        if ndim
+        else ()
+    )
+    return spec, axis, _region(draw, spec.shape)
+
+
+@settings(deadline=None)
+@given(case=cases(), threads=st.sampled_from([1, 3]))
+def test_stats_equal_oracle(case: Any, threads: int) -> None:
+    spec, axis, sel = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.zarr"
+        write_store(spec, path)
+        a = lsio.open_array(path, config=lsio.ReadConfig(threads=threads))
+        region = _as_region(sel)
+        if np.dtype(spec.dtype).kind == "c":
+            with pytest.raises(lsio.UnsupportedError):
+                lsio.stats(a, axis=axis, selection=sel)
+            return
+        x = np.asarray(zarr.open_array(str(path), mode="r")[region])
+        if x.size == 0:
+            with pytest.raises(lsio.InvalidArgumentError, match="empty"):
+                lsio.stats(a, axis=axis, selection=sel)
+            return
+        s = lsio.stats(a, axis=axis, selection=sel)
+        want = _oracle(x, axis)
+    np.testing.assert_array_equal(s.count, want["count"])
+    np.testing.assert_array_equal(s.nan_count, want["nan_count"])
+    if x.dtype.kind == "f":
+        np.testing.assert_array_equal(s.min, want["min"].astype(x.dtype))
+        np.testing.assert_array_equal(s.max, want["max"].astype(x.dtype))
+        with np.errstate(invalid="ignore"):
+            for name in ("sum", "mean", "var"):
+                got, exp = np.asarray(getattr(s, name), float), want[name].astype(float)
+                np.testing.assert_allclose(got, exp, rtol=1e-9, atol=1e-9, equal_nan=True)
+    else:
+        assert [int(v) for v in s.min.reshape(-1)] == list(want["min"].reshape(-1))
+        assert [int(v) for v in s.max.reshape(-1)] == list(want["max"].reshape(-1))
+        assert [int(v) for v in s.sum.reshape(-1)] == list(want["sum"].reshape(-1))
+        np.testing.assert_array_equal(s.mean, want["mean"])
+        np.testing.assert_allclose(s.var, want["var"], rtol=1e-12)
+        np.testing.assert_allclose(s.std, np.sqrt(want["var"].astype(float)), rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def sat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small sharded (time, channel, y, x) float32 array with NaNs, a missing shard and coords."""
+    root = tmp_path_factory.mktemp("sat") / "s.zarr"
+    g = zarr.open_group(str(root), mode="w")
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((6, 3, 20, 24)) * 10 + 5).astype(np.float32)
+    data[0, 1, :5, :5] = np.nan
+    arr = g.create_array(
+        "sat",
+        shape=data.shape,
+        chunks=(1, 3, 5, 8),
+        shards=(2, 3, 10, 8),
+        dtype="f4",
+        fill_value=-1.0,
+        dimension_names=["time", "channel", "y", "x"],
+    )
+    arr[...] = data
+    arr[4:6, :, 10:20, :] = -1.0  # fill value: those chunks are not stored
+    for name, n in (("time", 6), ("channel", 3)):
+        c = g.create_array(name, shape=(n,), chunks=(n,), dtype="i8", dimension_names=[name])
+        c[...] = np.arange(n) * 10
+    return root
+
+
+def test_dims_by_name_coords_and_histogram(sat: Path) -> None:
+    a = lsio.open_array(sat / "sat")
+    x = zarr.open_array(str(sat / "sat"), mode="r")[...]
+    s = lsio.stats(a, dims=("time", "y", "x"), bins=8)
+    assert s.dims == ("channel",)
+    np.testing.assert_array_equal(s.coords["channel"], [0, 10, 20])
+    # Per channel in float64 (np.nanstd over an axis tuple of float32 is less exact).
+    per_channel = [v[~np.isnan(v)].astype(np.float64) for v in np.moveaxis(x, 1, 0).reshape(3, -1)]
+    np.testing.assert_allclose(s.mean, [v.mean() for v in per_channel], rtol=1e-12)
+    np.testing.assert_allclose(s.std, [v.std() for v in per_channel], rtol=1e-12)
+    np.testing.assert_array_equal(s.nan_count, np.isnan(x).sum(axis=(0, 2, 3)))
+    h = s.histogram()
+    for c in range(3):
+        v = x[:, c].reshape(-1)
+        v = v[~np.isnan(v)]
+        counts, edges = np.histogram(v, bins=8, range=(float(v.min()), float(v.max())))
+        np.testing.assert_allclose(h.edges[c], edges)
+        np.testing.assert_array_equal(h.counts[c], counts)
+    fixed = s.histogram(bins=[-50.0, 0.0, 50.0])
+    assert fixed.counts.shape == (3, 2)
+    v = x[:, 0].reshape(-1)
+    np.testing.assert_array_equal(fixed.counts[0], np.histogram(v[~np.isnan(v)], [-50, 0, 50])[0])
+    d = s.to_dict()
+    assert d["dims"] == ["channel"]
+    assert len(d["histogram"]["counts"]) == 3
+    ds = s.to_xarray()
+    assert float(ds["mean"].sel(channel=10)) == pytest.approx(float(s.mean[1]))
+
+
+def test_region_and_progress(sat: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = lsio.open_array(sat / "sat")
+    x = zarr.open_array(str(sat / "sat"), mode="r")[...]
+    s = lsio.stats(a, axis=(1, 2, 3), selection=(slice(2, 5),), progress=True)
+    assert s.dims == ("time",)
+    np.testing.assert_array_equal(s.coords["time"], [20, 30, 40])
+    np.testing.assert_array_equal(s.max, np.nanmax(x[2:5], axis=(1, 2, 3)))
+    assert "stats" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dims": ("time", "depth")}, "unknown dimension 'depth'"),
+        ({"axis": 4}, "axis 4 is out of range"),
+        ({"axis": (0, 0)}, "repeated axis"),
+        ({"axis": 0, "dims": "time"}, "not both"),
+        ({"bins": 0}, "bins must be >= 1"),
+        ({"bins": [3.0, 1.0]}, "increasing"),
+        ({"selection": (slice(0, 4, 2),)}, "step 1"),
+        ({"selection": (slice(3, 3),)}, "empty"),
+    ],
+)
+def test_bad_arguments(sat: Path, kwargs: dict[str, Any], message: str) -> None:
+    a = lsio.open_array(sat / "sat")
+    with pytest.raises(lsio.InvalidArgumentError, match=message):
+        lsio.stats(a, **kwargs)
