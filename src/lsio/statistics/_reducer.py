@@ -23,8 +23,9 @@ __all__ = ["Plan", "Reducer"]
 _Arr = npt.NDArray[Any]
 
 # A batch of full chunks is reduced when it reaches this many bytes: large enough to
-# amortise the per-call overhead, small enough to stay in the core's L2 cache.
-_BATCH_BYTES = 2 << 20
+# amortise the per-call overhead, small enough to stay in the core's L2 cache (and,
+# for 16-bit data, to let sums accumulate in 32 bits).
+_BATCH_BYTES = 1 << 20
 
 
 class Plan:

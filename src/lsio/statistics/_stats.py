@@ -209,6 +209,16 @@ def _run(region: Region, edges: _Arr | None, uniform: bool, progress: Progress |
     return total
 
 
+def _widen(lo: float, hi: float) -> tuple[float, float]:
+    """A one-value range widened like NumPy's (by 0.5), and by one ulp where 0.5 is lost."""
+    if lo != hi:
+        return lo, hi
+    lo, hi = lo - 0.5, hi + 0.5
+    if lo == hi:
+        lo, hi = float(np.nextafter(lo, -np.inf)), float(np.nextafter(hi, np.inf))
+    return lo, hi
+
+
 def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Arr, bool, Any]:
     """Bin edges per kept position (``(k, bins + 1)``), whether uniform, and the bins key."""
     if isinstance(bins, int | np.integer) and not isinstance(bins, bool):
@@ -220,8 +230,7 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
                 raise InvalidArgumentError(
                     f"range must be finite (low, high) with low <= high, got {range_}"
                 )
-            if lo == hi:
-                lo, hi = lo - 0.5, hi + 0.5
+            lo, hi = _widen(lo, hi)
             return np.tile(np.linspace(lo, hi, int(bins) + 1), (k, 1)), True, int(bins)
         assert moments is not None
         lo_k = np.asarray(moments.minimum, dtype=np.float64)
@@ -230,8 +239,7 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
         for lo, hi in zip(lo_k, hi_k, strict=True):
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 lo, hi = 0.0, 1.0  # no finite values at this position: nothing will be counted
-            if lo == hi:
-                lo, hi = lo - 0.5, hi + 0.5
+            lo, hi = _widen(lo, hi)
             rows.append(np.linspace(lo, hi, int(bins) + 1))
         return np.array(rows), True, int(bins)
     edges = np.asarray(bins, dtype=np.float64)
