@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 
 from lsio._errors import InvalidArgumentError
-from lsio.zarr import Array, Group
-from lsio.zarr import open as open_node
+from lsio.zarr import Array, reopen_array
 
 __all__ = ["to_dask"]
 
@@ -32,12 +31,7 @@ class _Source:
 
     def array(self) -> Array:
         if self._array is None:
-            node = open_node(self.store_url, config=self.config)
-            for part in [p for p in self.path.split("/") if p]:
-                assert isinstance(node, Group)
-                node = node[part]
-            assert isinstance(node, Array)
-            self._array = node
+            self._array = reopen_array(self.store_url, self.path, self.config)
         return self._array
 
     def __getitem__(self, key: Any) -> np.ndarray:

@@ -16,13 +16,12 @@ import numpy.typing as npt
 
 from lsio.compute import Moments
 from lsio.plan import OrthogonalSelection, Progression, ReadConfig
-from lsio.zarr import Array, Group
-from lsio.zarr import open as open_node
+from lsio.zarr import reopen_array
 
 if TYPE_CHECKING:
     from lsio.statistics._stats import Region
 
-__all__ = ["reopen", "run_on_cluster"]
+__all__ = ["run_on_cluster"]
 
 _Arr = npt.NDArray[Any]
 Partial = tuple[Moments, _Arr | None]
@@ -30,17 +29,6 @@ Partial = tuple[Moments, _Arr | None]
 # Pieces per worker thread: enough to balance uneven pieces, few enough that
 # scheduling costs stay small next to reading.
 _PIECES_PER_THREAD = 4
-
-
-def reopen(store_url: str, path: str, config: ReadConfig) -> Array:
-    """The array at ``path`` in the store at ``store_url``, opened in this process."""
-    node = open_node(store_url, config=config)
-    for part in [p for p in path.split("/") if p]:
-        assert isinstance(node, Group)
-        node = node[part]
-    if not isinstance(node, Array):
-        raise TypeError(f"{store_url}/{path} is not an array")
-    return node
 
 
 def _pieces(region: Region, n: int) -> list[OrthogonalSelection]:
@@ -78,7 +66,7 @@ def _partial(
 ) -> Partial:
     from lsio.statistics._stats import Region, _run
 
-    array = reopen(store_url, path, config)
+    array = reopen_array(store_url, path, config)
     dims = tuple(f"dim_{i}" for i in range(array.ndim))
     piece = Region(array, selection, axis, dims)
     kept = piece.kept

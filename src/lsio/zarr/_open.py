@@ -13,7 +13,7 @@ from lsio.zarr._context import Context
 from lsio.zarr._group import Group, make_node
 from lsio.zarr._nodes import load_node
 
-__all__ = ["open", "open_array", "open_group"]
+__all__ = ["open", "open_array", "open_group", "reopen_array"]
 
 Location = str | os.PathLike[str] | Store
 
@@ -63,6 +63,22 @@ def open(
     cfg = config or ReadConfig()
     ctx = Context(_store(location, cfg), cfg)
     return make_node(ctx, "", load_node(ctx.store, "", zarr_format))
+
+
+def reopen_array(store_url: str, path: str, config: ReadConfig) -> Array:
+    """The array at ``path`` inside the store at ``store_url`` (e.g. in another process).
+
+    Raises:
+        NodeNotFoundError: Nothing is there, or it is a group.
+    """
+    node = open(store_url, config=config)
+    for part in [p for p in path.split("/") if p]:
+        if not isinstance(node, Group):
+            raise NodeNotFoundError(f"no array at {path!r} in {store_url}")
+        node = node[part]
+    if not isinstance(node, Array):
+        raise NodeNotFoundError(f"{path!r} in {store_url} is a group, not an array")
+    return node
 
 
 def open_array(location: Location, **kwargs: Any) -> Array:
