@@ -75,6 +75,18 @@ class ReadError(LsioError, OSError):
         self.byte_range = byte_range
 
 
+class WriteError(LsioError, OSError):
+    """Writing or deleting an object failed; the message names the key."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(f"writing {key!r}: {message}")
+        self.key = key
+
+
+class ReadOnlyError(LsioError, PermissionError):
+    """A write to an array or store opened read-only."""
+
+
 class SelectionError(LsioError, IndexError):
     """A selection is out of bounds or not a valid index for the array."""
 

@@ -57,6 +57,10 @@ class BytesBytesCodec(Protocol):
         """Undo this stage."""
         ...
 
+    def encode(self, data: memoryview) -> memoryview:
+        """Apply this stage."""
+        ...
+
     def encoded_size(self, size: int) -> int | None:
         """Encoded size of ``size`` input bytes, or ``None`` when it depends on the data."""
         ...
@@ -74,6 +78,10 @@ class ArrayBytesCodec(Protocol):
         """Decode ``data`` to an array of ``shape`` and native-endian ``dtype``."""
         ...
 
+    def encode(self, arr: np.ndarray) -> memoryview:
+        """Serialise ``arr`` (any layout, native or not) to bytes."""
+        ...
+
 
 class ArrayArrayCodec(Protocol):
     """An array->array stage such as transpose."""
@@ -89,6 +97,10 @@ class ArrayArrayCodec(Protocol):
 
     def decode(self, arr: np.ndarray) -> np.ndarray:
         """Undo this stage (may return a view)."""
+        ...
+
+    def encode(self, arr: np.ndarray) -> np.ndarray:
+        """Apply this stage (may return a view)."""
         ...
 
 
@@ -115,6 +127,10 @@ class NumcodecsCodec:
             return _as_view(self.codec.decode(data))
         except Exception as exc:
             raise DecodeError(f"{self.name} decode failed: {exc}") from exc
+
+    def encode(self, data: memoryview) -> memoryview:
+        """Compress into a new buffer (numcodecs releases the GIL while it works)."""
+        return _as_view(self.codec.encode(data))
 
     def in_place(self) -> Callable[[memoryview, np.ndarray], None] | None:
         """A function that decompresses straight into a C-contiguous array, or ``None``.
@@ -182,6 +198,13 @@ class Crc32cCodec:
             )
         return body
 
+    def encode(self, data: memoryview) -> memoryview:
+        """Append the checksum."""
+        out = bytearray(len(data) + 4)
+        out[:-4] = data
+        out[-4:] = _crc32c.crc32c(data).to_bytes(4, "little")
+        return memoryview(out)
+
     def encoded_size(self, size: int) -> int | None:
         """Four bytes more than the input."""
         return size + 4
@@ -215,6 +238,14 @@ class BytesCodec:
         arr: np.ndarray = np.frombuffer(data, dtype=stored).reshape(shape, order=self.order)  # type: ignore[call-overload]
         return arr if stored.isnative else arr.astype(stored.newbyteorder("="))
 
+    def encode(self, arr: np.ndarray) -> memoryview:
+        """The elements in this codec's order and byte order (no copy when already so)."""
+        stored = self.stored_dtype(arr.dtype.newbyteorder("="))
+        out = np.asarray(arr, dtype=stored, order=self.order)  # type: ignore[call-overload]
+        if not (out.flags.c_contiguous if self.order == "C" else out.flags.f_contiguous):
+            out = out.copy(order=self.order)
+        return memoryview(out.reshape(-1, order=self.order)).cast("B")
+
     def is_plain(self, dtype: np.dtype[Any]) -> bool:
         """Whether decoding is a plain memcpy into a C-ordered native array."""
         return self.order == "C" and self.stored_dtype(dtype).isnative
@@ -234,6 +265,10 @@ class TransposeCodec:
     def decode(self, arr: np.ndarray) -> np.ndarray:
         """Apply the inverse permutation (a view)."""
         return arr.transpose(np.argsort(self.order))
+
+    def encode(self, arr: np.ndarray) -> np.ndarray:
+        """Apply the permutation (a view)."""
+        return arr.transpose(self.order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +313,15 @@ class CodecPipeline:
         for aa in reversed(self.array_array):
             arr = aa.decode(arr)
         return arr
+
+    def encode(self, arr: np.ndarray) -> memoryview:
+        """Encode one chunk (an array of the chunk's shape) to its stored bytes."""
+        for aa in self.array_array:
+            arr = aa.encode(arr)
+        data = self.array_bytes.encode(arr)
+        for bb in self.bytes_bytes:
+            data = bb.encode(data)
+        return data
 
     def contiguous_decoder(self, dtype: np.dtype[Any]) -> Callable[[memoryview, np.ndarray], None]:
         """A decoder specialised for this chain, for C-contiguous outputs of ``dtype``.

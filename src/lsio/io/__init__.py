@@ -3,7 +3,7 @@
 import logging
 import os
 
-from lsio.io._base import ByteReader, IOConfig, Lister, Store, resolve_range
+from lsio.io._base import ByteReader, IOConfig, Lister, Store, Writer, resolve_range
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
@@ -33,6 +33,7 @@ __all__ = [
     "SuffixRange",
     "UringStore",
     "WholeObject",
+    "Writer",
     "coalesce_ranges",
     "describe_range",
     "path_from_url",

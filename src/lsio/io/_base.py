@@ -89,6 +89,23 @@ class Store(ByteReader, Lister, Protocol):
         ...
 
 
+@runtime_checkable
+class Writer(Protocol):
+    """Stores and deletes whole objects; a reader sees an object whole or not at all."""
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        """Store ``data`` under ``key``, replacing what was there, atomically."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key``; nothing happens when there is none."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under ``prefix`` (``""``: the whole store)."""
+        ...
+
+
 def resolve_range(r: Range, size: int) -> tuple[int, int]:
     """Absolute ``[start, end)`` of ``r`` in an object of ``size`` bytes, clipped to it."""
     if isinstance(r, ByteRange):

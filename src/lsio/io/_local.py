@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
 import stat
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from lsio._errors import ReadError
+from lsio._errors import ReadError, WriteError
 from lsio.io._base import IOConfig, group_by_key, resolve_range
 from lsio.io._coalesce import coalesce_ranges
 from lsio.io._types import ByteRange, ReadRequest, ReadResult, describe_range
@@ -98,6 +101,50 @@ class LocalStore:
         except (FileNotFoundError, NotADirectoryError):
             return None
         return None if stat.S_ISDIR(st.st_mode) else st.st_size
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        """Write ``data`` to a temporary file beside the target, then rename it over the target.
+
+        Readers (and a writer killed half-way) see the old object or the new
+        one, never a torn one: the rename is atomic on POSIX file systems.
+        Directories are created as needed. Not synced to the device (a power
+        loss may lose recent writes, never tear them on journaling file systems).
+        """
+        path = self._path(key)
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.lsio-tmp"
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise WriteError(str(exc), key=key) from exc
+
+    def delete(self, key: str) -> None:
+        """Remove the file at ``key`` if there is one."""
+        try:
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise WriteError(f"cannot delete: {exc}", key=key) from exc
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove everything under ``prefix`` (the whole store for ``""``, keeping its root)."""
+        path = self._path(prefix)
+        try:
+            if os.path.isdir(path):
+                for entry in os.scandir(path):
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+            elif os.path.exists(path):
+                os.unlink(path)
+        except OSError as exc:
+            raise WriteError(f"cannot delete: {exc}", key=prefix) from exc
 
     def list_dir(self, prefix: str) -> tuple[list[str], list[str]]:
         """Files and directories directly under ``prefix``, each list sorted."""

@@ -28,9 +28,19 @@ class MemoryStore:
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._objects)} objects)"
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes | memoryview) -> None:
         """Store ``data`` under ``key``, replacing what was there."""
         self._objects[key] = bytes(data)
+
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key`` if there is one."""
+        self._objects.pop(key, None)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under ``prefix``."""
+        base = f"{prefix.rstrip('/')}/" if prefix else ""
+        for key in [k for k in self._objects if k.startswith(base) or k == prefix]:
+            del self._objects[key]
 
     def get(self, key: str) -> bytes | None:
         """Whole object at ``key``, or ``None``."""

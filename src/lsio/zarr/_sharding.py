@@ -11,7 +11,7 @@ import numpy.typing as npt
 from lsio.compute import CodecPipeline, DecodeError
 from lsio.plan import grid_shape
 
-__all__ = ["MISSING", "ShardingCodec", "parse_shard_index"]
+__all__ = ["MISSING", "ShardingCodec", "is_fill", "parse_shard_index"]
 
 MISSING = np.uint64(2**64 - 1)
 
@@ -72,6 +72,53 @@ class ShardingCodec:
             target = out[region]
             target[...] = chunk[tuple(slice(0, s) for s in target.shape)]
         return out
+
+    def encode(self, arr: np.ndarray) -> memoryview:
+        """Encode a whole shard: its stored inner chunks back to back, then or before the index.
+
+        Inner chunks that hold only the fill value are not stored (their index
+        entry is the "missing" marker), like zarr-python's default.
+        """
+        n = self.chunks_per_shard(arr.shape)
+        index = np.full((*n, 2), MISSING, dtype=np.uint64)
+        parts: list[memoryview] = []
+        offset = self.index_nbytes(arr.shape) if self.index_location == "start" else 0
+        for coords in np.ndindex(*n):
+            region = tuple(
+                slice(c * k, (c + 1) * k) for c, k in zip(coords, self.chunk_shape, strict=True)
+            )
+            chunk = arr[region]
+            if chunk.shape != self.chunk_shape:  # a partial chunk at the array's edge
+                full = np.full(self.chunk_shape, self.fill_value, dtype=arr.dtype)
+                full[tuple(slice(0, s) for s in chunk.shape)] = chunk
+                chunk = full
+            if is_fill(chunk, self.fill_value):
+                continue
+            data = self.inner.encode(chunk)
+            index[coords] = (offset, len(data))
+            offset += len(data)
+            parts.append(data)
+        encoded_index = self.index.encode(index)
+        if self.index_location == "start":
+            parts.insert(0, encoded_index)
+        else:
+            parts.append(encoded_index)
+        return memoryview(b"".join(parts))
+
+
+def is_fill(arr: np.ndarray, fill_value: Any) -> bool:
+    """Whether every element of ``arr`` equals ``fill_value`` (NaN equals NaN, per part)."""
+    fill = np.asarray(fill_value, dtype=arr.dtype)
+    if arr.dtype.kind == "c":
+        return bool(np.all(_same(arr.real, fill.real) & _same(arr.imag, fill.imag)))
+    if arr.dtype.kind == "f":
+        return bool(np.all(_same(arr, fill)))
+    return bool(np.all(arr == fill))
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    same: np.ndarray = (a == b) | (np.isnan(a) & np.isnan(b))
+    return same
 
 
 def parse_shard_index(
