@@ -5,17 +5,30 @@ from lsio._errors import (
     InvalidArgumentError,
     LsioError,
     MetadataError,
+    NodeExistsError,
     NodeNotFoundError,
     NotReadyError,
     ReadError,
+    ReadOnlyError,
     SelectionError,
     UnsupportedError,
+    WriteError,
 )
 from lsio.interop import to_dask
 from lsio.io import IOConfig, LocalStore, MemoryStore
 from lsio.plan import ReadConfig
 from lsio.statistics import Histogram, Stats, stats
-from lsio.zarr import Array, Batch, Group, ReadFuture, open, open_array, open_group
+from lsio.zarr import (
+    Array,
+    Batch,
+    Group,
+    ReadFuture,
+    create,
+    create_group,
+    open,
+    open_array,
+    open_group,
+)
 
 __version__ = "0.1.0"
 
@@ -31,15 +44,20 @@ __all__ = [
     "LsioError",
     "MemoryStore",
     "MetadataError",
+    "NodeExistsError",
     "NodeNotFoundError",
     "NotReadyError",
     "ReadConfig",
     "ReadError",
+    "ReadOnlyError",
     "ReadFuture",
     "SelectionError",
     "Stats",
     "UnsupportedError",
+    "WriteError",
     "__version__",
+    "create",
+    "create_group",
     "open",
     "open_array",
     "open_group",

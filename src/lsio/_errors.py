@@ -83,6 +83,10 @@ class WriteError(LsioError, OSError):
         self.key = key
 
 
+class NodeExistsError(LsioError, FileExistsError):
+    """Creating a node where one exists, without ``overwrite=True``."""
+
+
 class ReadOnlyError(LsioError, PermissionError):
     """A write to an array or store opened read-only."""
 

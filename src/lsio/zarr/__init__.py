@@ -5,7 +5,7 @@ from lsio.zarr._batch import Batch, ReadFuture
 from lsio.zarr._group import Group
 from lsio.zarr._metadata import ArrayMetadata, KeyEncoding
 from lsio.zarr._nodes import GroupMetadata
-from lsio.zarr._open import open, open_array, open_group, reopen_array
+from lsio.zarr._open import create, create_group, open, open_array, open_group, reopen_array
 from lsio.zarr._sharding import ShardingCodec
 from lsio.zarr._visit import ChunkInfo, ChunkVisitor, visit_chunks
 
@@ -20,6 +20,8 @@ __all__ = [
     "KeyEncoding",
     "ReadFuture",
     "ShardingCodec",
+    "create",
+    "create_group",
     "open",
     "open_array",
     "open_group",

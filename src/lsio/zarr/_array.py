@@ -34,6 +34,7 @@ from lsio.zarr._engine import ChunkWork, ReadJob, Target, fill_targets, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._node import Node
 from lsio.zarr._sharding import MISSING, ShardingCodec, parse_shard_index
+from lsio.zarr._write import write_selection
 
 __all__ = ["Array"]
 
@@ -338,6 +339,38 @@ class Array(Node[ArrayMetadata]):
             None if offset == missing else (keys[k], ByteRange(offset, offset + length))
             for (offset, length), k in zip(entries.tolist(), inv.tolist(), strict=True)
         ]
+
+    def chunk_key(self, coords: tuple[int, ...]) -> str:
+        """Store key of the stored object (chunk or shard) at grid ``coords``."""
+        return self._key(coords)
+
+    def forget_shards(self, shards: Iterable[tuple[int, ...]]) -> None:
+        """Drop cached indexes of shards that were rewritten."""
+        with self._cache_lock:
+            for s in shards:
+                self._index_cache.pop(s, None)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def __setitem__(self, selection: Any, values: Any) -> None:
+        """``a[selection] = values``: see :meth:`write`."""
+        write_selection(self, selection, values)
+
+    def write(self, selection: Any, values: Any) -> None:
+        """Write ``values`` (broadcast to the selection's shape) to ``a[selection]``.
+
+        Selections are NumPy basic selections (ints, slices with any step,
+        Ellipsis). Objects (chunks, or whole shards) the selection covers in part
+        are read, updated and rewritten; every object is replaced atomically, and
+        one that holds only the fill value is deleted. Values must be storable
+        exactly in integer dtypes (``300`` into ``uint8`` raises).
+
+        Raises:
+            ReadOnlyError: The array was opened with mode ``"r"``.
+            InvalidArgumentError: Values of the wrong shape or not storable.
+            SelectionError: Out-of-bounds selections.
+        """
+        write_selection(self, selection, values)
 
     def _key(self, coords: tuple[int, ...]) -> str:
         return self._prefix + self._meta.key_encoding.key(coords)

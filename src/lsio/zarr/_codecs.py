@@ -142,12 +142,26 @@ def parse_v3_pipeline(
     return CodecPipeline(tuple(array_array), array_bytes, tuple(bytes_bytes))
 
 
+_BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+
+
 def _numcodecs_config(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    # Decoding never depends on these settings; only names numcodecs accepts are passed on.
+    # Decoding never depends on these settings, encoding does: they are passed on
+    # under the names numcodecs uses.
     if name == "zstd":
-        return {"level": int(config.get("level", 0))}
+        return {"level": int(config.get("level", 0)), "checksum": bool(config.get("checksum"))}
     if name == "gzip":
         return {"level": int(config.get("level", 5))}
+    if name == "blosc":
+        out: dict[str, Any] = {
+            "cname": str(config.get("cname", "lz4")),
+            "clevel": int(config.get("clevel", 5)),
+            "shuffle": _BLOSC_SHUFFLE.get(str(config.get("shuffle", "shuffle")), 1),
+            "blocksize": int(config.get("blocksize", 0)),
+        }
+        if config.get("typesize"):
+            out["typesize"] = int(config["typesize"])
+        return out
     return {}
 
 

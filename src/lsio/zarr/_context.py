@@ -18,11 +18,13 @@ class Context:
     Args:
         store: Where the data lives.
         config: Read settings.
+        writable: Whether nodes may be written (mode ``r+``, ``a``, ``w``).
     """
 
-    def __init__(self, store: Store, config: ReadConfig) -> None:
+    def __init__(self, store: Store, config: ReadConfig, writable: bool = False) -> None:
         self.store = store
         self.config = config
+        self.writable = writable
         self.scratch = ScratchPool()
         self._pool: cf.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()

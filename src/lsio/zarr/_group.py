@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from lsio._errors import NodeNotFoundError
+from lsio._errors import NodeNotFoundError, ReadOnlyError
 from lsio.zarr._array import Array
 from lsio.zarr._context import Context
 from lsio.zarr._metadata import ArrayMetadata
+from lsio.zarr._new import create_array_in, create_group_in
 from lsio.zarr._node import Node
 from lsio.zarr._nodes import GroupMetadata, NodeMetadata, load_node
 
@@ -33,6 +35,34 @@ class Group(Node[GroupMetadata]):
 
     def __repr__(self) -> str:
         return f"<lsio.Group {self._path or '/'!r}>"
+
+    def create_array(self, name: str, *, overwrite: bool = False, **kwargs: Any) -> Array:
+        """Create an array member ``name``; the arguments are those of :func:`lsio.create`.
+
+        Raises:
+            ReadOnlyError: The group was opened read-only.
+            NodeExistsError: ``name`` exists and ``overwrite`` is false.
+        """
+        self._check_writable()
+        kwargs.setdefault("zarr_format", self._meta.zarr_format)
+        return create_array_in(self._ctx, self._child_path(name.strip("/")), overwrite, **kwargs)
+
+    def create_group(
+        self, name: str, *, attrs: dict[str, Any] | None = None, overwrite: bool = False
+    ) -> Group:
+        """Create a group member ``name``."""
+        self._check_writable()
+        path = self._child_path(name.strip("/"))
+        create_group_in(self._ctx, path, overwrite, attrs, self._meta.zarr_format)
+        node = make_node(self._ctx, path, load_node(self._ctx.store, path, self._meta.zarr_format))
+        assert isinstance(node, Group)
+        return node
+
+    def _check_writable(self) -> None:
+        if not self._ctx.writable:
+            raise ReadOnlyError(
+                f"{self.store_url} is open read-only; open it with mode='r+' (or 'a') to write"
+            )
 
     def _child_path(self, name: str) -> str:
         return f"{self._path}/{name}" if self._path else name

@@ -11,9 +11,10 @@ from lsio.plan import ReadConfig
 from lsio.zarr._array import Array
 from lsio.zarr._context import Context
 from lsio.zarr._group import Group, make_node
+from lsio.zarr._new import create_array_in, create_group_in, writable_store
 from lsio.zarr._nodes import load_node
 
-__all__ = ["open", "open_array", "open_group", "reopen_array"]
+__all__ = ["create", "create_group", "open", "open_array", "open_group", "reopen_array"]
 
 Location = str | os.PathLike[str] | Store
 
@@ -32,37 +33,141 @@ def _store(location: Location, config: ReadConfig) -> Store:
     return location
 
 
+_MODES = ("r", "r+", "a", "w", "w-")
+
+
 def open(
     location: Location,
     *,
     mode: str = "r",
     zarr_format: int | None = None,
     config: ReadConfig | None = None,
+    **create_kwargs: Any,
 ) -> Array | Group:
     """Open the array or group at ``location``.
 
     Args:
         location: A local path, a ``file://`` URL, or a store object.
-        mode: Only ``"r"`` (read-only) for now.
+        mode: ``"r"`` read-only (default); ``"r+"`` read and write, must exist;
+            ``"a"`` read and write, created from ``create_kwargs`` if missing;
+            ``"w"`` create (replacing what is there); ``"w-"`` create, fail if
+            something is there. Like zarr-python.
         zarr_format: 2 or 3 to accept only that format; ``None`` (default) tries
-            v3 and then v2.
+            v3 and then v2 (and creates v3).
         config: Read settings (threads, coalescing, shard-index cache); defaults
             to :class:`ReadConfig()`.
+        create_kwargs: For ``"a"``, ``"w"``, ``"w-"``: the arguments of
+            :func:`create` (``shape``, ``dtype``, ``chunks``, ...).
 
     Raises:
         NodeNotFoundError: Nothing is there (also a ``FileNotFoundError``).
+        NodeExistsError: ``"w-"`` where a node exists.
         MetadataError: The metadata is malformed; the message names the file and field.
         UnsupportedError: A codec or data type lsio cannot read.
     """
-    if mode != "r":
-        raise InvalidArgumentError(
-            f"mode {mode!r} is not supported yet; lsio opens stores read-only ('r')"
-        )
+    if mode not in _MODES:
+        raise InvalidArgumentError(f"mode must be one of {', '.join(_MODES)}; got {mode!r}")
     if zarr_format not in (None, 2, 3):
         raise InvalidArgumentError(f"zarr_format must be 2, 3 or None, got {zarr_format!r}")
+    if create_kwargs and mode in ("r", "r+"):
+        raise InvalidArgumentError(
+            f"mode {mode!r} opens an existing node; {sorted(create_kwargs)} are for creating one"
+        )
     cfg = config or ReadConfig()
-    ctx = Context(_store(location, cfg), cfg)
+    if mode in ("w", "w-") or (mode == "a" and create_kwargs and not _exists(location, cfg)):
+        if "shape" not in create_kwargs:
+            raise InvalidArgumentError(f"mode {mode!r} creates an array: pass shape, dtype, chunks")
+        return create(
+            location,
+            config=cfg,
+            overwrite=mode == "w",
+            zarr_format=zarr_format or 3,
+            **create_kwargs,
+        )
+    ctx = Context(_store(location, cfg), cfg, writable=mode != "r")
     return make_node(ctx, "", load_node(ctx.store, "", zarr_format))
+
+
+def _exists(location: Location, config: ReadConfig) -> bool:
+    try:
+        load_node(_store(location, config), "")
+    except NodeNotFoundError:
+        return False
+    return True
+
+
+def create(
+    location: Location,
+    *,
+    shape: Any,
+    dtype: Any,
+    chunks: Any,
+    shards: Any = None,
+    compressor: str | None = "zstd",
+    codecs: Any = None,
+    fill_value: Any = None,
+    dims: Any = None,
+    attrs: dict[str, Any] | None = None,
+    zarr_format: int = 3,
+    overwrite: bool = False,
+    config: ReadConfig | None = None,
+) -> Array:
+    """Create an array at ``location`` (a directory, created if needed) and open it for writing.
+
+    Args:
+        location: A local path, ``file://`` URL or a store.
+        shape: Array shape.
+        dtype: bool, (u)int8-64, float16/32/64, complex64/128.
+        chunks: Shape of a chunk (of an inner chunk when sharded).
+        shards: Shape of a shard (multiples of ``chunks``); ``None``: unsharded. v3 only.
+        compressor: ``"zstd"`` (default, level 3), ``"zstd:LEVEL"``, ``"blosc"``,
+            ``"gzip"``, or ``None``/``"none"``.
+        codecs: Zarr v3 codec list of a chunk, instead of ``compressor`` (JSON form).
+        fill_value: Value of unwritten elements; default 0 (False).
+        dims: Dimension names.
+        attrs: User attributes (JSON-serialisable).
+        zarr_format: 3 (default) or 2.
+        overwrite: Replace a node already at ``location``; default ``False`` (raise).
+        config: Read settings of the returned array.
+
+    Raises:
+        InvalidArgumentError: An argument that does not describe a valid array.
+        NodeExistsError: A node is there and ``overwrite`` is false.
+    """
+    cfg = config or ReadConfig()
+    ctx = Context(writable_store(location, cfg), cfg, writable=True)
+    return create_array_in(
+        ctx,
+        "",
+        overwrite,
+        shape=shape,
+        dtype=dtype,
+        chunks=chunks,
+        shards=shards,
+        compressor=compressor,
+        codecs=codecs,
+        fill_value=fill_value,
+        dims=dims,
+        attrs=attrs,
+        zarr_format=zarr_format,
+    )
+
+
+def create_group(
+    location: Location,
+    *,
+    attrs: dict[str, Any] | None = None,
+    zarr_format: int = 3,
+    overwrite: bool = False,
+    config: ReadConfig | None = None,
+) -> Group:
+    """Create a group at ``location`` and open it for writing (see :meth:`Group.create_array`)."""
+    cfg = config or ReadConfig()
+    ctx = Context(writable_store(location, cfg), cfg, writable=True)
+    create_group_in(ctx, "", overwrite, attrs, zarr_format)
+    node = make_node(ctx, "", load_node(ctx.store, "", zarr_format))
+    assert isinstance(node, Group)
+    return node
 
 
 def reopen_array(store_url: str, path: str, config: ReadConfig) -> Array:

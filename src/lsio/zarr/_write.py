@@ -1,0 +1,125 @@
+"""Writing a selection of an array: whole stored objects, encoded in parallel, replaced atomically.
+
+The unit of writing is a stored object: a chunk, or a whole shard of a sharded
+array. An object the selection covers only in part is read, updated and
+rewritten (read-modify-write). Each object is encoded in a worker and written
+to a temporary name that is then renamed over the old one, so readers (and a
+writer killed half-way) only ever see a whole old or a whole new object. An
+object that holds only the fill value is deleted instead of written.
+
+Concurrent writers to different objects are safe; two writers to the same
+object race (the last rename wins, and a read-modify-write may lose the other's
+update).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lsio._errors import InvalidArgumentError, ReadOnlyError
+from lsio.compute import run_all
+from lsio.io import Writer
+from lsio.plan import normalize_basic, project_dims
+from lsio.zarr._engine import ReadJob, run_jobs
+from lsio.zarr._sharding import is_fill
+
+if TYPE_CHECKING:
+    from lsio.zarr._array import Array
+
+__all__ = ["cast_values", "write_selection"]
+
+
+def cast_values(values: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
+    """``values`` as ``dtype`` broadcast to ``shape``; refuses values that would change.
+
+    Integers (and booleans) must fit the target type exactly: ``300`` into
+    ``uint8``, ``1.5`` or NaN into an integer type raise instead of wrapping or
+    truncating. Floats may round to a narrower float type.
+    """
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"values cannot be made an array: {exc}") from None
+    if arr.dtype.kind not in "biufc":
+        raise InvalidArgumentError(
+            f"values of dtype {arr.dtype} cannot be written to a {dtype} array"
+        )
+    if dtype.kind in "biu" and not np.can_cast(arr.dtype, dtype, casting="safe"):
+        with np.errstate(invalid="ignore", over="ignore"):
+            cast = arr.astype(dtype)
+            exact = np.asarray(cast.astype(arr.dtype) == arr) & (
+                np.isfinite(arr) if arr.dtype.kind in "fc" else True
+            )
+        if not bool(np.all(exact)):
+            bad = arr.reshape(-1)[int(np.argmin(exact.reshape(-1)))] if arr.ndim else arr[()]
+            raise InvalidArgumentError(f"value {bad!r} cannot be stored exactly as {dtype}")
+    elif dtype.kind == "f" and arr.dtype.kind == "c":
+        raise InvalidArgumentError(f"complex values cannot be written to a {dtype} array")
+    else:
+        cast = arr.astype(dtype, copy=False)
+    try:
+        return np.broadcast_to(cast, shape)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"values of shape {arr.shape} do not fit the selection's shape {shape}"
+        ) from None
+
+
+def write_selection(array: Array, selection: Any, values: Any) -> None:
+    """Write ``values`` to ``array[selection]`` (ints and slices, any steps)."""
+    ctx = array.context
+    if not ctx.writable:
+        raise ReadOnlyError(
+            f"{array.store_url} is open read-only; open it with mode='r+' (or 'a') to write"
+        )
+    sel = normalize_basic(selection, array.shape)
+    if any(isinstance(d, np.ndarray) for d in sel.dims):
+        raise InvalidArgumentError("writes take ints and slices, not index arrays")
+    data = cast_values(values, array.dtype, sel.shape)
+    meta = array.metadata
+    unit = meta.chunk_shape  # a chunk, or a whole shard
+    per_dim = project_dims(sel, unit)
+    units = list(itertools.product(*per_dim))
+    if not units:
+        return
+
+    def write_unit(parts: tuple[Any, ...]) -> None:
+        coords = tuple(p[0] for p in parts)
+        region = tuple(
+            slice(c * n, min((c + 1) * n, s))
+            for c, n, s in zip(coords, unit, meta.shape, strict=True)
+        )
+        inner = tuple(p[1] for p in parts)
+        src = data[tuple(p[2] for p in parts if p[2] is not None)]
+        block = np.full(unit, meta.fill_value, dtype=array.dtype)
+        valid = tuple(slice(0, r.stop - r.start) for r in region)
+        if not _covers(inner, valid):
+            # Read in this worker, not on the pool: the pool's workers are busy writing.
+            old = normalize_basic(region, meta.shape)
+            run_jobs([ReadJob(array, old, block[valid])], None, 1, ctx.scratch)
+        block[inner] = src
+        key = array.chunk_key(coords)
+        if is_fill(block, meta.fill_value):
+            ctx.store.delete(key)  # type: ignore[attr-defined]
+        else:
+            ctx.store.put(key, meta.pipeline.encode(block))  # type: ignore[attr-defined]
+
+    if not isinstance(ctx.store, Writer):
+        raise ReadOnlyError(f"the store {ctx.store.url} cannot be written to")
+    # Each worker writes whole objects; a failure stops the rest and is raised.
+    run_all(ctx.pool, write_unit, units)
+    array.forget_shards([tuple(p[0] for p in parts) for parts in units])
+
+
+def _covers(inner: tuple[Any, ...], valid: tuple[slice, ...]) -> bool:
+    """Whether the chunk selection ``inner`` takes every valid element of the object."""
+    for s, v in zip(inner, valid, strict=True):
+        if isinstance(s, int):
+            if v.stop != 1:
+                return False
+        elif not (s.step in (None, 1) and s.start == 0 and s.stop == v.stop):
+            return False
+    return True
