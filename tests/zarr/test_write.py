@@ -1,0 +1,214 @@
+"""Writing: stores lsio writes read back identically in zarr-python and lsio; errors; crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lsio
+import zarr
+from tests.strategies import basic_selections, chunkings, fill_values, shapes, values
+
+_WRITABLE = [
+    "bool",
+    "int8",
+    "uint16",
+    "int32",
+    "int64",
+    "uint64",
+    "float32",
+    "float64",
+    "complex64",
+]
+
+
+@st.composite
+def write_cases(draw: st.DrawFn) -> dict[str, Any]:
+    fmt = draw(st.sampled_from([2, 3]))
+    shape = draw(shapes(max_ndim=3, max_side=9))
+    chunks = draw(chunkings(shape))
+    dtype = np.dtype(draw(st.sampled_from(_WRITABLE)))
+    shards = None
+    if fmt == 3 and draw(st.booleans()):
+        shards = tuple(c * draw(st.integers(1, 3)) for c in chunks)
+    writes = []
+    for _ in range(draw(st.integers(1, 3))):
+        sel = draw(basic_selections(shape))
+        expected_shape = np.empty(shape)[sel].shape
+        if draw(st.booleans()):
+            v: Any = values(draw, expected_shape, dtype, nan=False)
+        else:  # a scalar, broadcast
+            v = values(draw, (), dtype, nan=False)[()]
+        writes.append((sel, v))
+    return {
+        "zarr_format": fmt,
+        "shape": shape,
+        "chunks": chunks,
+        "shards": shards,
+        "dtype": dtype,
+        "fill": draw(fill_values(dtype)) if dtype.kind != "c" else 0,
+        "compressor": draw(st.sampled_from(["zstd", "blosc", "gzip", None])),
+        "writes": writes,
+        "threads": draw(st.sampled_from([1, 3])),
+    }
+
+
+@settings(deadline=None)
+@given(case=write_cases())
+def test_writes_read_back_identically(case: dict[str, Any]) -> None:
+    dtype = case["dtype"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.zarr"
+        a = lsio.create(
+            path,
+            shape=case["shape"],
+            dtype=dtype,
+            chunks=case["chunks"],
+            shards=case["shards"],
+            fill_value=case["fill"],
+            compressor=case["compressor"],
+            zarr_format=case["zarr_format"],
+            config=lsio.ReadConfig(threads=case["threads"]),
+        )
+        model = np.full(case["shape"], case["fill"], dtype=dtype)
+        for sel, v in case["writes"]:
+            a[sel] = v
+            model[sel] = v
+        z = zarr.open_array(str(path), mode="r")
+        np.testing.assert_array_equal(z[...], model)
+        np.testing.assert_array_equal(lsio.open_array(path)[...], model)
+        assert z.dtype == dtype
+        if case["shards"] is None and model.size:
+            # Chunks holding only the fill value are not stored.
+            grid = tuple(-(-n // c) for n, c in zip(case["shape"], case["chunks"], strict=True))
+            for coords in np.ndindex(*grid):
+                region = tuple(
+                    slice(i * c, (i + 1) * c) for i, c in zip(coords, case["chunks"], strict=True)
+                )
+                block = model[region]
+                stored = a.context.store.size(a.chunk_key(coords)) is not None
+                fill = np.full_like(block, case["fill"])
+                assert stored != np.array_equal(block, fill, equal_nan=dtype.kind in "fc")
+
+
+def test_modes_groups_and_attributes(tmp_path: Path) -> None:
+    g = lsio.create_group(tmp_path / "g.zarr", attrs={"title": "demo"})
+    sat = g.create_array("sat", shape=(4, 6), dtype="i2", chunks=(2, 3), dims=("t", "x"))
+    sat[...] = np.arange(24).reshape(4, 6)
+    sub = g.create_group("nwp")
+    sub.create_array("t2m", shape=(3,), dtype="f4", chunks=(3,), fill_value=np.nan)
+    z = zarr.open_group(str(tmp_path / "g.zarr"), mode="r")
+    assert z.attrs["title"] == "demo"
+    np.testing.assert_array_equal(z["sat"][...], np.arange(24).reshape(4, 6))
+    assert np.isnan(z["nwp/t2m"][...]).all()
+    again = lsio.open_array(tmp_path / "g.zarr" / "sat", mode="r+")
+    again[0] = -1
+    assert zarr.open_array(str(tmp_path / "g.zarr" / "sat"), mode="r")[0].tolist() == [-1] * 6
+    w = lsio.open(tmp_path / "w.zarr", mode="w", shape=(5,), dtype="u1", chunks=(2,))
+    assert isinstance(w, lsio.Array)
+    with pytest.raises(lsio.NodeExistsError):
+        lsio.open(tmp_path / "w.zarr", mode="w-", shape=(5,), dtype="u1", chunks=(2,))
+    appended = lsio.open(tmp_path / "w.zarr", mode="a", shape=(9,), dtype="u1", chunks=(2,))
+    assert appended.shape == (5,)  # "a" opens what exists
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"chunks": (2,)}, "chunks \\(2,\\) has 1 dimensions, the array has 2"),
+        ({"chunks": (0, 2)}, "must be positive"),
+        ({"shards": (3, 4)}, "must be multiples of chunks"),
+        ({"dtype": "U3"}, "not supported"),
+        ({"fill_value": 300, "dtype": "u1"}, "fill_value 300 is not a value of dtype uint8"),
+        ({"compressor": "snappy"}, "unknown compressor 'snappy'"),
+        ({"dims": ("x",)}, "must name all 2 dimensions"),
+        ({"attrs": {"x": object()}}, "JSON-serialisable"),
+        ({"zarr_format": 2, "shards": (4, 4)}, "shards need zarr_format=3"),
+    ],
+)
+def test_bad_create_arguments_leave_nothing(
+    tmp_path: Path, kwargs: dict[str, Any], message: str
+) -> None:
+    args: dict[str, Any] = {"shape": (8, 8), "dtype": "i2", "chunks": (2, 2), **kwargs}
+    with pytest.raises(lsio.InvalidArgumentError, match=message):
+        lsio.create(tmp_path / "a.zarr", **args)
+    assert _snapshot(tmp_path) == {}
+
+
+def test_bad_writes_leave_the_store_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    a = lsio.create(path, shape=(6, 6), dtype="u1", chunks=(3, 3))
+    a[...] = 5
+    before = _snapshot(path)
+    with pytest.raises(lsio.InvalidArgumentError, match="do not fit the selection's shape"):
+        a[0:2, 0:2] = np.zeros((3, 3))
+    with pytest.raises(lsio.InvalidArgumentError, match="cannot be stored exactly as uint8"):
+        a[...] = 300
+    with pytest.raises(lsio.InvalidArgumentError, match="cannot be stored exactly as uint8"):
+        a[0] = 1.5
+    with pytest.raises(lsio.InvalidArgumentError, match="cannot be written"):
+        a[0] = "x"
+    with pytest.raises(lsio.SelectionError):
+        a[7] = 1
+    with pytest.raises(lsio.ReadOnlyError):
+        lsio.open_array(path)[0] = 1
+    with pytest.raises(lsio.NodeExistsError, match="overwrite=True"):
+        lsio.create(path, shape=(2,), dtype="u1", chunks=(1,))
+    assert _snapshot(path) == before
+    replaced = lsio.create(path, shape=(2,), dtype="u1", chunks=(1,), overwrite=True)
+    assert replaced.shape == (2,)
+    assert zarr.open_array(str(path), mode="r").shape == (2,)
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, numpy as np, lsio
+    a = lsio.open_array(sys.argv[1], mode="r+")
+    print("ready", flush=True)
+    v = 2
+    while True:
+        a[...] = v  # every shard replaced, over and over
+        v = 5 - v   # 2, 3, 2, 3, ...
+    """
+)
+
+
+def test_a_killed_writer_leaves_whole_objects(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    a = lsio.create(path, shape=(8, 64, 64), dtype="i4", chunks=(1, 16, 16), shards=(2, 32, 32))
+    a[...] = 1
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    data = zarr.open_array(str(path), mode="r")[...]  # every shard decodes (none torn)
+    for t in range(0, 8, 2):
+        for y in range(0, 64, 32):
+            for x in range(0, 64, 32):
+                shard = data[t : t + 2, y : y + 32, x : x + 32]
+                assert len(np.unique(shard)) == 1, "a shard mixes old and new values"
+                assert shard.flat[0] in (1, 2, 3)
+    np.testing.assert_array_equal(lsio.open_array(path)[...], data)
