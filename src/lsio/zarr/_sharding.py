@@ -79,6 +79,14 @@ class ShardingCodec:
         Inner chunks that hold only the fill value are not stored (their index
         entry is the "missing" marker), like zarr-python's default.
         """
+        return self.encode_stored(arr) or self._encoded_empty(arr.shape)
+
+    def _encoded_empty(self, shape: tuple[int, ...]) -> memoryview:
+        n = self.chunks_per_shard(shape)
+        return self.index.encode(np.full((*n, 2), MISSING, dtype=np.uint64))
+
+    def encode_stored(self, arr: np.ndarray) -> memoryview | None:
+        """Like :meth:`encode`, but ``None`` when every inner chunk is the fill value."""
         n = self.chunks_per_shard(arr.shape)
         index = np.full((*n, 2), MISSING, dtype=np.uint64)
         parts: list[memoryview] = []
@@ -98,6 +106,8 @@ class ShardingCodec:
             index[coords] = (offset, len(data))
             offset += len(data)
             parts.append(data)
+        if not parts:
+            return None
         encoded_index = self.index.encode(index)
         if self.index_location == "start":
             parts.insert(0, encoded_index)
@@ -109,11 +119,22 @@ class ShardingCodec:
 def is_fill(arr: np.ndarray, fill_value: Any) -> bool:
     """Whether every element of ``arr`` equals ``fill_value`` (NaN equals NaN, per part)."""
     fill = np.asarray(fill_value, dtype=arr.dtype)
-    if arr.dtype.kind == "c":
-        return bool(np.all(_same(arr.real, fill.real) & _same(arr.imag, fill.imag)))
-    if arr.dtype.kind == "f":
-        return bool(np.all(_same(arr, fill)))
-    return bool(np.all(arr == fill))
+    if arr.size == 0:
+        return True
+    # Data chunks usually differ at their first element: no pass over the data then.
+    if not bool(_equal(np.asarray(arr[(0,) * arr.ndim]), fill)):
+        return False
+    return bool(np.all(_equal(arr, fill)))
+
+
+def _equal(a: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "c":
+        parts: np.ndarray = _same(a.real, fill.real) & _same(a.imag, fill.imag)
+        return parts
+    if a.dtype.kind == "f":
+        return _same(a, fill)
+    equal: np.ndarray = a == fill
+    return equal
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -94,18 +94,31 @@ def write_selection(array: Array, selection: Any, values: Any) -> None:
         )
         inner = tuple(p[1] for p in parts)
         src = data[tuple(p[2] for p in parts if p[2] is not None)]
-        block = np.full(unit, meta.fill_value, dtype=array.dtype)
         valid = tuple(slice(0, r.stop - r.start) for r in region)
-        if not _covers(inner, valid):
-            # Read in this worker, not on the pool: the pool's workers are busy writing.
-            old = normalize_basic(region, meta.shape)
-            run_jobs([ReadJob(array, old, block[valid])], None, 1, ctx.scratch)
-        block[inner] = src
+        covered = _covers(inner, valid)
+        if covered and src.shape == unit:
+            block = src  # the values are the whole object: encode them as they are
+        else:
+            block = np.full(unit, meta.fill_value, dtype=array.dtype)
+            if not covered:
+                # Read in this worker, not on the pool: the pool's workers are busy writing.
+                old = normalize_basic(region, meta.shape)
+                run_jobs([ReadJob(array, old, block[valid])], None, 1, ctx.scratch)
+            block[inner] = src
         key = array.chunk_key(coords)
-        if is_fill(block, meta.fill_value):
+        encoded = _encode(block)
+        if encoded is None:
             ctx.store.delete(key)  # type: ignore[attr-defined]
         else:
-            ctx.store.put(key, meta.pipeline.encode(block))  # type: ignore[attr-defined]
+            ctx.store.put(key, encoded)  # type: ignore[attr-defined]
+
+    sharding = meta.sharding
+
+    def _encode(block: np.ndarray) -> memoryview | None:
+        """The stored bytes of an object, or ``None`` when it holds only the fill value."""
+        if sharding is not None:
+            return sharding.encode_stored(block)
+        return None if is_fill(block, meta.fill_value) else meta.pipeline.encode(block)
 
     if not isinstance(ctx.store, Writer):
         raise ReadOnlyError(f"the store {ctx.store.url} cannot be written to")

@@ -1,0 +1,196 @@
+"""Write throughput: lsio against zarr-python (default and zarrs) and tensorstore.
+
+Usage::
+
+    python -m benchmarks.write [--timesteps 16] [--repeats 3] [--writers lsio,tensorstore]
+
+Every writer stores the same satellite-like int16 blocks of (4, 11, 1024, 1024)
+(generated in memory before timing) into a new array with inner chunks
+(1, 11, 64, 64) compressed with zstd level 3, sharded (4, 11, 512, 512) and
+unsharded, under /tmp. Reports GB/s of input and the ratio to the best peer and
+to the codec's own all-cores encode throughput on the same chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.data import CHUNK, SHARD, slab
+
+SIDE = 1024
+ROOT = Path("/tmp/lsio-bench/write")
+
+
+def _lsio(path: Path, shape: tuple[int, ...], shards: Any) -> Callable[[int, np.ndarray], None]:
+    import lsio
+
+    a = lsio.create(
+        path, shape=shape, dtype="int16", chunks=CHUNK, shards=shards, compressor="zstd:3"
+    )
+
+    def write(t: int, block: np.ndarray) -> None:
+        a[t : t + block.shape[0]] = block
+
+    return write
+
+
+def _zarr(pipeline: str) -> Callable[..., Callable[[int, np.ndarray], None]]:
+    def make(path: Path, shape: tuple[int, ...], shards: Any) -> Callable[[int, np.ndarray], None]:
+        import zarr.codecs
+
+        import zarr
+
+        config = (
+            {"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"}
+            if pipeline == "zarrs"
+            else {"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"}
+        )
+        with zarr.config.set(config):
+            a = zarr.create_array(
+                str(path),
+                shape=shape,
+                dtype="int16",
+                chunks=CHUNK,
+                shards=shards,
+                compressors=zarr.codecs.ZstdCodec(level=3),
+                fill_value=0,
+            )
+
+        def write(t: int, block: np.ndarray) -> None:
+            with zarr.config.set(config):
+                a[t : t + block.shape[0]] = block
+
+        return write
+
+    return make
+
+
+def _tensorstore(
+    path: Path, shape: tuple[int, ...], shards: Any
+) -> Callable[[int, np.ndarray], None]:
+    import tensorstore as ts
+
+    inner = [
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {"name": "zstd", "configuration": {"level": 3}},
+    ]
+    if shards is not None:
+        codecs = [
+            {
+                "name": "sharding_indexed",
+                "configuration": {
+                    "chunk_shape": list(CHUNK),
+                    "codecs": inner,
+                    "index_codecs": [
+                        {"name": "bytes", "configuration": {"endian": "little"}},
+                        {"name": "crc32c"},
+                    ],
+                    "index_location": "end",
+                },
+            }
+        ]
+        grid = shards
+    else:
+        codecs, grid = inner, CHUNK
+    spec = {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(path)},
+        "metadata": {
+            "shape": list(shape),
+            "data_type": "int16",
+            "fill_value": 0,
+            "codecs": codecs,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(grid)}},
+        },
+        "create": True,
+        "delete_existing": True,
+    }
+    store = ts.open(spec).result()
+
+    def write(t: int, block: np.ndarray) -> None:
+        store[t : t + block.shape[0]].write(block).result()
+
+    return write
+
+
+WRITERS: dict[str, Callable[..., Callable[[int, np.ndarray], None]]] = {
+    "lsio": _lsio,
+    "zarr-python": _zarr("default"),
+    "zarr-python+zarrs": _zarr("zarrs"),
+    "tensorstore": _tensorstore,
+}
+
+
+def encode_limit(blocks: list[np.ndarray], threads: int) -> float:
+    """GB/s of zstd level-3 encoding of the blocks' (1, 11, 64, 64) chunks on ``threads``."""
+    import numcodecs
+
+    codec = numcodecs.Zstd(level=3)
+    chunks = [
+        np.ascontiguousarray(b[t, :, y : y + 64, x : x + 64])
+        for b in blocks[:1]
+        for t in range(b.shape[0])
+        for y in range(0, SIDE, 64)
+        for x in range(0, SIDE, 64)
+    ]
+    with cf.ThreadPoolExecutor(threads) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(codec.encode, chunks))
+        secs = time.perf_counter() - t0
+    return sum(c.nbytes for c in chunks) / secs / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--timesteps", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--writers", default=",".join(WRITERS))
+    args = parser.parse_args()
+    shape = (args.timesteps, 11, SIDE, SIDE)
+    blocks = [slab(t, t + SHARD[0], SIDE) for t in range(0, args.timesteps, SHARD[0])]
+    nbytes = sum(b.nbytes for b in blocks)
+    cores = os.cpu_count() or 1
+    limit = encode_limit(blocks, cores)
+    print(f"input {nbytes / 1e9:.2f} GB; zstd-3 encode limit {limit:.3f} GB/s ({cores} threads)")
+    rows = []
+    for layout, shards in (("sharded", SHARD), ("unsharded", None)):
+        rates: dict[str, list[float]] = {}
+        for _ in range(args.repeats):
+            for name in args.writers.split(","):
+                path = ROOT / f"{name}-{layout}.zarr"
+                shutil.rmtree(path, ignore_errors=True)
+                write = WRITERS[name](path, shape, shards)
+                t0 = time.perf_counter()
+                for i, block in enumerate(blocks):
+                    write(i * SHARD[0], block)
+                os.sync()  # every writer's data reaches the page cache's writeback alike
+                rate = nbytes / (time.perf_counter() - t0) / 1e9
+                rates.setdefault(name, []).append(rate)
+                print(f"  {layout} {name}: {rate:.3f} GB/s", flush=True)
+                shutil.rmtree(path, ignore_errors=True)
+        rows.append((layout, rates))
+    names = args.writers.split(",")
+    print()
+    print("| layout | " + " | ".join(names) + " | lsio / best peer | lsio / encode limit |")
+    print("|---|" + "---|" * len(names) + "---|---|")
+    for layout, rates in rows:
+        med = {n: statistics.median(v) for n, v in rates.items()}
+        cells = " | ".join(f"{med[n]:.3f} [{min(rates[n]):.3f}-{max(rates[n]):.3f}]" for n in names)
+        peers = [v for n, v in med.items() if n != "lsio"]
+        best = f"{med['lsio'] / max(peers):.2f}" if "lsio" in med and peers else "-"
+        lim = f"{med['lsio'] / limit:.2f}" if "lsio" in med else "-"
+        print(f"| {layout} | {cells} | {best} | {lim} |")
+
+
+if __name__ == "__main__":
+    main()
