@@ -103,8 +103,9 @@ class Moments:
             self.sumsq[where] = self.sumsq[where] + other.sumsq
         else:
             mean_a = self.mean[where]
-            delta = other.mean - mean_a
-            with np.errstate(invalid="ignore", divide="ignore"):
+            # Infinite values make inf - inf = NaN here, as in NumPy's own variance.
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                delta = other.mean - mean_a
                 frac = np.where(n > 0, n_b / np.maximum(n, 1), 0.0)
                 self.mean[where] = mean_a + delta * frac
                 self.m2[where] = self.m2[where] + other.m2 + delta * delta * n_a * frac
@@ -123,7 +124,8 @@ class Moments:
         with np.errstate(invalid="ignore", divide="ignore"):
             if self.kind == FLOAT:
                 total = self.total.astype(np.float64)
-                mean = np.where(count > 0, self.mean, np.nan)
+                # The sum over the count (not the merged mean): infinities stay infinite.
+                mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
                 var = np.where(count > 0, self.m2 / np.maximum(count, 1), np.nan)
             else:
                 total = self.total.copy()
@@ -241,11 +243,12 @@ def _reduce_float(x: _Arr, axis: tuple[int, ...], k: int, n_per: int) -> Moments
     total = values.sum(axis=axis).reshape(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    dev = values - mean.reshape(_keepdims_shape(x.shape, axis))
-    if nan_count.any():
-        dev[nan] = 0.0
-    np.multiply(dev, dev, out=dev)
-    m2 = dev.sum(axis=axis).reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore"):  # infinities give NaN, like NumPy
+        dev = values - mean.reshape(_keepdims_shape(x.shape, axis))
+        if nan_count.any():
+            dev[nan] = 0.0
+        np.multiply(dev, dev, out=dev)
+        m2 = dev.sum(axis=axis).reshape(-1)
     minimum = np.fmin.reduce(x, axis=axis).reshape(-1).astype(np.float64)
     maximum = np.fmax.reduce(x, axis=axis).reshape(-1).astype(np.float64)
     return Moments(FLOAT, count, nan_count, total, None, mean, m2, minimum, maximum)
