@@ -212,3 +212,45 @@ def test_a_killed_writer_leaves_whole_objects(tmp_path: Path) -> None:
                 assert len(np.unique(shard)) == 1, "a shard mixes old and new values"
                 assert shard.flat[0] in (1, 2, 3)
     np.testing.assert_array_equal(lsio.open_array(path)[...], data)
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_attrs_write_through_and_resize(tmp_path: Path, fmt: int) -> None:
+    path = tmp_path / "a.zarr"
+    shards = (4, 4) if fmt == 3 else None
+    a = lsio.create(
+        path,
+        shape=(6, 7),
+        dtype="i4",
+        chunks=(2, 2),
+        shards=shards,
+        fill_value=-1,
+        dims=("y", "x"),
+        attrs={"a": 1},
+        zarr_format=fmt,
+    )
+    a[...] = np.arange(42).reshape(6, 7)
+    a.attrs["b"] = [1, 2]
+    a.attrs.update({"c": "x"}, d=None)
+    del a.attrs["a"]
+    z = zarr.open_array(str(path), mode="r")
+    assert {k: v for k, v in z.attrs.items() if k != "_ARRAY_DIMENSIONS"} == {
+        "b": [1, 2],
+        "c": "x",
+        "d": None,
+    }
+    assert lsio.open_array(path).dims == ("y", "x")
+    a.resize((4, 5))
+    a.resize((6, 9))  # growing shows the fill value where data was cut, not old data
+    want = np.full((6, 9), -1, dtype="i4")
+    want[:4, :5] = np.arange(42).reshape(6, 7)[:4, :5]
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], want)
+    np.testing.assert_array_equal(lsio.open_array(path)[...], want)
+    with pytest.raises(lsio.ReadOnlyError):
+        lsio.open_array(path).attrs["e"] = 1
+    with pytest.raises(lsio.ReadOnlyError):
+        lsio.open_array(path).resize((1, 1))
+    with pytest.raises(lsio.InvalidArgumentError, match="must have 2 sides"):
+        a.resize((3,))
+    with pytest.raises(lsio.InvalidArgumentError, match="JSON-serialisable"):
+        a.attrs["f"] = object()

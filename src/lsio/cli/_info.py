@@ -51,7 +51,7 @@ def describe(node: Array | Group, path: str = "") -> dict[str, Any]:
             "stored_bytes": stored,
             "stored_objects": objects,
             "compression_ratio": (node.nbytes / stored) if stored else None,
-            "attrs": node.attrs,
+            "attrs": dict(node.attrs),
         }
     members = [
         describe(child, f"{path}/{name}" if path else name) for name, child in node.members()
@@ -60,7 +60,7 @@ def describe(node: Array | Group, path: str = "") -> dict[str, Any]:
         "path": path,
         "type": "group",
         "zarr_format": node.zarr_format,
-        "attrs": node.attrs,
+        "attrs": dict(node.attrs),
         "members": members,
     }
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Generic, TypeVar
 
+from lsio.zarr._attrs import Attributes, rewrite_metadata
 from lsio.zarr._context import Context
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._nodes import GroupMetadata
@@ -47,9 +49,30 @@ class Node(Generic[M]):
         return self._ctx.store.url
 
     @property
-    def attrs(self) -> dict[str, Any]:
-        """User attributes (a copy)."""
-        return dict(self._meta.attrs)
+    def attrs(self) -> Attributes:
+        """User attributes, a mapping; changing it writes through (needs mode ``r+``/``a``/``w``)."""
+        return Attributes(self, self._store_attrs)
+
+    def _store_attrs(self, attrs: dict[str, Any]) -> None:
+        if self._meta.zarr_format == 3:
+
+            def change(doc: dict[str, Any]) -> None:
+                doc["attributes"] = attrs
+
+            rewrite_metadata(self, "zarr.json", change)
+        else:
+            stored = dict(attrs)
+            named = getattr(self._meta, "dims", None)
+            dims = self._meta.attrs.get("_ARRAY_DIMENSIONS") or (list(named) if named else None)
+            if dims is not None:  # v2 keeps dimension names among the attributes
+                stored.setdefault("_ARRAY_DIMENSIONS", dims)
+
+            def replace_all(doc: dict[str, Any]) -> None:
+                doc.clear()
+                doc.update(stored)
+
+            rewrite_metadata(self, ".zattrs", replace_all)
+        self._meta = dataclasses.replace(self._meta, attrs=dict(attrs))
 
     @property
     def zarr_format(self) -> int:
