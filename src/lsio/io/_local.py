@@ -23,6 +23,7 @@ __all__ = ["LocalStore", "path_from_url"]
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 _DIRECT_ALIGN = 4096
 
 
@@ -113,9 +114,17 @@ class LocalStore:
         path = self._path(key)
         tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.lsio-tmp"
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
+            try:
+                fd = os.open(tmp, _WRITE_FLAGS, 0o666)
+            except FileNotFoundError:  # the directory is new: make it, once
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(tmp, _WRITE_FLAGS, 0o666)
+            try:
+                view = memoryview(data).cast("B")
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):
