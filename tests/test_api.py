@@ -28,11 +28,13 @@ EXPECTED = {
     "UnsupportedError",
     "WriteError",
     "__version__",
+    "convert",
     "create",
     "create_group",
     "open",
     "open_array",
     "open_group",
+    "rechunk",
     "stats",
     "to_dask",
 }
@@ -49,6 +51,7 @@ def test_all_is_exact() -> None:
         "interop",
         "io",
         "plan",
+        "rechunking",
         "statistics",
         "zarr",
     }

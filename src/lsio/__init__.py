@@ -17,6 +17,7 @@ from lsio._errors import (
 from lsio.interop import to_dask
 from lsio.io import IOConfig, LocalStore, MemoryStore
 from lsio.plan import ReadConfig
+from lsio.rechunking import convert, rechunk
 from lsio.statistics import Histogram, Stats, stats
 from lsio.zarr import (
     Array,
@@ -56,11 +57,13 @@ __all__ = [
     "UnsupportedError",
     "WriteError",
     "__version__",
+    "convert",
     "create",
     "create_group",
     "open",
     "open_array",
     "open_group",
+    "rechunk",
     "stats",
     "to_dask",
 ]

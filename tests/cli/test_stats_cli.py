@@ -90,3 +90,20 @@ def test_group_is_refused(sat: tuple[Path, np.ndarray], capsys: pytest.CaptureFi
     path, _ = sat
     assert main(["stats", str(path.parent)]) == 1
     assert "needs an array" in capsys.readouterr().err
+
+
+def test_rechunk_and_convert_commands(
+    sat: tuple[Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, data = sat
+    dst = tmp_path / "ts.zarr"
+    args = ["rechunk", str(path), str(dst), "--chunks", "6,1,8,8", "--shards", "6,3,16,16"]
+    assert main([*args, "--codec", "zstd:5", "--max-mem", "10MB"]) == 0
+    assert "shards (6, 3, 16, 16)" in capsys.readouterr().out
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+    assert main(["convert", str(dst), str(tmp_path / "v2.zarr"), "--zarr-format", "2"]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "v2.zarr"), mode="r")[...], data)
+    assert main([*args]) == 1
+    assert "overwrite=True" in capsys.readouterr().err
+    assert main(["rechunk", str(path), str(tmp_path / "x.zarr"), "--chunks", "a,b"]) == 1
+    assert "--chunks must be comma-separated integers" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from lsio._errors import LsioError
 from lsio.cli._demo import run_demo
 from lsio.cli._info import describe, info_json, render_tree
 from lsio.cli._stats import run_stats
+from lsio.rechunking import rechunk
 from lsio.zarr import Array, open
 
 __all__ = ["main"]
@@ -31,6 +32,26 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--hist", type=int, metavar="BINS", help="also a histogram with BINS bins")
     st.add_argument("--region", help="a sub-region, e.g. time=0:100,y=0:512")
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    for name, text in (
+        ("rechunk", "copy an array with new chunks, shards or codec, out of core and resumably"),
+        ("convert", "copy an array to another Zarr format (e.g. v2 -> v3), same chunks"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("src", help="the source array")
+        cmd.add_argument("dst", help="where to write the copy")
+        if name == "rechunk":
+            cmd.add_argument(
+                "--chunks", help="chunk shape, e.g. 1,11,64,64 (default: the source's)"
+            )
+        cmd.add_argument("--shards", help="shard shape, e.g. 4,11,256,256 (default: unsharded)")
+        cmd.add_argument(
+            "--codec", default="zstd:3", help="zstd[:LEVEL], blosc, gzip[:LEVEL] or none"
+        )
+        cmd.add_argument(
+            "--zarr-format", type=int, choices=(2, 3), default=3 if name == "convert" else None
+        )
+        cmd.add_argument("--max-mem", default="1GB", help="memory budget (default 1GB)")
+        cmd.add_argument("--overwrite", action="store_true", help="replace what is at DST")
     demo = sub.add_parser("demo", help="generate a sample dataset, describe it and read it back")
     demo.add_argument(
         "--path", help="where to write the sample (default: a temporary directory, removed)"
@@ -42,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
         "--timesteps", type=int, default=32, help="timesteps of the sample (default: 32)"
     )
     return parser
+
+
+def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise LsioError(f"{flag} must be comma-separated integers, got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +86,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not isinstance(node, Array):
                 raise LsioError(f"{args.path} is a group; lsio stats needs an array")
             run_stats(node, args.dims, args.hist, args.region, args.json, sys.stdout)
+        elif args.command in ("rechunk", "convert"):
+            out = rechunk(
+                args.src,
+                args.dst,
+                chunks=_ints(getattr(args, "chunks", None), "--chunks"),
+                shards=_ints(args.shards, "--shards"),
+                compressor=None if args.codec == "none" else args.codec,
+                zarr_format=args.zarr_format,
+                max_mem=args.max_mem,
+                progress=True,
+                overwrite=args.overwrite,
+            )
+            print(render_tree(describe(out), args.dst))
         elif args.command == "demo":
             if args.timesteps < 4:
                 raise LsioError(

@@ -12,9 +12,9 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio._errors import InvalidArgumentError, UnsupportedError
+from lsio._progress import Progress
 from lsio.compute import Moments, moments_kind
 from lsio.plan import IntIndex, OrthogonalSelection, Progression, normalize_basic
-from lsio.statistics._progress import Progress
 from lsio.statistics._reducer import Plan, Reducer
 from lsio.zarr import Array, visit_chunks
 from lsio.zarr._coords import find_coordinates

@@ -19,10 +19,14 @@ class Progress:
         total_bytes: Bytes the job will go through (for the ETA).
         desc: Label in front of the bar.
         file: Where the bar goes (default ``sys.stderr``).
+        items: What the second count counts (default ``"chunks"``).
     """
 
-    def __init__(self, total_bytes: int, desc: str = "stats", file: Any = None) -> None:
+    def __init__(
+        self, total_bytes: int, desc: str = "stats", file: Any = None, items: str = "chunks"
+    ) -> None:
         self._lock = threading.Lock()
+        self._items = items
         self.chunks = 0
         self._bar = tqdm(
             total=total_bytes,
@@ -39,7 +43,7 @@ class Progress:
         """Count work done; safe to call from any thread."""
         with self._lock:
             self.chunks += chunks
-            self._bar.set_postfix_str(f"{self.chunks:,} chunks", refresh=False)
+            self._bar.set_postfix_str(f"{self.chunks:,} {self._items}", refresh=False)
             self._bar.update(nbytes)
 
     def __enter__(self) -> Progress:
