@@ -25,27 +25,32 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.data import CHUNK, SHARD, slab
+from benchmarks.data import CHUNK, SHARD, generate, slab
+from benchmarks.limits import warm
 
 SIDE = 1024
 ROOT = Path("/tmp/lsio-bench/write")
 
 
-def _lsio(path: Path, shape: tuple[int, ...], shards: Any) -> Callable[[int, np.ndarray], None]:
+Region = tuple[slice, ...]
+Write = Callable[[Region, np.ndarray], None]
+
+
+def _lsio(path: Path, shape: tuple[int, ...], chunks: Any, shards: Any) -> Write:
     import lsio
 
     a = lsio.create(
-        path, shape=shape, dtype="int16", chunks=CHUNK, shards=shards, compressor="zstd:3"
+        path, shape=shape, dtype="int16", chunks=chunks, shards=shards, compressor="zstd:3"
     )
 
-    def write(t: int, block: np.ndarray) -> None:
-        a[t : t + block.shape[0]] = block
+    def write(region: Region, block: np.ndarray) -> None:
+        a[region] = block
 
     return write
 
 
-def _zarr(pipeline: str) -> Callable[..., Callable[[int, np.ndarray], None]]:
-    def make(path: Path, shape: tuple[int, ...], shards: Any) -> Callable[[int, np.ndarray], None]:
+def _zarr(pipeline: str) -> Callable[..., Write]:
+    def make(path: Path, shape: tuple[int, ...], chunks: Any, shards: Any) -> Write:
         import zarr.codecs
 
         import zarr
@@ -60,24 +65,22 @@ def _zarr(pipeline: str) -> Callable[..., Callable[[int, np.ndarray], None]]:
                 str(path),
                 shape=shape,
                 dtype="int16",
-                chunks=CHUNK,
+                chunks=chunks,
                 shards=shards,
                 compressors=zarr.codecs.ZstdCodec(level=3),
                 fill_value=0,
             )
 
-        def write(t: int, block: np.ndarray) -> None:
+        def write(region: Region, block: np.ndarray) -> None:
             with zarr.config.set(config):
-                a[t : t + block.shape[0]] = block
+                a[region] = block
 
         return write
 
     return make
 
 
-def _tensorstore(
-    path: Path, shape: tuple[int, ...], shards: Any
-) -> Callable[[int, np.ndarray], None]:
+def _tensorstore(path: Path, shape: tuple[int, ...], chunks: Any, shards: Any) -> Write:
     import tensorstore as ts
 
     inner = [
@@ -89,7 +92,7 @@ def _tensorstore(
             {
                 "name": "sharding_indexed",
                 "configuration": {
-                    "chunk_shape": list(CHUNK),
+                    "chunk_shape": list(chunks),
                     "codecs": inner,
                     "index_codecs": [
                         {"name": "bytes", "configuration": {"endian": "little"}},
@@ -101,7 +104,7 @@ def _tensorstore(
         ]
         grid = shards
     else:
-        codecs, grid = inner, CHUNK
+        codecs, grid = inner, chunks
     spec = {
         "driver": "zarr3",
         "kvstore": {"driver": "file", "path": str(path)},
@@ -117,18 +120,53 @@ def _tensorstore(
     }
     store = ts.open(spec).result()
 
-    def write(t: int, block: np.ndarray) -> None:
-        store[t : t + block.shape[0]].write(block).result()
+    def write(region: Region, block: np.ndarray) -> None:
+        store[region].write(block).result()
 
     return write
 
 
-WRITERS: dict[str, Callable[..., Callable[[int, np.ndarray], None]]] = {
+WRITERS: dict[str, Callable[..., Write]] = {
     "lsio": _lsio,
     "zarr-python": _zarr("default"),
     "zarr-python+zarrs": _zarr("zarrs"),
     "tensorstore": _tensorstore,
 }
+
+
+TS_CHUNKS = (24, 1, 32, 32)
+TS_SHARDS = (24, 11, 256, 256)
+
+
+def _rechunk(name: str, src: Path, dst: Path) -> None:
+    """``src`` into the time-series layout: lsio.rechunk, or a peer's reads and writes by slabs."""
+    import zarr
+
+    if name == "lsio":
+        import lsio
+
+        lsio.rechunk(str(src), str(dst), chunks=TS_CHUNKS, shards=TS_SHARDS, compressor="zstd:3")
+        return
+    shape = tuple(zarr.open_array(str(src), mode="r").shape)
+    if name == "tensorstore":
+        import tensorstore as ts
+
+        spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(src)}}
+        source = ts.open(spec).result()
+
+        def read(region: Region) -> np.ndarray:
+            return np.asarray(source[region].read().result())
+
+    else:
+        source = zarr.open_array(str(src), mode="r")
+
+        def read(region: Region) -> np.ndarray:
+            return np.asarray(source[region])
+
+    write = WRITERS[name](dst, shape, TS_CHUNKS, TS_SHARDS)
+    for y in range(0, shape[2], TS_SHARDS[2]):  # slabs of whole destination shards
+        region = (slice(None), slice(None), slice(y, y + TS_SHARDS[2]))
+        write(region, read(region))
 
 
 def encode_limit(blocks: list[np.ndarray], threads: int) -> float:
@@ -155,7 +193,12 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--writers", default=",".join(WRITERS))
+    parser.add_argument("--rechunk-only", action="store_true")
     args = parser.parse_args()
+    names = args.writers.split(",")
+    if args.rechunk_only:
+        _rechunk_table(names, args.repeats)
+        return
     shape = (args.timesteps, 11, SIDE, SIDE)
     blocks = [slab(t, t + SHARD[0], SIDE) for t in range(0, args.timesteps, SHARD[0])]
     nbytes = sum(b.nbytes for b in blocks)
@@ -169,17 +212,16 @@ def main() -> None:
             for name in args.writers.split(","):
                 path = ROOT / f"{name}-{layout}.zarr"
                 shutil.rmtree(path, ignore_errors=True)
-                write = WRITERS[name](path, shape, shards)
+                write = WRITERS[name](path, shape, CHUNK, shards)
                 t0 = time.perf_counter()
                 for i, block in enumerate(blocks):
-                    write(i * SHARD[0], block)
+                    write((slice(i * SHARD[0], (i + 1) * SHARD[0]),), block)
                 os.sync()  # every writer's data reaches the page cache's writeback alike
                 rate = nbytes / (time.perf_counter() - t0) / 1e9
                 rates.setdefault(name, []).append(rate)
                 print(f"  {layout} {name}: {rate:.3f} GB/s", flush=True)
                 shutil.rmtree(path, ignore_errors=True)
         rows.append((layout, rates))
-    names = args.writers.split(",")
     print()
     print("| layout | " + " | ".join(names) + " | lsio / best peer | lsio / encode limit |")
     print("|---|" + "---|" * len(names) + "---|---|")
@@ -190,6 +232,37 @@ def main() -> None:
         best = f"{med['lsio'] / max(peers):.2f}" if "lsio" in med and peers else "-"
         lim = f"{med['lsio'] / limit:.2f}" if "lsio" in med else "-"
         print(f"| {layout} | {cells} | {best} | {lim} |")
+
+    _rechunk_table(names, args.repeats)
+
+
+def _rechunk_table(names: list[str], repeats: int) -> None:
+    src = generate(Path("/tmp/lsio-bench"), "quick")["sat_sharded"]
+    nbytes = 24 * 11 * 512 * 512 * 2
+    rates: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for name in names:
+            dst = ROOT / f"{name}-rechunked.zarr"
+            shutil.rmtree(dst, ignore_errors=True)
+            warm(src)
+            t0 = time.perf_counter()
+            _rechunk(name, src, dst)
+            os.sync()
+            rates.setdefault(name, []).append(nbytes / (time.perf_counter() - t0) / 1e9)
+            print(f"  rechunk {name}: {rates[name][-1]:.3f} GB/s", flush=True)
+            shutil.rmtree(dst, ignore_errors=True)
+    med = {n: statistics.median(v) for n, v in rates.items()}
+    print()
+    print(
+        "| rechunk to (24, 1, 32, 32) in (24, 11, 256, 256) | "
+        + " | ".join(names)
+        + " | lsio / best peer |"
+    )
+    print("|---|" + "---|" * len(names) + "---|")
+    cells = " | ".join(f"{med[n]:.3f} [{min(rates[n]):.3f}-{max(rates[n]):.3f}]" for n in names)
+    peers = [v for n, v in med.items() if n != "lsio"]
+    best = f"{med['lsio'] / max(peers):.2f}" if "lsio" in med and peers else "-"
+    print(f"| GB/s | {cells} | {best} |")
 
 
 if __name__ == "__main__":
