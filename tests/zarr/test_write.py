@@ -254,3 +254,42 @@ def test_attrs_write_through_and_resize(tmp_path: Path, fmt: int) -> None:
         a.resize((3,))
     with pytest.raises(lsio.InvalidArgumentError, match="JSON-serialisable"):
         a.attrs["f"] = object()
+
+
+@settings(deadline=None, max_examples=30)
+@given(case=write_cases())
+def test_write_many_equals_writes_in_order(case: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.zarr"
+        a = lsio.create(
+            path,
+            shape=case["shape"],
+            dtype=case["dtype"],
+            chunks=case["chunks"],
+            shards=case["shards"],
+            fill_value=case["fill"],
+            zarr_format=case["zarr_format"],
+        )
+        a[...] = case["fill"]
+        model = np.full(case["shape"], case["fill"], dtype=case["dtype"])
+        for sel, v in case["writes"]:
+            model[sel] = v
+        a.write_many([s for s, _ in case["writes"]], [v for _, v in case["writes"]])
+        np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], model)
+
+
+def test_write_many_writes_each_object_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = lsio.create(tmp_path / "a.zarr", shape=(8, 8), dtype="i2", chunks=(4, 4), shards=(8, 8))
+    puts: list[str] = []
+    store = a.context.store
+    original = type(store).put
+    monkeypatch.setattr(
+        type(store), "put", lambda self, k, d: (puts.append(k), original(self, k, d))
+    )
+    crops = [(slice(r, r + 2), slice(c, c + 2)) for r in range(0, 8, 2) for c in range(0, 8, 2)]
+    a.write_many(crops, np.arange(16 * 4, dtype="i2").reshape(16, 2, 2))
+    assert puts == ["c/0/0"]  # sixteen crops of one shard: one write
+    with pytest.raises(lsio.InvalidArgumentError, match="2 selections but 1 values"):
+        a.write_many(crops[:2], [1])

@@ -36,7 +36,7 @@ from lsio.zarr._engine import ChunkWork, ReadJob, Target, fill_targets, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._node import Node
 from lsio.zarr._sharding import MISSING, ShardingCodec, parse_shard_index
-from lsio.zarr._write import write_selection
+from lsio.zarr._write import write_many, write_selection
 
 __all__ = ["Array"]
 
@@ -373,6 +373,16 @@ class Array(Node[ArrayMetadata]):
             SelectionError: Out-of-bounds selections.
         """
         write_selection(self, selection, values)
+
+    def write_many(self, selections: Sequence[Any], values: Sequence[Any]) -> None:
+        """Write ``values[k]`` to ``a[selections[k]]`` for all k, planned together.
+
+        Each stored object the selections touch is read at most once and written
+        once, with every selection applied in order (later ones win where they
+        overlap). ``values`` may be an array whose first axis runs over the
+        selections.
+        """
+        write_many(self, selections, values)
 
     def resize(self, new_shape: Sequence[int]) -> None:
         """Change the shape (same number of dimensions).

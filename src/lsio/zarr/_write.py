@@ -15,6 +15,7 @@ update).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from lsio.zarr._sharding import is_fill
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["cast_values", "write_selection"]
+__all__ = ["cast_values", "write_many", "write_selection"]
 
 
 def cast_values(values: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
@@ -70,61 +71,77 @@ def cast_values(values: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np
 
 def write_selection(array: Array, selection: Any, values: Any) -> None:
     """Write ``values`` to ``array[selection]`` (ints and slices, any steps)."""
+    write_many(array, [selection], [values])
+
+
+def write_many(array: Array, selections: Sequence[Any], values: Sequence[Any]) -> None:
+    """Write ``values[k]`` to ``array[selections[k]]`` for every k, each object written once.
+
+    The objects all selections touch are planned together; an object is read
+    (when no single selection covers it), updated with every selection in
+    order (later ones win where they overlap) and written once.
+    """
     ctx = array.context
     if not ctx.writable:
         raise ReadOnlyError(
             f"{array.store_url} is open read-only; open it with mode='r+' (or 'a') to write"
         )
-    sel = normalize_basic(selection, array.shape)
-    if any(isinstance(d, np.ndarray) for d in sel.dims):
-        raise InvalidArgumentError("writes take ints and slices, not index arrays")
-    data = cast_values(values, array.dtype, sel.shape)
+    if not isinstance(ctx.store, Writer):
+        raise ReadOnlyError(f"the store {ctx.store.url} cannot be written to")
+    if len(selections) != len(values):
+        raise InvalidArgumentError(
+            f"{len(selections)} selections but {len(values)} values; give one value per selection"
+        )
     meta = array.metadata
     unit = meta.chunk_shape  # a chunk, or a whole shard
-    per_dim = project_dims(sel, unit)
-    units = list(itertools.product(*per_dim))
-    if not units:
-        return
-
-    def write_unit(parts: tuple[Any, ...]) -> None:
-        coords = tuple(p[0] for p in parts)
-        region = tuple(
-            slice(c * n, min((c + 1) * n, s))
-            for c, n, s in zip(coords, unit, meta.shape, strict=True)
-        )
-        inner = tuple(p[1] for p in parts)
-        src = data[tuple(p[2] for p in parts if p[2] is not None)]
-        valid = tuple(slice(0, r.stop - r.start) for r in region)
-        covered = _covers(inner, valid)
-        if covered and src.shape == unit:
-            block = src  # the values are the whole object: encode them as they are
-        else:
-            block = np.full(unit, meta.fill_value, dtype=array.dtype)
-            if not covered:
-                # Read in this worker, not on the pool: the pool's workers are busy writing.
-                old = normalize_basic(region, meta.shape)
-                run_jobs([ReadJob(array, old, block[valid])], None, 1, ctx.scratch)
-            block[inner] = src
-        key = array.chunk_key(coords)
-        encoded = _encode(block)
-        if encoded is None:
-            ctx.store.delete(key)  # type: ignore[attr-defined]
-        else:
-            ctx.store.put(key, encoded)  # type: ignore[attr-defined]
-
+    datas: list[np.ndarray] = []
+    per_object: dict[tuple[int, ...], list[tuple[int, tuple[Any, ...]]]] = {}
+    for k, selection in enumerate(selections):
+        sel = normalize_basic(selection, array.shape)
+        if any(isinstance(d, np.ndarray) for d in sel.dims):
+            raise InvalidArgumentError("writes take ints and slices, not index arrays")
+        datas.append(cast_values(values[k], array.dtype, sel.shape))
+        for parts in itertools.product(*project_dims(sel, unit)):
+            per_object.setdefault(tuple(p[0] for p in parts), []).append((k, parts))
     sharding = meta.sharding
 
-    def _encode(block: np.ndarray) -> memoryview | None:
+    def encode(block: np.ndarray) -> memoryview | None:
         """The stored bytes of an object, or ``None`` when it holds only the fill value."""
         if sharding is not None:
             return sharding.encode_stored(block)
         return None if is_fill(block, meta.fill_value) else meta.pipeline.encode(block)
 
-    if not isinstance(ctx.store, Writer):
-        raise ReadOnlyError(f"the store {ctx.store.url} cannot be written to")
+    def write_object(coords: tuple[int, ...]) -> None:
+        region = tuple(
+            slice(c * n, min((c + 1) * n, s))
+            for c, n, s in zip(coords, unit, meta.shape, strict=True)
+        )
+        valid = tuple(slice(0, r.stop - r.start) for r in region)
+        updates = [
+            (tuple(p[1] for p in parts), datas[k][tuple(p[2] for p in parts if p[2] is not None)])
+            for k, parts in per_object[coords]
+        ]
+        covering = [i for i, (inner, _) in enumerate(updates) if _covers(inner, valid)]
+        if covering and covering[-1] == len(updates) - 1 and updates[-1][1].shape == unit:
+            block = updates[-1][1]  # the last values are the whole object: encode them as they are
+        else:
+            block = np.full(unit, meta.fill_value, dtype=array.dtype)
+            if not covering:
+                # Read in this worker, not on the pool: the pool's workers are busy writing.
+                old = normalize_basic(region, meta.shape)
+                run_jobs([ReadJob(array, old, block[valid])], None, 1, ctx.scratch)
+            for inner, src in updates[covering[-1] if covering else 0 :]:
+                block[inner] = src
+        key = array.chunk_key(coords)
+        encoded = encode(block)
+        if encoded is None:
+            ctx.store.delete(key)  # type: ignore[attr-defined]
+        else:
+            ctx.store.put(key, encoded)  # type: ignore[attr-defined]
+
     # Each worker writes whole objects; a failure stops the rest and is raised.
-    run_all(ctx.pool, write_unit, units)
-    array.forget_shards([tuple(p[0] for p in parts) for parts in units])
+    run_all(ctx.pool, write_object, list(per_object))
+    array.forget_shards(per_object)
 
 
 def _covers(inner: tuple[Any, ...], valid: tuple[slice, ...]) -> bool:
