@@ -170,10 +170,22 @@ def _rechunk(name: str, src: Path, dst: Path) -> None:
 
 
 def encode_limit(blocks: list[np.ndarray], threads: int) -> float:
-    """GB/s of zstd level-3 encoding of the blocks' (1, 11, 64, 64) chunks on ``threads``."""
-    import numcodecs
+    """GB/s of zstd level-3 encoding of the (1, 11, 64, 64) chunks of a block on ``threads``.
 
-    codec = numcodecs.Zstd(level=3)
+    Uses the fastest encoder at hand: ``zstandard`` (zstd 1.5.7) with one
+    compressor per thread, as the writers would at best.
+    """
+    import threading
+
+    import zstandard
+
+    local = threading.local()
+
+    def encode(chunk: np.ndarray) -> bytes:
+        if not hasattr(local, "c"):
+            local.c = zstandard.ZstdCompressor(level=3, write_content_size=True)
+        return local.c.compress(chunk)  # type: ignore[no-any-return]
+
     chunks = [
         np.ascontiguousarray(b[t, :, y : y + 64, x : x + 64])
         for b in blocks[:1]
@@ -181,11 +193,13 @@ def encode_limit(blocks: list[np.ndarray], threads: int) -> float:
         for y in range(0, SIDE, 64)
         for x in range(0, SIDE, 64)
     ]
+    best = float("inf")
     with cf.ThreadPoolExecutor(threads) as pool:
-        t0 = time.perf_counter()
-        list(pool.map(codec.encode, chunks))
-        secs = time.perf_counter() - t0
-    return sum(c.nbytes for c in chunks) / secs / 1e9
+        for _ in range(3):
+            t0 = time.perf_counter()
+            list(pool.map(encode, chunks))
+            best = min(best, time.perf_counter() - t0)
+    return sum(c.nbytes for c in chunks) / best / 1e9
 
 
 def main() -> None:

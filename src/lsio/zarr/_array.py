@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import threading
 from collections import OrderedDict
@@ -31,12 +30,11 @@ from lsio.zarr._context import Context
 
 if TYPE_CHECKING:
     from lsio.zarr._batch import Batch, ReadFuture
-from lsio.zarr._attrs import rewrite_metadata
 from lsio.zarr._engine import ChunkWork, ReadJob, Target, fill_targets, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._node import Node
 from lsio.zarr._sharding import MISSING, ShardingCodec, parse_shard_index
-from lsio.zarr._write import write_many, write_selection
+from lsio.zarr._write import resize_array, write_many, write_selection
 
 __all__ = ["Array"]
 
@@ -385,33 +383,13 @@ class Array(Node[ArrayMetadata]):
         write_many(self, selections, values)
 
     def resize(self, new_shape: Sequence[int]) -> None:
-        """Change the shape (same number of dimensions).
-
-        Shrinking first rewrites the removed region with the fill value (chunks
-        entirely outside the new shape are deleted, edge chunks rewritten), so
-        growing again later shows the fill value, not old data. Growing writes
-        only the metadata. The metadata is replaced atomically, last.
+        """Change the shape (same number of dimensions); see :func:`resize_array`.
 
         Raises:
             ReadOnlyError: The array was opened read-only.
             InvalidArgumentError: A shape of another rank or with negative sides.
         """
-        shape = tuple(int(s) for s in new_shape)
-        if len(shape) != self.ndim or any(s < 0 for s in shape):
-            raise InvalidArgumentError(
-                f"new shape {tuple(new_shape)} must have {self.ndim} sides >= 0"
-            )
-        for d, (old, new) in enumerate(zip(self.shape, shape, strict=True)):
-            if new < old:
-                region = (slice(None),) * d + (slice(new, old),)
-                write_selection(self, region, self._meta.fill_value)
-        key = "zarr.json" if self.zarr_format == 3 else ".zarray"
-
-        def change(doc: dict[str, Any]) -> None:
-            doc["shape"] = list(shape)
-
-        rewrite_metadata(self, key, change)
-        self._meta = dataclasses.replace(self._meta, shape=shape)
+        self._meta = resize_array(self, tuple(new_shape))
         with self._cache_lock:
             self._index_cache.clear()
 

@@ -14,6 +14,7 @@ update).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,13 +25,15 @@ from lsio._errors import InvalidArgumentError, ReadOnlyError
 from lsio.compute import run_all
 from lsio.io import Writer
 from lsio.plan import normalize_basic, project_dims
+from lsio.zarr._attrs import rewrite_metadata
 from lsio.zarr._engine import ReadJob, run_jobs
+from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._sharding import is_fill
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["cast_values", "write_many", "write_selection"]
+__all__ = ["cast_values", "resize_array", "write_many", "write_selection"]
 
 
 def cast_values(values: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
@@ -153,3 +156,26 @@ def _covers(inner: tuple[Any, ...], valid: tuple[slice, ...]) -> bool:
         elif not (s.step in (None, 1) and s.start == 0 and s.stop == v.stop):
             return False
     return True
+
+
+def resize_array(array: Array, shape: tuple[int, ...]) -> ArrayMetadata:
+    """Store ``shape`` as the array's shape; returns the new metadata.
+
+    Shrinking first rewrites the removed region with the fill value (chunks
+    entirely outside the new shape are deleted, edge chunks rewritten), so
+    growing again later shows the fill value, not old data. Growing writes only
+    the metadata, which is replaced atomically, last.
+    """
+    meta = array.metadata
+    if len(shape) != len(meta.shape) or any(int(s) < 0 for s in shape):
+        raise InvalidArgumentError(f"new shape {shape} must have {len(meta.shape)} sides >= 0")
+    shape = tuple(int(s) for s in shape)
+    for d, (old, new) in enumerate(zip(meta.shape, shape, strict=True)):
+        if new < old:
+            write_selection(array, (slice(None),) * d + (slice(new, old),), meta.fill_value)
+
+    def change(doc: dict[str, Any]) -> None:
+        doc["shape"] = list(shape)
+
+    rewrite_metadata(array, "zarr.json" if meta.zarr_format == 3 else ".zarray", change)
+    return dataclasses.replace(meta, shape=shape)
