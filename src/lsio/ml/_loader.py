@@ -1,0 +1,203 @@
+"""``Loader``: batches of aligned crops, read with one ``lsio.Batch`` per step and prefetched.
+
+A background thread reads the next ``prefetch`` steps while the current one is
+used (a bounded queue, so memory stays at ``prefetch + 2`` batches). Each step's
+crops of every source are planned together, so chunks shared by several crops
+are read and decoded once, and decoded straight into the batch's buffers, which
+can be page-locked torch tensors ready for ``.to("cuda", non_blocking=True)``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from lsio._errors import InvalidArgumentError
+from lsio.ml._sampler import CropSampler, Samples
+from lsio.zarr import Batch
+
+__all__ = ["Loader", "read_step"]
+
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
+_OUTS = ("numpy", "torch")
+
+
+def _empty(shape: tuple[int, ...], dtype: np.dtype[Any], pin: bool) -> tuple[np.ndarray, Any]:
+    """A buffer, as (NumPy view, tensor or ``None``); page-locked when ``pin``."""
+    if not pin:
+        return np.empty(shape, dtype=dtype), None
+    import torch
+
+    tensor = torch.empty(
+        shape, dtype=torch.from_numpy(np.empty(0, dtype=dtype)).dtype, pin_memory=True
+    )
+    return tensor.numpy(), tensor
+
+
+def read_step(
+    sampler: CropSampler, samples: Samples, out: str = "numpy", pin: bool = False
+) -> dict[str, Any]:
+    """Read one step's crops of every source into new buffers; see :class:`Loader` for the layout."""
+    sources = sampler.sources()
+    batch: dict[str, Any] = {"step": samples.step, "ids": samples.ids}
+    views: dict[str, np.ndarray] = {}
+    coords: dict[str, dict[str, np.ndarray]] = {}
+    for name, src in sources.items():
+        view, tensor = _empty((len(samples), *src.crop_shape), src.array.dtype, pin)
+        views[name] = view
+        batch[name] = tensor if tensor is not None else (view if out == "numpy" else _torch(view))
+        starts = samples.starts[name]
+        coords[name] = {
+            d: src.coords[d][starts[d][:, None] + np.arange(length)]
+            for d, length in src.crop.items()
+        }
+    with Batch() as b:  # every crop of every source planned and read together
+        for i in range(len(samples)):
+            for name, src in sources.items():
+                first = {d: int(v[i]) for d, v in samples.starts[name].items()}
+                src.array.read(src.selection(first), out=views[name][i], batch=b)
+    batch["coords"] = coords
+    return batch
+
+
+def _torch(view: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(view)  # shares the memory (DLPack-style, no copy)
+
+
+class Loader:
+    """Iterate over training batches of a :class:`CropSampler`.
+
+    Each batch is a dict: one array per source of shape ``(batch, *crop shape)``
+    (the crop dimensions in the source's order, uncropped ones whole),
+    ``"coords"`` (per source, per cropped dimension, the coordinate values of
+    every sample's crop, shape ``(batch, crop length)``), ``"step"`` and
+    ``"ids"`` (the sample ids).
+
+    Args:
+        sampler: Where the crops come from (its batch size, seed and ranks).
+        prefetch: Steps read ahead in a background thread (default 4; 0 reads
+            in the calling thread).
+        transform: Called with each batch dict (in the prefetch thread), returns
+            the batch to deliver; e.g. normalisation or dtype casts.
+        out: ``"numpy"`` (default) or ``"torch"`` (tensors sharing the buffers).
+        pin_memory: With ``out="torch"``: read straight into page-locked memory.
+            Ignored with a warning where CUDA is not available.
+        start_step: First step (default 0; see :meth:`load_state_dict`).
+        steps: Number of steps to deliver (default: one epoch).
+    """
+
+    def __init__(
+        self,
+        sampler: CropSampler,
+        *,
+        prefetch: int = 4,
+        transform: Transform | None = None,
+        out: str = "numpy",
+        pin_memory: bool = False,
+        start_step: int = 0,
+        steps: int | None = None,
+    ) -> None:
+        if out not in _OUTS:
+            raise InvalidArgumentError(f"out must be one of {_OUTS}, got {out!r}")
+        if prefetch < 0:
+            raise InvalidArgumentError(f"prefetch must be >= 0, got {prefetch}")
+        if pin_memory:
+            if out != "torch":
+                raise InvalidArgumentError("pin_memory needs out='torch'")
+            import torch
+
+            if not torch.cuda.is_available():
+                warnings.warn("pin_memory=True but CUDA is not available: ignored", stacklevel=2)
+                pin_memory = False
+        self.sampler = sampler
+        self.prefetch = prefetch
+        self.transform = transform
+        self.out = out
+        self.pin_memory = pin_memory
+        self.step = start_step
+        self.steps = steps if steps is not None else sampler.steps_per_epoch
+        self._end = start_step + self.steps
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the loader stands: restoring it resumes with the next undelivered step."""
+        s = self.sampler
+        return {
+            "step": self.step,
+            "end": self._end,
+            "seed": s.seed,
+            "batch_size": s.batch_size,
+            "rank": s.rank,
+            "world_size": s.world_size,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict`'s result (same sampler settings required)."""
+        s = self.sampler
+        mine = (s.seed, s.batch_size, s.rank, s.world_size)
+        theirs = (
+            state.get("seed"),
+            state.get("batch_size"),
+            state.get("rank"),
+            state.get("world_size"),
+        )
+        if mine != theirs:
+            raise InvalidArgumentError(
+                f"state of a sampler with (seed, batch_size, rank, world_size) {theirs}; this one has {mine}"
+            )
+        self.step = int(state["step"])
+        self._end = int(state.get("end", self.step + self.steps))
+
+    def _make(self, step: int) -> dict[str, Any]:
+        batch = read_step(self.sampler, self.sampler[step], self.out, self.pin_memory)
+        return self.transform(batch) if self.transform is not None else batch
+
+    def __len__(self) -> int:
+        return max(0, self._end - self.step)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        first, end = self.step, self._end
+        if self.prefetch == 0:
+            for step in range(first, end):
+                batch = self._make(step)
+                self.step = step + 1
+                yield batch
+            return
+        ready: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def produce() -> None:
+            for step in range(first, end):
+                if stop.is_set():
+                    return
+                try:
+                    item: tuple[int, Any] = (step, self._make(step))
+                except BaseException as exc:  # delivered to the consumer, raised there
+                    item = (-1, exc)
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if item[0] < 0:
+                    return
+
+        worker = threading.Thread(target=produce, name="lsio-prefetch", daemon=True)
+        worker.start()
+        try:
+            for _ in range(first, end):
+                step, batch = ready.get()
+                if step < 0:
+                    raise batch
+                self.step = step + 1
+                yield batch
+        finally:
+            stop.set()
+            worker.join()

@@ -1,0 +1,317 @@
+"""``CropSampler``: where each training sample's crops come from, decided by (seed, step) alone.
+
+The first source is the primary one: a sample is a start position along each of
+its cropped dimensions. Other sources are aligned to it by coordinate values:
+a dimension matched ``"center"`` takes the crop whose centre is nearest to the
+primary crop's centre (e.g. y/x on another grid); one matched ``"before"`` starts
+at the last coordinate at or before the primary crop's first one (e.g. the
+latest forecast initialisation before the first satellite time). Start positions
+that would put any crop outside its source, across a gap in the primary's
+coordinates, or beyond a tolerance are excluded up front, per dimension, from
+the coordinates alone; the samples are the product of the remaining starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lsio._errors import InvalidArgumentError
+from lsio.ml._permutation import permute
+from lsio.zarr import Array
+from lsio.zarr._coords import find_coordinates
+
+__all__ = ["CropSampler", "Samples"]
+
+_Arr = npt.NDArray[Any]
+_HOWS = ("center", "before", "lead")
+
+
+@dataclass(frozen=True)
+class Samples:
+    """The samples of one step.
+
+    Attributes:
+        step: The training step.
+        ids: Sample ids (positions in the sampler's sample space), shape ``(B,)``.
+        starts: Per source, per cropped dimension: the crop's first index, shape ``(B,)``.
+    """
+
+    step: int
+    ids: _Arr
+    starts: dict[str, dict[str, _Arr]]
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+
+@dataclass
+class _Source:
+    name: str
+    array: Array
+    dims: tuple[str, ...]
+    crop: dict[str, int]
+    coords: dict[str, _Arr]
+
+    def selection(self, starts: Mapping[str, int]) -> tuple[slice, ...]:
+        return tuple(
+            slice(starts[d], starts[d] + self.crop[d]) if d in self.crop else slice(None)
+            for d in self.dims
+        )
+
+    @property
+    def crop_shape(self) -> tuple[int, ...]:
+        return tuple(self.crop.get(d, n) for d, n in zip(self.dims, self.array.shape, strict=True))
+
+
+class CropSampler:
+    """Random crops of one or more labelled arrays, aligned by coordinates.
+
+    Args:
+        sources: Name -> array (with dimension names). The first is the primary.
+        crop: Name -> {dimension: length}; dimensions not named are taken whole.
+        align: Secondary name -> {its dimension: primary dimension (matched
+            ``"center"``) or (primary dimension, ``"center"`` | ``"before"``)}.
+            Secondary cropped dimensions not aligned start at 0 (e.g. forecast steps).
+        seed: Seed of the shuffling (default 0).
+        batch_size: Samples per step (default 32).
+        rank: This process's rank among ``world_size`` (default 0 of 1): each
+            rank gets its own share of every epoch, no sample twice.
+        world_size: Number of ranks.
+        stride: Primary dimension -> step between candidate starts (default 1).
+        max_gap: Primary dimension -> largest allowed step between neighbouring
+            coordinate values inside a crop (e.g. excluding crops across missing
+            timesteps).
+        tolerance: Secondary name -> {dimension: largest allowed distance between
+            the aligned coordinate values}.
+
+    Raises:
+        InvalidArgumentError: Unknown sources or dimensions, a crop larger than
+            its array, no valid position at all (e.g. no overlapping time range).
+    """
+
+    def __init__(
+        self,
+        sources: Mapping[str, Array],
+        crop: Mapping[str, Mapping[str, int]],
+        align: Mapping[str, Mapping[str, Any]] | None = None,
+        seed: int = 0,
+        *,
+        batch_size: int = 32,
+        rank: int = 0,
+        world_size: int = 1,
+        stride: Mapping[str, int] | None = None,
+        max_gap: Mapping[str, float] | None = None,
+        tolerance: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        if not sources:
+            raise InvalidArgumentError("sources must name at least one array")
+        if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
+            raise InvalidArgumentError(
+                f"need batch_size >= 1 and 0 <= rank < world_size; got {batch_size}, {rank}, {world_size}"
+            )
+        self.seed, self.batch_size, self.rank, self.world_size = (
+            int(seed),
+            batch_size,
+            rank,
+            world_size,
+        )
+        unknown = set(crop) - set(sources)
+        if unknown:
+            raise InvalidArgumentError(f"crop names unknown sources {sorted(unknown)}")
+        self._sources = {
+            name: _source(name, arr, crop.get(name, {})) for name, arr in sources.items()
+        }
+        self.primary = next(iter(self._sources))
+        primary = self._sources[self.primary]
+        self._dims = [d for d in primary.dims if d in primary.crop]
+        strides, gaps = stride or {}, max_gap or {}
+        valid = {
+            d: self._primary_starts(primary, d, strides.get(d, 1), gaps.get(d)) for d in self._dims
+        }
+        # Each alignment maps a primary start to a secondary start (or rules it out).
+        by_primary: dict[str, list[tuple[str, str, tuple[str, ...], float | None]]] = {}
+        for name, spec in (align or {}).items():
+            if name not in self._sources or name == self.primary:
+                raise InvalidArgumentError(f"align names {name!r}, which is not a secondary source")
+            for sdim, how in spec.items():
+                pdim, *mode = (how, "center") if isinstance(how, str) else tuple(how)
+                tol = (tolerance or {}).get(name, {}).get(sdim)
+                by_primary.setdefault(pdim, []).append((name, sdim, tuple(mode), tol))
+        self._mapped: dict[str, dict[str, tuple[str, _Arr]]] = {
+            name: {} for name in self._sources if name != self.primary
+        }
+        for pdim, targets in by_primary.items():
+            starts = valid.get(pdim)
+            results: list[tuple[str, str, _Arr, _Arr]] = []
+            # "lead" alignments are offsets from another alignment of the same source: last.
+            for name, sdim, how, tol in sorted(targets, key=lambda t: t[2][0] == "lead"):
+                src, base = self._sources[name], None
+                if how[0] == "lead":
+                    other = next((r for r in results if r[0] == name and r[1] == how[1]), None)
+                    if other is None:
+                        raise InvalidArgumentError(
+                            f"{name}.{sdim} is aligned as a lead from {how[1]!r}, "
+                            f"which is not aligned to {pdim!r}"
+                        )
+                    base = src.coords[how[1]][np.clip(other[2], 0, src.coords[how[1]].size - 1)]
+                mapped, ok_one = self._align(src, sdim, primary, pdim, how[0], starts, tol, base)
+                results.append((name, sdim, mapped, ok_one))
+            ok = np.logical_and.reduce([r[3] for r in results])
+            assert starts is not None
+            valid[pdim] = starts[ok]
+            for name, sdim, mapped, _ in results:
+                self._mapped[name][sdim] = (pdim, mapped[ok])
+        for name, dims in self._mapped.items():
+            for d in self._sources[name].crop:
+                dims.setdefault(d, ("", np.zeros(1, dtype=np.int64)))
+        self._valid = valid
+        self._counts = tuple(len(valid[d]) for d in self._dims)
+        self.size = math.prod(self._counts)
+        if self.size == 0:
+            empty = [d for d, n in zip(self._dims, self._counts, strict=True) if n == 0]
+            raise InvalidArgumentError(
+                f"no valid sample: no crop position along {empty} keeps every source in bounds "
+                "(check the crops, the coordinate ranges' overlap, max_gap and tolerance)"
+            )
+
+    # -- construction -------------------------------------------------------------------
+
+    @staticmethod
+    def _primary_starts(src: _Source, d: str, stride: int, max_gap: float | None) -> _Arr:
+        n, length = src.array.shape[src.dims.index(d)], src.crop[d]
+        starts = np.arange(0, n - length + 1, max(1, int(stride)), dtype=np.int64)
+        if max_gap is not None and length > 1:
+            coords = src.coords[d]
+            gaps = np.diff(coords) > max_gap
+            # Windows [s, s + length) must not contain a gap between s .. s + length - 1.
+            bad = np.concatenate(([0], np.cumsum(gaps)))
+            starts = starts[bad[starts + length - 1] - bad[starts] == 0]
+        return starts
+
+    def _align(
+        self,
+        sec: _Source,
+        sdim: str,
+        primary: _Source,
+        pdim: str,
+        mode: str,
+        pstarts: _Arr | None,
+        tol: float | None,
+        base: _Arr | None = None,
+    ) -> tuple[_Arr, _Arr]:
+        if sdim not in sec.dims:
+            raise InvalidArgumentError(f"{sec.name} has no dimension {sdim!r}; it has {sec.dims}")
+        if pstarts is None:
+            raise InvalidArgumentError(
+                f"align maps {sec.name}.{sdim} to {pdim!r}, which the primary does not crop"
+            )
+        if mode not in _HOWS:
+            raise InvalidArgumentError(
+                f"alignment {mode!r} of {sec.name}.{sdim} must be one of {_HOWS}"
+            )
+        if sdim not in sec.crop:
+            sec.crop[sdim] = 1
+        pc, sc = primary.coords[pdim], sec.coords[sdim]
+        length, slen, n = primary.crop[pdim], sec.crop[sdim], sc.size
+        descending = n > 1 and sc[0] > sc[-1]
+        ordered = sc[::-1] if descending else sc
+        if mode == "center":
+            target = (pc[pstarts] + pc[pstarts + length - 1]) / 2
+            pos = np.clip(np.searchsorted(ordered, target), 1, max(1, n - 1))
+            left = ordered[pos - 1]
+            right = ordered[np.minimum(pos, n - 1)]
+            idx = np.where(np.abs(target - left) <= np.abs(right - target), pos - 1, pos)
+            idx = np.minimum(idx, n - 1)
+            dist = np.abs(ordered[idx] - target)
+            idx = (n - 1 - idx) if descending else idx
+            start = idx - slen // 2
+        else:
+            # "before": the last coordinate at or before the crop's first one; "lead": the
+            # same, of offsets from the coordinate another dimension was aligned to.
+            target = pc[pstarts] - (base if base is not None else 0)
+            pos = np.searchsorted(ordered, target, side="right") - 1
+            dist = np.where(pos >= 0, target - ordered[np.maximum(pos, 0)], np.inf)
+            idx = (n - 1 - pos) if descending else pos
+            start = idx
+            dist = np.where(pos >= 0, dist, np.inf)
+        ok = (start >= 0) & (start + slen <= n) & np.isfinite(dist.astype(np.float64))
+        if tol is not None:
+            ok &= dist <= tol
+        return start.astype(np.int64), ok
+
+    # -- sampling -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Valid samples (one epoch)."""
+        return self.size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps after which every rank has seen its share of every sample once."""
+        return -(-self.size // (self.batch_size * self.world_size))
+
+    def sources(self) -> dict[str, _Source]:
+        """The sources, by name."""
+        return dict(self._sources)
+
+    def ids(self, step: int) -> _Arr:
+        """Sample ids of ``step`` for this rank (a function of seed, step, batch size and ranks)."""
+        if step < 0:
+            raise InvalidArgumentError(f"step must be >= 0, got {step}")
+        b = self.batch_size
+        first = (step * self.world_size + self.rank) * b
+        g = first + np.arange(b, dtype=np.int64)
+        # Epochs are whole passes over the samples; each is shuffled with its own key.
+        epoch, k = np.divmod(g, self.size)
+        out = np.empty(b, dtype=np.int64)
+        for e in np.unique(epoch):
+            sel = epoch == e
+            out[sel] = permute(k[sel], self.size, self.seed, int(e))
+        return out
+
+    def starts(self, ids: _Arr) -> dict[str, dict[str, _Arr]]:
+        """Crop starts of every source for sample ``ids``."""
+        per_dim = np.unravel_index(np.asarray(ids, dtype=np.int64), self._counts)
+        chosen = dict(zip(self._dims, per_dim, strict=True))
+        out: dict[str, dict[str, _Arr]] = {
+            self.primary: {d: self._valid[d][chosen[d]] for d in self._dims}
+        }
+        for name, dims in self._mapped.items():
+            out[name] = {
+                sdim: (arr[chosen[pdim]] if pdim else np.zeros(len(ids), dtype=np.int64))
+                for sdim, (pdim, arr) in dims.items()
+            }
+        return out
+
+    def __getitem__(self, step: int) -> Samples:
+        """The samples of ``step``."""
+        ids = self.ids(step)
+        return Samples(step, ids, self.starts(ids))
+
+
+def _source(name: str, array: Any, crop: Mapping[str, int]) -> _Source:
+    if not isinstance(array, Array):
+        raise InvalidArgumentError(
+            f"source {name!r} must be an lsio Array (for a group, pass its member, e.g. g['sat'])"
+        )
+    dims = tuple(d or f"dim_{i}" for i, d in enumerate(array.dims or (None,) * array.ndim))
+    for d, length in crop.items():
+        if d not in dims:
+            raise InvalidArgumentError(f"crop of {name!r} names {d!r}; its dimensions are {dims}")
+        size = array.shape[dims.index(d)]
+        if not 1 <= int(length) <= size:
+            raise InvalidArgumentError(
+                f"crop of {length} along {name}.{d} does not fit its length {size}"
+            )
+    found = find_coordinates(array)
+    coords = {
+        d: (np.asarray(found[d][...]) if d in found else np.arange(n))
+        for d, n in zip(dims, array.shape, strict=True)
+    }
+    return _Source(name, array, dims, {d: int(v) for d, v in crop.items()}, coords)
