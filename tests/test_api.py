@@ -50,6 +50,7 @@ def test_all_is_exact() -> None:
         "compute",
         "interop",
         "io",
+        "ml",
         "plan",
         "rechunking",
         "statistics",

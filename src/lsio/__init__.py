@@ -1,5 +1,6 @@
 """lsio: read and compute on chunked, compressed N-d arrays (Zarr v2/v3) as fast as the machine allows."""
 
+from lsio import ml as ml
 from lsio._errors import (
     ChunkError,
     InvalidArgumentError,

@@ -2,5 +2,7 @@
 
 from lsio.ml._loader import Loader
 from lsio.ml._sampler import CropSampler, Samples
+from lsio.ml._synthetic import make_sat_nwp
+from lsio.ml._torch import torch_dataset
 
-__all__ = ["CropSampler", "Loader", "Samples"]
+__all__ = ["CropSampler", "Loader", "Samples", "make_sat_nwp", "torch_dataset"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import threading
 
 from lsio.compute import ScratchPool
@@ -27,6 +28,7 @@ class Context:
         self.writable = writable
         self.scratch = ScratchPool()
         self._pool: cf.ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     @property
@@ -34,6 +36,13 @@ class Context:
         """Worker threads, or ``None`` when configured for one thread."""
         if self.config.workers <= 1:
             return None
+        if self._pid != os.getpid():
+            # A forked child (e.g. a DataLoader worker): the parent's worker threads do not
+            # exist here, so start its own pool instead of queueing work nobody runs.
+            self._lock = threading.Lock()
+            self._pool = None
+            self.scratch = ScratchPool()
+            self._pid = os.getpid()
         with self._lock:
             if self._pool is None:
                 self._pool = cf.ThreadPoolExecutor(self.config.workers, thread_name_prefix="lsio")

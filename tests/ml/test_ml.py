@@ -1,0 +1,165 @@
+"""The training loader: determinism, resume, rank sharding, alignment, rules, transforms, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lsio
+from lsio.ml import CropSampler, Loader, make_sat_nwp, torch_dataset
+from lsio.ml._permutation import permute
+
+CROP = {"sat": {"time": 3, "y": 24, "x": 24}, "nwp": {"step": 2, "y": 8, "x": 8}}
+ALIGN = {
+    "nwp": {
+        "y": "y",
+        "x": "x",
+        "init_time": ("time", "before"),
+        "step": ("time", "lead", "init_time"),
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return make_sat_nwp(tmp_path_factory.mktemp("ml"), timesteps=14, side=64, channels=3, gap_at=6)
+
+
+def sampler(pair: Any, **kwargs: Any) -> CropSampler:
+    args: dict[str, Any] = {"seed": 7, "batch_size": 5, "max_gap": {"time": 3600}, **kwargs}
+    return CropSampler({"sat": pair.sat, "nwp": pair.nwp}, crop=CROP, align=ALIGN, **args)
+
+
+@settings(deadline=None)
+@given(n=st.integers(1, 3000), seed=st.integers(0, 2**40), epoch=st.integers(0, 50))
+def test_permutation_is_a_bijection(n: int, seed: int, epoch: int) -> None:
+    out = permute(np.arange(n), n, seed, epoch)
+    assert sorted(out.tolist()) == list(range(n))
+    np.testing.assert_array_equal(out, permute(np.arange(n), n, seed, epoch))
+
+
+def test_same_seed_and_step_give_the_same_samples(pair: Any) -> None:
+    a, b = sampler(pair), sampler(pair)
+    for step in (0, 3, 1000):
+        np.testing.assert_array_equal(a[step].ids, b[step].ids)
+    assert not np.array_equal(a[0].ids, sampler(pair, seed=8)[0].ids)
+    first = [batch["sat"].copy() for batch in Loader(a, steps=3, prefetch=0)]
+    again = [batch["sat"] for batch in Loader(b, steps=3, prefetch=3)]
+    for x, y in zip(first, again, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_crops_equal_direct_reads_and_coordinates_align(pair: Any) -> None:
+    s = sampler(pair)
+    batch = next(iter(Loader(s, steps=1)))
+    sat_time = lsio.open_array(Path(pair.sat.store_url[7:]) / "time")[...]
+    for i in range(5):
+        starts = {k: {d: int(v[i]) for d, v in x.items()} for k, x in s[0].starts.items()}
+        t, y, x = starts["sat"]["time"], starts["sat"]["y"], starts["sat"]["x"]
+        np.testing.assert_array_equal(
+            batch["sat"][i], pair.sat[t : t + 3, :, y : y + 24, x : x + 24]
+        )
+        times = batch["coords"]["sat"]["time"][i]
+        np.testing.assert_array_equal(times, sat_time[t : t + 3])
+        assert np.all(np.diff(times) == 3600)  # no crop across the missing hour
+        # The forecast valid times are the satellite times; its grid is centred on the crop.
+        valid = batch["coords"]["nwp"]["init_time"][i][0] + batch["coords"]["nwp"]["step"][i]
+        np.testing.assert_array_equal(valid, times[:2])
+        sat_centre = batch["coords"]["sat"]["x"][i].mean()
+        nwp_x = batch["coords"]["nwp"]["x"][i]
+        assert abs(nwp_x[4] - sat_centre) <= 4000
+        n = starts["nwp"]
+        np.testing.assert_array_equal(
+            batch["nwp"][i],
+            pair.nwp[
+                n["init_time"] : n["init_time"] + 1,
+                n["step"] : n["step"] + 2,
+                :,
+                n["y"] : n["y"] + 8,
+                n["x"] : n["x"] + 8,
+            ],
+        )
+
+
+def test_resume_from_state(pair: Any) -> None:
+    s = sampler(pair)
+    loader = Loader(s, steps=6, prefetch=2)
+    seen = []
+    for k, batch in enumerate(loader):
+        seen.append(batch["ids"])
+        if k == 2:
+            state = loader.state_dict()
+            break
+    resumed = Loader(sampler(pair), steps=6)
+    resumed.load_state_dict(state)
+    rest = [b["ids"] for b in resumed]
+    full = [b["ids"] for b in Loader(sampler(pair), steps=6, prefetch=0)]
+    assert len(rest) == 3
+    for x, y in zip(seen + rest, full, strict=True):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(lsio.InvalidArgumentError, match="seed, batch_size"):
+        Loader(sampler(pair, seed=1)).load_state_dict(state)
+
+
+def test_ranks_share_an_epoch_without_repeats(pair: Any) -> None:
+    world = 3
+    ranks = [sampler(pair, rank=r, world_size=world, batch_size=4) for r in range(world)]
+    n = len(ranks[0])
+    ids = np.concatenate([r.ids(step) for step in range(ranks[0].steps_per_epoch) for r in ranks])[
+        :n
+    ]
+    assert sorted(ids.tolist()) == list(range(n))
+
+
+def test_transform_and_torch_outputs(pair: Any) -> None:
+    torch = pytest.importorskip("torch")
+    stats = lsio.stats(pair.sat, dims=("time", "y", "x"))
+    mean = stats.mean.astype(np.float32)[:, None, None]
+    std = stats.std.astype(np.float32)[:, None, None]
+
+    def normalise(batch: dict[str, Any]) -> dict[str, Any]:
+        batch["sat"] = (batch["sat"].float() - torch.from_numpy(mean)) / torch.from_numpy(std)
+        return batch
+
+    raw = next(iter(Loader(sampler(pair), steps=1, out="torch")))
+    done = next(iter(Loader(sampler(pair), steps=1, out="torch", transform=normalise)))
+    assert raw["sat"].dtype == torch.int16
+    np.testing.assert_allclose(
+        done["sat"].numpy(), (raw["sat"].numpy().astype(np.float32) - mean) / std, rtol=1e-6
+    )
+    with pytest.warns(UserWarning, match="CUDA is not available"):
+        Loader(sampler(pair), out="torch", pin_memory=True)
+
+
+def test_torch_dataloader_workers_give_the_same_batches(pair: Any) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    def run(workers: int) -> list[Any]:
+        ds = torch_dataset(sampler(pair), steps=4)
+        return [b["ids"].clone() for b in DataLoader(ds, batch_size=None, num_workers=workers)]
+
+    for x, y in zip(run(0), run(2), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_errors_say_what_is_wrong(pair: Any) -> None:
+    with pytest.raises(lsio.InvalidArgumentError, match=r"crop of 99 along sat\.y does not fit"):
+        CropSampler({"sat": pair.sat}, crop={"sat": {"y": 99}})
+    with pytest.raises(lsio.InvalidArgumentError, match="its dimensions are"):
+        CropSampler({"sat": pair.sat}, crop={"sat": {"depth": 2}})
+    with pytest.raises(lsio.InvalidArgumentError, match="unknown sources"):
+        CropSampler({"sat": pair.sat}, crop={"radar": {"y": 2}})
+    # A forecast that starts after the satellite data ends: no overlapping time range.
+    with pytest.raises(lsio.InvalidArgumentError, match="no valid sample"):
+        CropSampler(
+            {"sat": pair.sat, "nwp": pair.nwp},
+            crop=CROP,
+            align=ALIGN,
+            tolerance={"nwp": {"init_time": -1}},
+        )
