@@ -15,6 +15,7 @@ import numpy as np
 from lsio._errors import LsioError
 from lsio.cli._info import describe, format_bytes, render_tree
 from lsio.cli._stats import print_stats
+from lsio.ml import CropSampler, Loader, make_sat_nwp
 from lsio.plan import ReadConfig
 from lsio.statistics import stats
 from lsio.zarr import Array, create, create_group, open_array, open_group
@@ -119,6 +120,7 @@ def run_demo(path: str | None, threads: int | None, timesteps: int, out: TextIO)
         sat = open_array(root / "demo.zarr" / "sat", config=ReadConfig(threads=threads))
         _check_and_time(sat, v2, data, root, out)
         _demo_stats(sat, data, out)
+        _demo_loader(root, out)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -176,5 +178,46 @@ def _demo_stats(sat: Array, data: np.ndarray, out: TextIO) -> None:
     print(
         f"\nstatistics of {format_bytes(sat.nbytes)} in {elapsed:.2f} s: "
         f"{sat.nbytes / elapsed / 1e9:.2f} GB/s (equal to NumPy's)",
+        file=out,
+    )
+
+
+def _demo_loader(root: Path, out: TextIO, seconds: float = 3.0) -> None:
+    """Stream training batches of a satellite + NWP pair for a few seconds; report the rate."""
+    pair = make_sat_nwp(root / "ml", timesteps=24, side=256)
+    sampler = CropSampler(
+        {"sat": pair.sat, "nwp": pair.nwp},
+        crop={"sat": {"time": 4, "y": 128, "x": 128}, "nwp": {"step": 4, "y": 32, "x": 32}},
+        align={
+            "nwp": {
+                "y": "y",
+                "x": "x",
+                "init_time": ("time", "before"),
+                "step": ("time", "lead", "init_time"),
+            }
+        },
+        seed=42,
+        batch_size=32,
+        max_gap={"time": 3600},
+    )
+    print(
+        f"\ntraining loader: {len(sampler):,} valid samples of sat (4, 11, 128, 128) int16 + "
+        "nwp (1, 4, 4, 32, 32) float32, aligned by coordinates; batches of 32, prefetch 4",
+        file=out,
+    )
+    for _ in Loader(sampler, steps=2):  # opens files and fetches shard indexes once
+        pass
+    loader = Loader(sampler, prefetch=4, start_step=2, steps=10**9)
+    samples = nbytes = 0
+    t0 = time.perf_counter()
+    for batch in loader:
+        samples += len(batch["ids"])
+        nbytes += batch["sat"].nbytes + batch["nwp"].nbytes
+        if time.perf_counter() - t0 > seconds:
+            break
+    elapsed = time.perf_counter() - t0
+    print(
+        f"delivered {samples} samples in {elapsed:.1f} s: {samples / elapsed:.0f} samples/s, "
+        f"{nbytes / elapsed / 1e9:.2f} GB/s",
         file=out,
     )

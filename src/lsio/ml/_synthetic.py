@@ -30,13 +30,15 @@ def make_sat_nwp(
     channels: int = 11,
     gap_at: int | None = 20,
     seed: int = 0,
+    compressor: str | None = "zstd:1",
 ) -> SatNwp:
     """Write the pair under ``root`` (two groups) and open both arrays.
 
     Satellite: hourly images (time in seconds since 2024-01-01; one hour missing
     after ``gap_at``), ``channels`` int16 channels on a 1 km grid (y, x in
     metres). NWP: runs every 6 hours covering the satellite period, 8 hourly
-    steps, 4 float32 variables on a 4 km grid over a larger area.
+    steps, 4 float32 variables on a 4 km grid over a larger area. Both stored
+    with ``compressor`` (default zstd level 1).
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -54,7 +56,7 @@ def make_sat_nwp(
         chunks=(1, channels, 64, 64),
         shards=(4, channels, min(256, side), min(256, side)),
         dims=("time", "channel", "y", "x"),
-        compressor="zstd:1",
+        compressor=compressor,
     )
     yy, xx = np.meshgrid(np.linspace(0, 6, side), np.linspace(0, 6, side), indexing="ij")
     for t in range(timesteps):
@@ -84,7 +86,7 @@ def make_sat_nwp(
         dtype="float32",
         chunks=(1, steps, 4, 40, 40),
         dims=("init_time", "step", "variable", "y", "x"),
-        compressor="zstd:1",
+        compressor=compressor,
     )
     nwp[...] = rng.normal(280, 10, (runs, steps, 4, nwp_side, nwp_side)).astype(np.float32)
     coords: tuple[tuple[str, np.ndarray], ...] = (

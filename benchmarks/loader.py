@@ -1,0 +1,218 @@
+"""Training-loader throughput: lsio.ml.Loader against the usual ways to feed a model.
+
+Usage::
+
+    python -m benchmarks.loader [--steps 40] [--repeats 3] [--runners lsio,tensorstore-loop,...]
+
+Data: a synthetic satellite (48, 11, 512, 512) int16 + NWP (init_time, 8 steps,
+4 variables, 144, 144) float32 pair with coordinates (``lsio.ml.make_sat_nwp``,
+zstd level 1, in /tmp/lsio-bench/loader), page-cached. Every runner delivers
+batches of 32 samples; a sample is a sat crop (4, 11, 128, 128) and, where the
+runner can align two datasets, the matching NWP crop (1, 4, 4, 32, 32):
+
+- ``lsio``: ``Loader`` (prefetch 4).
+- ``tensorstore-loop``: the same samples (lsio's sampler decides where),
+  each batch's crops read by tensorstore with all reads in flight at once, in a
+  plain loop.
+- ``torch-zarr``: a map-style torch ``Dataset`` reading each sample's crops with
+  zarr-python, through ``DataLoader(batch_size=32, num_workers=2)``.
+- ``xbatcher``: ``xbatcher.BatchGenerator`` over ``xr.open_zarr`` (dask) of the
+  satellite only (it cannot align a second dataset), 32 windows per batch.
+
+Reports samples/s and GB/s delivered (median of repeats) and lsio / runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path("/tmp/lsio-bench/loader")
+BATCH = 32
+CROP = {"sat": {"time": 4, "y": 128, "x": 128}, "nwp": {"step": 4, "y": 32, "x": 32}}
+ALIGN = {
+    "nwp": {
+        "y": "y",
+        "x": "x",
+        "init_time": ("time", "before"),
+        "step": ("time", "lead", "init_time"),
+    }
+}
+
+
+def _data() -> Any:
+    from lsio.ml import make_sat_nwp
+
+    done = ROOT / "COMPLETE"
+    if not done.exists():
+        make_sat_nwp(ROOT, timesteps=48, side=512)
+        done.write_text("ok\n")
+    import lsio
+
+    return lsio.open_array(ROOT / "sat.zarr" / "data"), lsio.open_array(ROOT / "nwp.zarr" / "data")
+
+
+def _sampler() -> Any:
+    from lsio.ml import CropSampler
+
+    sat, nwp = _data()
+    return CropSampler(
+        {"sat": sat, "nwp": nwp},
+        crop=CROP,
+        align=ALIGN,
+        seed=3,
+        batch_size=BATCH,
+        max_gap={"time": 3600},
+    )
+
+
+def _lsio(steps: int) -> Iterator[int]:
+    from lsio.ml import Loader
+
+    for batch in Loader(_sampler(), prefetch=4, steps=steps):
+        yield batch["sat"].nbytes + batch["nwp"].nbytes
+
+
+def _ts_spec(path: Path) -> dict[str, Any]:
+    return {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+
+
+def _tensorstore(steps: int) -> Iterator[int]:
+    import tensorstore as ts
+
+    sampler = _sampler()
+    srcs = sampler.sources()
+    stores = {
+        name: ts.open(
+            {
+                "driver": "zarr3",
+                "kvstore": {"driver": "file", "path": str(ROOT / f"{name}.zarr" / "data")},
+            }
+        ).result()
+        for name in srcs
+    }
+    for step in range(steps):
+        samples = sampler[step]
+        futures = {name: [] for name in srcs}
+        for i in range(BATCH):
+            for name, src in srcs.items():
+                sel = src.selection({d: int(v[i]) for d, v in samples.starts[name].items()})
+                futures[name].append(stores[name][sel].read())
+        nbytes = 0
+        for name in srcs:
+            arrays = [f.result() for f in futures[name]]
+            nbytes += np.stack(arrays).nbytes
+        yield nbytes
+
+
+def _torch_zarr(steps: int) -> Iterator[int]:
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    import zarr
+
+    sampler = _sampler()
+    srcs = sampler.sources()
+    starts = sampler.starts(np.concatenate([sampler.ids(s) for s in range(steps)]))
+
+    class Crops(Dataset[dict[str, Any]]):
+        def __init__(self) -> None:
+            self.arrays: dict[str, Any] | None = None
+
+        def __len__(self) -> int:
+            return steps * BATCH
+
+        def __getitem__(self, i: int) -> dict[str, Any]:
+            if self.arrays is None:  # opened in the worker process
+                self.arrays = {
+                    n: zarr.open_array(str(ROOT / f"{n}.zarr" / "data"), mode="r") for n in srcs
+                }
+            return {
+                name: torch.from_numpy(
+                    np.asarray(
+                        self.arrays[name][
+                            src.selection({d: int(v[i]) for d, v in starts[name].items()})
+                        ]
+                    )
+                )
+                for name, src in srcs.items()
+            }
+
+    for batch in DataLoader(Crops(), batch_size=BATCH, num_workers=2):
+        yield batch["sat"].numel() * 2 + batch["nwp"].numel() * 4
+
+
+def _xbatcher(steps: int) -> Iterator[int]:
+    import xarray as xr
+    import xbatcher
+
+    ds = xr.open_zarr(str(ROOT / "sat.zarr"), consolidated=False)
+    # One window per item (sliding, not random: xbatcher has no random crops); 32 per batch.
+    windows = iter(xbatcher.BatchGenerator(ds["data"], input_dims={"time": 4, "y": 128, "x": 128}))
+    for _ in range(steps):
+        yield sum(int(next(windows).values.nbytes) for _ in range(BATCH))
+
+
+RUNNERS: dict[str, Callable[[int], Iterator[int]]] = {
+    "lsio": _lsio,
+    "tensorstore-loop": _tensorstore,
+    "torch-zarr": _torch_zarr,
+    "xbatcher": _xbatcher,
+}
+
+
+def measure(runner: Callable[[int], Iterator[int]], steps: int) -> tuple[float, float]:
+    """(samples/s, GB/s) over ``steps`` batches after a 2-batch warm-up."""
+    it = runner(steps + 2)
+    next(it)
+    next(it)
+    t0 = time.perf_counter()
+    nbytes = n = 0
+    for size in it:
+        nbytes += size
+        n += BATCH
+    secs = time.perf_counter() - t0
+    return n / secs, nbytes / secs / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runners", default=",".join(RUNNERS))
+    args = parser.parse_args()
+    _data()
+    names = args.runners.split(",")
+    rates: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for _ in range(args.repeats):
+        for name in names:
+            for p in ROOT.rglob("*"):  # page-cache the data just before each run
+                if p.is_file():
+                    p.read_bytes()
+            rates[name].append(measure(RUNNERS[name], args.steps))
+            print(
+                f"  {name}: {rates[name][-1][0]:.0f} samples/s, {rates[name][-1][1]:.2f} GB/s",
+                flush=True,
+            )
+    print()
+    print("| runner | samples/s | GB/s delivered | lsio / runner (samples/s) |")
+    print("|---|---|---|---|")
+    lsio_rate = statistics.median(r[0] for r in rates["lsio"]) if "lsio" in rates else None
+    for name in names:
+        s = [r[0] for r in rates[name]]
+        g = [r[1] for r in rates[name]]
+        ratio = f"{lsio_rate / statistics.median(s):.2f}" if lsio_rate else "-"
+        print(
+            f"| {name} | {statistics.median(s):.0f} [{min(s):.0f}-{max(s):.0f}] | "
+            f"{statistics.median(g):.2f} | {ratio} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
