@@ -123,7 +123,7 @@ def all_readers() -> list[Reader]:
     """lsio first (with each IO backend), then every peer that is installed."""
     import lsio.io
 
-    readers: list[Reader] = [Lsio(), Lsio(direct=True)]
+    readers: list[Reader] = [Lsio(), Lsio(backend="mmap"), Lsio(direct=True)]
     if lsio.io.uring_available():
         readers.append(Lsio(backend="io_uring"))
     try:

@@ -13,6 +13,7 @@ from lsio.io import (
     IOConfig,
     LocalStore,
     MemoryStore,
+    MmapStore,
     ReadRequest,
     Store,
     SuffixRange,
@@ -171,3 +172,22 @@ def test_backend_choice(tmp_path: Path) -> None:
     assert isinstance(chosen, UringStore if uring_available() else LocalStore)
     with pytest.raises(ValueError, match="unknown IO backend 'aio'"):
         IOConfig(backend="aio")
+
+
+class TestMmapStore(TestLocalStore):
+    def make_store(self, tmp_path: Path) -> Store:
+        store = super().make_store(tmp_path)
+        assert isinstance(store, LocalStore)
+        return MmapStore(store.root, IOConfig(backend="mmap"), max_maps=2)
+
+    def test_a_replaced_file_is_mapped_again(self, tmp_path: Path) -> None:
+        store = MmapStore(tmp_path, IOConfig(backend="mmap"))
+        store.put("a", b"old bytes")
+        old = next(iter(store.read_batch([ReadRequest(0, "a", WholeObject())]))).data
+        store.put("a", b"new")
+        new = next(iter(store.read_batch([ReadRequest(0, "a", WholeObject())]))).data
+        assert old is not None
+        assert new is not None
+        assert bytes(old) == b"old bytes"  # a view handed out earlier stays valid
+        assert bytes(new) == b"new"
+        assert isinstance(local_store(tmp_path, IOConfig(backend="mmap")), MmapStore)

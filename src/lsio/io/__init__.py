@@ -7,6 +7,7 @@ from lsio.io._base import ByteReader, IOConfig, Lister, Store, Writer, resolve_r
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
+from lsio.io._mmap import MmapStore
 from lsio.io._types import (
     ByteRange,
     Range,
@@ -26,6 +27,7 @@ __all__ = [
     "Lister",
     "LocalStore",
     "MemoryStore",
+    "MmapStore",
     "Range",
     "ReadRequest",
     "ReadResult",
@@ -46,6 +48,8 @@ __all__ = [
 def local_store(root: str | os.PathLike[str], config: IOConfig | None = None) -> LocalStore:
     """The local-file store that ``config.backend`` asks for (io_uring falls back to preadv)."""
     cfg = config or IOConfig()
+    if cfg.backend == "mmap":
+        return MmapStore(root, cfg)
     if cfg.backend == "io_uring":
         if uring_available():
             return UringStore(root, cfg)
