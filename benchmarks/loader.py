@@ -35,15 +35,6 @@ import numpy as np
 
 ROOT = Path("/tmp/lsio-bench/loader")
 BATCH = 32
-CROP = {"sat": {"time": 4, "y": 128, "x": 128}, "nwp": {"step": 4, "y": 32, "x": 32}}
-ALIGN = {
-    "nwp": {
-        "y": "y",
-        "x": "x",
-        "init_time": ("time", "before"),
-        "step": ("time", "lead", "init_time"),
-    }
-}
 
 
 def _data() -> Any:
@@ -59,17 +50,9 @@ def _data() -> Any:
 
 
 def _sampler() -> Any:
-    from lsio.ml import CropSampler
+    from lsio.ml._synthetic import SatNwp
 
-    sat, nwp = _data()
-    return CropSampler(
-        {"sat": sat, "nwp": nwp},
-        crop=CROP,
-        align=ALIGN,
-        seed=3,
-        batch_size=BATCH,
-        max_gap={"time": 3600},
-    )
+    return SatNwp(*_data()).sampler(seed=3, batch_size=BATCH)
 
 
 def _lsio(steps: int) -> Iterator[int]:

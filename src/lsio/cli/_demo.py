@@ -15,7 +15,7 @@ import numpy as np
 from lsio._errors import LsioError
 from lsio.cli._info import describe, format_bytes, render_tree
 from lsio.cli._stats import print_stats
-from lsio.ml import CropSampler, Loader, make_sat_nwp
+from lsio.ml import Loader, make_sat_nwp
 from lsio.plan import ReadConfig
 from lsio.statistics import stats
 from lsio.zarr import Array, create, create_group, open_array, open_group
@@ -185,21 +185,7 @@ def _demo_stats(sat: Array, data: np.ndarray, out: TextIO) -> None:
 def _demo_loader(root: Path, out: TextIO, seconds: float = 3.0) -> None:
     """Stream training batches of a satellite + NWP pair for a few seconds; report the rate."""
     pair = make_sat_nwp(root / "ml", timesteps=24, side=256)
-    sampler = CropSampler(
-        {"sat": pair.sat, "nwp": pair.nwp},
-        crop={"sat": {"time": 4, "y": 128, "x": 128}, "nwp": {"step": 4, "y": 32, "x": 32}},
-        align={
-            "nwp": {
-                "y": "y",
-                "x": "x",
-                "init_time": ("time", "before"),
-                "step": ("time", "lead", "init_time"),
-            }
-        },
-        seed=42,
-        batch_size=32,
-        max_gap={"time": 3600},
-    )
+    sampler = pair.sampler(seed=42, batch_size=32)
     print(
         f"\ntraining loader: {len(sampler):,} valid samples of sat (4, 11, 128, 128) int16 + "
         "nwp (1, 4, 4, 32, 32) float32, aligned by coordinates; batches of 32, prefetch 4",

@@ -4,14 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from lsio.ml._sampler import CropSampler
 from lsio.zarr import Array, Group, create_group
 
-__all__ = ["SatNwp", "make_sat_nwp"]
+__all__ = ["ALIGN", "CROP", "SatNwp", "make_sat_nwp"]
 
 HOUR = 3600
+
+
+# The usual pairing of the two: 4 hourly images of 128 km with the forecast of the same
+# hours (from the latest run before them) over 128 km around the same centre.
+CROP = {"sat": {"time": 4, "y": 128, "x": 128}, "nwp": {"step": 4, "y": 32, "x": 32}}
+ALIGN = {
+    "nwp": {
+        "y": "y",
+        "x": "x",
+        "init_time": ("time", "before"),
+        "step": ("time", "lead", "init_time"),
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -20,6 +35,11 @@ class SatNwp:
 
     sat: Array
     nwp: Array
+
+    def sampler(self, **kwargs: Any) -> CropSampler:
+        """A :class:`CropSampler` with the usual crops and alignment (``CROP``, ``ALIGN``)."""
+        kwargs.setdefault("max_gap", {"time": HOUR})
+        return CropSampler({"sat": self.sat, "nwp": self.nwp}, crop=CROP, align=ALIGN, **kwargs)
 
 
 def make_sat_nwp(
