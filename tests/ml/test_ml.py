@@ -163,3 +163,24 @@ def test_errors_say_what_is_wrong(pair: Any) -> None:
             align=ALIGN,
             tolerance={"nwp": {"init_time": -1}},
         )
+
+
+def test_ready_made_transforms(pair: Any) -> None:
+    from lsio.ml import Downsample, Normalize
+
+    stats = lsio.stats(pair.sat, dims=("time", "y", "x"))
+    norm = Normalize({"sat": stats}, axis={"sat": 1})
+    raw = next(iter(Loader(sampler(pair), steps=1)))
+    sat = raw["sat"].copy()
+    done = next(iter(Loader(sampler(pair), steps=1, transform=norm)))
+    mean = stats.mean[None, None, :, None, None]
+    std = stats.std[None, None, :, None, None]
+    assert done["sat"].dtype == np.float32
+    np.testing.assert_allclose(done["sat"], (sat - mean) / std, rtol=1e-5, atol=1e-5)
+    small = next(iter(Loader(sampler(pair), steps=1, transform=Downsample(("sat", "nwp"), 2))))
+    assert small["sat"].shape == (5, 3, 3, 12, 12)
+    np.testing.assert_allclose(small["sat"][0, 0, 0, 0, 0], sat[0, 0, 0, :2, :2].mean(), rtol=1e-6)
+    with pytest.raises(lsio.InvalidArgumentError, match="not multiples of 5"):
+        Downsample(("sat",), 5)(dict(raw))
+    with pytest.raises(lsio.InvalidArgumentError, match="exactly one dimension"):
+        Normalize({"sat": lsio.stats(pair.sat)}, axis={"sat": 1})

@@ -4,5 +4,14 @@ from lsio.ml._loader import Loader
 from lsio.ml._sampler import CropSampler, Samples
 from lsio.ml._synthetic import make_sat_nwp
 from lsio.ml._torch import torch_dataset
+from lsio.ml._transforms import Downsample, Normalize
 
-__all__ = ["CropSampler", "Loader", "Samples", "make_sat_nwp", "torch_dataset"]
+__all__ = [
+    "CropSampler",
+    "Downsample",
+    "Loader",
+    "Normalize",
+    "Samples",
+    "make_sat_nwp",
+    "torch_dataset",
+]
