@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lsio._errors import InvalidArgumentError, LsioError, NodeExistsError
+from lsio._errors import InvalidArgumentError, NodeExistsError
 from lsio._progress import Progress
 from lsio.io import Writer, path_from_url
 from lsio.plan import ReadConfig
@@ -30,7 +30,6 @@ from lsio.zarr import Array, open_array
 from lsio.zarr._context import Context
 from lsio.zarr._create import array_documents
 from lsio.zarr._new import writable_store
-from lsio.zarr._nodes import load_node
 
 __all__ = ["convert", "parse_size", "rechunk"]
 
@@ -212,12 +211,8 @@ def _resume(store: Any, plan: dict[str, Any], overwrite: bool) -> set[int]:
             return {int(i) for i in journal.get("done", [])}
         store.delete_prefix("")  # a copy with other parameters: start again
         return set()
-    try:
-        load_node(store, "")
-        exists = True
-    except (LsioError, OSError):
-        files, dirs = store.list_dir("")
-        exists = bool(files or dirs)
+    files, dirs = store.list_dir("")
+    exists = bool(files or dirs)  # a node, or anything else: never written over unasked
     if exists and not overwrite:
         raise NodeExistsError(f"{store.url} is not empty; pass overwrite=True to replace it")
     if exists:

@@ -63,6 +63,7 @@ def _partial(
     uniform: bool,
     kept_offset: tuple[int, ...],
     region_kept_shape: tuple[int, ...],
+    with_moments: bool,
 ) -> Partial:
     from lsio.statistics._stats import Region, _run
 
@@ -78,7 +79,7 @@ def _partial(
         else np.zeros(1, dtype=np.intp)
     )
     piece_edges = edges[where] if edges is not None else None
-    reducer = _run(piece, piece_edges, uniform, None)
+    reducer = _run(piece, piece_edges, uniform, None, with_moments)
     k = math.prod(region_kept_shape)
     moments = Moments.empty(array.dtype, k)
     moments.merge(reducer.moments, where)
@@ -96,9 +97,16 @@ def _merge(a: Partial, b: Partial) -> Partial:
 
 
 def run_on_cluster(
-    client: Any, region: Region, edges: _Arr | None, uniform: bool
+    client: Any,
+    region: Region,
+    edges: _Arr | None,
+    uniform: bool,
+    with_moments: bool = True,
 ) -> tuple[Moments, _Arr | None]:
-    """Reduce ``region`` with Dask tasks on ``client``'s cluster; merge the partials there."""
+    """Reduce ``region`` with Dask tasks on ``client``'s cluster; merge the partials there.
+
+    ``with_moments=False`` computes only the histogram (its statistics are empty).
+    """
     array = region.array
     threads = sum(client.nthreads().values()) or 1
     pieces = _pieces(region, threads * _PIECES_PER_THREAD)
@@ -123,6 +131,7 @@ def run_on_cluster(
                 uniform,
                 offset,
                 kept_shape,
+                with_moments,
                 pure=False,
             )
         )

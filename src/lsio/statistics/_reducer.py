@@ -34,12 +34,14 @@ class Plan:
     Args:
         region_shape: Shape of the selected region (dimensions indexed by an int dropped).
         axis: Region axes reduced over.
-        chunk_shape: Shape of a read chunk of the array.
-        chunk_dims: For each region axis, the array axis it comes from.
+        chunk_shape: Shape of a read chunk of the array (the region keeps every
+            array dimension, so a full chunk is a block of the region as it is).
         dtype: The array's data type.
         fill_value: Value of chunks that are not stored.
         edges: Histogram bin edges per kept position, shape ``(k, bins + 1)``, or ``None``.
         uniform: Whether every row of ``edges`` is evenly spaced.
+        moments: Whether to compute the statistics (default ``True``); ``False``
+            for a histogram-only pass whose statistics are known already.
     """
 
     def __init__(
@@ -47,11 +49,11 @@ class Plan:
         region_shape: tuple[int, ...],
         axis: tuple[int, ...],
         chunk_shape: tuple[int, ...],
-        chunk_dims: tuple[int, ...],
         dtype: np.dtype[Any],
         fill_value: Any,
         edges: _Arr | None = None,
         uniform: bool = True,
+        moments: bool = True,
     ) -> None:
         self.region_shape = region_shape
         self.axis = axis
@@ -59,13 +61,11 @@ class Plan:
         self.kept_shape = tuple(region_shape[d] for d in self.kept)
         self.k = math.prod(self.kept_shape)
         self.chunk_shape = chunk_shape
-        self.chunk_dims = chunk_dims
         self.dtype = dtype
         self.fill_value = fill_value
         self.edges = edges
         self.uniform = uniform
-        # A full chunk seen as a region block: only the region's axes, in order.
-        self.block_shape = tuple(chunk_shape[d] for d in chunk_dims)
+        self.moments = moments
 
     def positions(self, info: ChunkInfo) -> _Arr:
         """Flat kept positions (C order) that a chunk part covers."""
@@ -131,10 +131,14 @@ class Reducer:
         k_part = math.prod(info.out_sel[d].stop - info.out_sel[d].start for d in plan.kept)
         n_per = info.size // max(k_part, 1)
         where = self._where(info)
-        self.moments.merge(fill_moments(plan.fill_value, plan.dtype, k_part, n_per), where)
+        if plan.moments:
+            self.moments.merge(fill_moments(plan.fill_value, plan.dtype, k_part, n_per), where)
         if self.counts is not None and plan.edges is not None:
-            block = np.full((k_part, n_per), plan.fill_value, dtype=plan.dtype)
-            self.counts[where] += histogram_block(block, (1,), plan.edges[where], plan.uniform)
+            # Every one of the n_per values at a position falls in the fill value's bin.
+            one = np.full((k_part, 1), plan.fill_value, dtype=plan.dtype)
+            self.counts[where] += n_per * histogram_block(
+                one, (1,), plan.edges[where], plan.uniform
+            )
         if self._progress is not None:
             self._progress(info.size * plan.dtype.itemsize, 1)
 
@@ -145,15 +149,15 @@ class Reducer:
         if self._filled == 0 or self._batch is None or self._batch_info is None:
             return
         n, self._filled = self._filled, 0
-        block = self._batch[:n].reshape(n, *self.plan.block_shape)
-        self._reduce(block, n, self._batch_info, batched=True)
+        self._reduce(self._batch[:n], n, self._batch_info, batched=True)
 
     def _reduce(self, part: _Arr, chunks: int, info: ChunkInfo, batched: bool = False) -> None:
         plan = self.plan
         # Reduced axes of the part: the plan's, shifted past the batch axis when batched.
         axis = (*tuple(d + 1 for d in plan.axis), 0) if batched else plan.axis
         where = self._where(info)
-        self.moments.merge(reduce_block(part, axis), where)
+        if plan.moments:
+            self.moments.merge(reduce_block(part, axis), where)
         if self.counts is not None and plan.edges is not None:
             self.counts[where] += histogram_block(part, axis, plan.edges[where], plan.uniform)
         if self._progress is not None:

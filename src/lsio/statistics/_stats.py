@@ -186,17 +186,23 @@ def _resolve(array: Array, axis: Any, dims: Any, selection: Any) -> Region:
     return Region(array, region, tuple(sorted(axes)), names)
 
 
-def _run(region: Region, edges: _Arr | None, uniform: bool, progress: Progress | None) -> Reducer:
+def _run(
+    region: Region,
+    edges: _Arr | None,
+    uniform: bool,
+    progress: Progress | None,
+    moments: bool = True,
+) -> Reducer:
     array = region.array
     plan = Plan(
         region.shape,
         region.axis,
         array.read_chunk_shape,
-        tuple(range(array.ndim)),
         array.dtype,
         array.fill_value,
         edges,
         uniform,
+        moments,
     )
     hook = progress.add if progress is not None else None
     reducers = visit_chunks(array, region.selection, lambda: Reducer(plan, hook))
@@ -219,11 +225,19 @@ def _widen(lo: float, hi: float) -> tuple[float, float]:
     return lo, hi
 
 
+def _bin_count(bins: Any) -> int | None:
+    """``bins`` as a number of bins (checked >= 1), or ``None`` when it gives edges."""
+    if not isinstance(bins, int | np.integer) or isinstance(bins, bool):
+        return None
+    if bins < 1:
+        raise InvalidArgumentError(f"bins must be >= 1, got {bins}")
+    return int(bins)
+
+
 def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Arr, bool, Any]:
     """Bin edges per kept position (``(k, bins + 1)``), whether uniform, and the bins key."""
-    if isinstance(bins, int | np.integer) and not isinstance(bins, bool):
-        if bins < 1:
-            raise InvalidArgumentError(f"bins must be >= 1, got {bins}")
+    count = _bin_count(bins)
+    if count is not None:
         if range_ is not None:
             lo, hi = (float(v) for v in range_)
             if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
@@ -231,7 +245,7 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
                     f"range must be finite (low, high) with low <= high, got {range_}"
                 )
             lo, hi = _widen(lo, hi)
-            return np.tile(np.linspace(lo, hi, int(bins) + 1), (k, 1)), True, int(bins)
+            return np.tile(np.linspace(lo, hi, count + 1), (k, 1)), True, count
         assert moments is not None
         lo_k = np.asarray(moments.minimum, dtype=np.float64)
         hi_k = np.asarray(moments.maximum, dtype=np.float64)
@@ -240,8 +254,8 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 lo, hi = 0.0, 1.0  # no finite values at this position: nothing will be counted
             lo, hi = _widen(lo, hi)
-            rows.append(np.linspace(lo, hi, int(bins) + 1))
-        return np.array(rows), True, int(bins)
+            rows.append(np.linspace(lo, hi, count + 1))
+        return np.array(rows), True, count
     edges = np.asarray(bins, dtype=np.float64)
     if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
         raise InvalidArgumentError(
@@ -300,20 +314,21 @@ def stats(
     kept_shape = tuple(region.shape[d] for d in region.kept)
     k = math.prod(kept_shape)
     nbytes = math.prod(region.shape) * array.dtype.itemsize
-    two_pass = isinstance(bins, int | np.integer) and range is None
-    if two_pass and bins < 1:  # type: ignore[operator]
-        raise InvalidArgumentError(f"bins must be >= 1, got {bins}")
+    # A number of bins without a range takes each position's min..max from a first pass.
+    two_pass = _bin_count(bins) is not None and range is None
 
-    def compute(edges: _Arr | None, uniform: bool, label: str) -> tuple[Moments, _Arr | None]:
+    def compute(
+        edges: _Arr | None, uniform: bool, label: str, moments: bool = True
+    ) -> tuple[Moments, _Arr | None]:
         if scheduler is not None:
             from lsio.statistics._dask import run_on_cluster
 
-            return run_on_cluster(scheduler, region, edges, uniform)
+            return run_on_cluster(scheduler, region, edges, uniform, moments)
         if not progress:
-            r = _run(region, edges, uniform, None)
+            r = _run(region, edges, uniform, None, moments)
             return r.moments, r.counts
         with Progress(nbytes, desc=label) as bar:
-            r = _run(region, edges, uniform, bar)
+            r = _run(region, edges, uniform, bar, moments)
         return r.moments, r.counts
 
     edges = bins_key = None
@@ -324,7 +339,7 @@ def stats(
     hist = None
     if two_pass:
         edges, uniform, bins_key = _edges(moments, k, bins, range)
-        _, counts = compute(edges, uniform, "histogram")
+        _, counts = compute(edges, uniform, "histogram", moments=False)
     if edges is not None and counts is not None:
         hist = Histogram(counts.reshape(*kept_shape, -1), edges.reshape(*kept_shape, -1))
     return _result(region, moments, kept_shape, hist, bins_key)

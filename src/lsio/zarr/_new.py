@@ -33,7 +33,8 @@ def writable_store(location: str | os.PathLike[str] | Store, config: ReadConfig)
     return location
 
 
-def _prepare(ctx: Context, path: str, overwrite: bool) -> None:
+def _prepare(ctx: Context, path: str, overwrite: bool) -> Writer:
+    """``ctx``'s store, with nothing left at ``path`` (raises unless ``overwrite`` allows that)."""
     store = ctx.store
     if not isinstance(store, Writer):
         raise ReadOnlyError(f"the store {store.url} cannot be written to")
@@ -49,14 +50,13 @@ def _prepare(ctx: Context, path: str, overwrite: bool) -> None:
         )
     if exists:
         store.delete_prefix(path)
+    return store
 
 
 def create_array_in(ctx: Context, path: str, overwrite: bool, **kwargs: Any) -> Array:
     """Create an array at ``path`` of ``ctx``'s store; see :func:`lsio.create`."""
     docs, meta = array_documents(**kwargs)  # validates everything before touching the store
-    _prepare(ctx, path, overwrite)
-    store = ctx.store
-    assert isinstance(store, Writer)
+    store = _prepare(ctx, path, overwrite)
     # .zattrs before .zarray: the array appears (to readers) when its main document does.
     for key in sorted(docs, key=lambda k: k in ("zarr.json", ".zarray")):
         store.put(f"{path}/{key}" if path else key, docs[key])
@@ -73,9 +73,7 @@ def create_group_in(
         body = json.dumps(dict(attrs or {}))
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(f"attributes must be JSON-serialisable: {exc}") from None
-    _prepare(ctx, path, overwrite)
-    store = ctx.store
-    assert isinstance(store, Writer)
+    store = _prepare(ctx, path, overwrite)
     prefix = f"{path}/" if path else ""
     if zarr_format == 3:
         doc = {"zarr_format": 3, "node_type": "group", "attributes": json.loads(body)}

@@ -39,6 +39,12 @@ class ShardingCodec:
         """Inner chunks along each dimension of a shard."""
         return grid_shape(shard_shape, self.chunk_shape)
 
+    def _inner_region(self, coords: tuple[int, ...]) -> tuple[slice, ...]:
+        """Where the inner chunk at ``coords`` lies in its shard."""
+        return tuple(
+            slice(c * k, (c + 1) * k) for c, k in zip(coords, self.chunk_shape, strict=True)
+        )
+
     def index_nbytes(self, shard_shape: tuple[int, ...]) -> int:
         """Encoded size of the index of a shard of ``shard_shape``."""
         n = self.chunks_per_shard(shard_shape)
@@ -56,9 +62,7 @@ class ShardingCodec:
         index = parse_shard_index(raw, self, n)
         out = np.empty(shape, dtype=dtype)
         for coords in np.ndindex(*n):
-            region = tuple(
-                slice(c * k, (c + 1) * k) for c, k in zip(coords, self.chunk_shape, strict=True)
-            )
+            region = self._inner_region(coords)
             offset, nbytes = (int(v) for v in index[coords])
             if offset == int(MISSING):
                 out[region] = self.fill_value
@@ -92,9 +96,7 @@ class ShardingCodec:
         parts: list[memoryview] = []
         offset = self.index_nbytes(arr.shape) if self.index_location == "start" else 0
         for coords in np.ndindex(*n):
-            region = tuple(
-                slice(c * k, (c + 1) * k) for c, k in zip(coords, self.chunk_shape, strict=True)
-            )
+            region = self._inner_region(coords)
             chunk = arr[region]
             if chunk.shape != self.chunk_shape:  # a partial chunk at the array's edge
                 full = np.full(self.chunk_shape, self.fill_value, dtype=arr.dtype)

@@ -89,8 +89,9 @@ def write_many(array: Array, selections: Sequence[Any], values: Sequence[Any]) -
         raise ReadOnlyError(
             f"{array.store_url} is open read-only; open it with mode='r+' (or 'a') to write"
         )
-    if not isinstance(ctx.store, Writer):
-        raise ReadOnlyError(f"the store {ctx.store.url} cannot be written to")
+    store = ctx.store
+    if not isinstance(store, Writer):
+        raise ReadOnlyError(f"the store {store.url} cannot be written to")
     if len(selections) != len(values):
         raise InvalidArgumentError(
             f"{len(selections)} selections but {len(values)} values; give one value per selection"
@@ -138,9 +139,9 @@ def write_many(array: Array, selections: Sequence[Any], values: Sequence[Any]) -
         key = array.chunk_key(coords)
         encoded = encode(block)
         if encoded is None:
-            ctx.store.delete(key)  # type: ignore[attr-defined]
+            store.delete(key)
         else:
-            ctx.store.put(key, encoded)  # type: ignore[attr-defined]
+            store.put(key, encoded)
 
     # Each worker writes whole objects; a failure stops the rest and is raised.
     run_all(ctx.pool, write_object, list(per_object))
