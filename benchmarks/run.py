@@ -30,6 +30,7 @@ import numpy as np
 from benchmarks import limits
 from benchmarks.data import CHUNK, SHARD, SMALL_CHUNK, generate
 from benchmarks.peers import Reader, all_readers
+from lsio.ml import random_crops
 
 CROP = (4, 11, 128, 128)
 
@@ -41,15 +42,6 @@ class Result:
     values: dict[str, list[float]] = field(default_factory=dict)
     limit: float | None = None  # the same unit at the machine's limit (all-cores codec)
     note: str = ""
-
-
-def crops(shape: tuple[int, ...], n: int, seed: int) -> list[tuple[slice, ...]]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        start = [int(rng.integers(0, s - c + 1)) for s, c in zip(shape, CROP, strict=True)]
-        out.append(tuple(slice(b, b + c) for b, c in zip(start, CROP, strict=True)))
-    return out
 
 
 def chunks_touched(sels: list[tuple[slice, ...]], chunk: tuple[int, ...]) -> set[tuple[int, ...]]:
@@ -185,13 +177,13 @@ def main() -> None:
         shape = tuple(zarr.open_array(str(paths[key]), mode="r").shape)
         crop_bytes = math.prod(CROP) * 2
         if "crops_one" in workloads:
-            sels = crops(shape, args.n_crops, seed=1)
+            sels = random_crops(shape, CROP, args.n_crops, seed=1)
             decoded = sum(len(chunks_touched([s], CHUNK)) for s in sels) * chunk_nbytes / len(sels)
             res = Result(f"{key}: crops one by one", "samples/s", limit=codec_n / decoded)
             res.note = f"{decoded / crop_bytes:.2f}x bytes decoded per byte delivered"
             measure(res, paths[key], lambda r, h, s=sels: [r.read(h, x) for x in s], len(sels))
         if "crops_batch" in workloads:
-            batches = [crops(shape, 32, seed=100 + b) for b in range(args.n_batches)]
+            batches = [random_crops(shape, CROP, 32, seed=100 + b) for b in range(args.n_batches)]
             decoded = (
                 sum(len(chunks_touched(b, CHUNK)) for b in batches)
                 * chunk_nbytes

@@ -13,16 +13,9 @@ from hypothesis import strategies as st
 import lsio
 from lsio.ml import CropSampler, Loader, make_sat_nwp, torch_dataset
 from lsio.ml._permutation import permute
+from lsio.ml._synthetic import ALIGN  # the pair's usual alignment, checked below
 
 CROP = {"sat": {"time": 3, "y": 24, "x": 24}, "nwp": {"step": 2, "y": 8, "x": 8}}
-ALIGN = {
-    "nwp": {
-        "y": "y",
-        "x": "x",
-        "init_time": ("time", "before"),
-        "step": ("time", "lead", "init_time"),
-    }
-}
 
 
 @pytest.fixture(scope="module")

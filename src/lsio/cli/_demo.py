@@ -15,7 +15,7 @@ import numpy as np
 from lsio._errors import LsioError
 from lsio.cli._info import describe, format_bytes, render_tree
 from lsio.cli._stats import print_stats
-from lsio.ml import Loader, make_sat_nwp
+from lsio.ml import Loader, make_sat_nwp, random_crops
 from lsio.plan import ReadConfig
 from lsio.statistics import stats
 from lsio.zarr import Array, create, create_group, open_array, open_group
@@ -92,15 +92,6 @@ def _read_crops(array: Any, crops: list[tuple[slice, ...]]) -> None:
         array[crop]
 
 
-def _crops(shape: tuple[int, ...], n: int, seed: int) -> list[tuple[slice, ...]]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        start = [int(rng.integers(0, s - c + 1)) for s, c in zip(shape, CROP, strict=True)]
-        out.append(tuple(slice(b, b + c) for b, c in zip(start, CROP, strict=True)))
-    return out
-
-
 def run_demo(path: str | None, threads: int | None, timesteps: int, out: TextIO) -> None:
     """Generate the sample, print its tree, check lsio against zarr-python, time both."""
     tmp = None if path else tempfile.mkdtemp(prefix="lsio-demo-")
@@ -127,7 +118,7 @@ def run_demo(path: str | None, threads: int | None, timesteps: int, out: TextIO)
 
 
 def _check_and_time(sat: Array, v2: Array, data: np.ndarray, root: Path, out: TextIO) -> None:
-    crops = _crops(sat.shape, 32, seed=1)
+    crops = random_crops(sat.shape, CROP, 32, seed=1)
     for arr in (sat, v2):
         if not np.array_equal(arr[...], data) or any(
             not np.array_equal(arr[c], data[c]) for c in crops

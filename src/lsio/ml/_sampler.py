@@ -26,7 +26,7 @@ from lsio.ml._permutation import permute
 from lsio.zarr import Array
 from lsio.zarr._coords import find_coordinates
 
-__all__ = ["CropSampler", "Samples"]
+__all__ = ["CropSampler", "Samples", "random_crops"]
 
 _Arr = npt.NDArray[Any]
 _HOWS = ("center", "before", "lead")
@@ -315,3 +315,19 @@ def _source(name: str, array: Any, crop: Mapping[str, int]) -> _Source:
         for d, n in zip(dims, array.shape, strict=True)
     }
     return _Source(name, array, dims, {d: int(v) for d, v in crop.items()}, coords)
+
+
+def random_crops(
+    shape: tuple[int, ...], crop: tuple[int, ...], n: int, seed: int
+) -> list[tuple[slice, ...]]:
+    """``n`` crops of ``crop`` shape at uniformly random positions inside ``shape`` (by index).
+
+    The plain, unlabelled counterpart of :class:`CropSampler`, for benchmarks and
+    demos: the same ``seed`` gives the same crops.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        start = [int(rng.integers(0, s - c + 1)) for s, c in zip(shape, crop, strict=True)]
+        out.append(tuple(slice(b, b + c) for b, c in zip(start, crop, strict=True)))
+    return out
