@@ -237,9 +237,7 @@ class CropSampler:
             target = pc[pstarts] - (base if base is not None else 0)
             pos = np.searchsorted(ordered, target, side="right") - 1
             dist = np.where(pos >= 0, target - ordered[np.maximum(pos, 0)], np.inf)
-            idx = (n - 1 - pos) if descending else pos
-            start = idx
-            dist = np.where(pos >= 0, dist, np.inf)
+            start = (n - 1 - pos) if descending else pos
         ok = (start >= 0) & (start + slen <= n) & np.isfinite(dist.astype(np.float64))
         if tol is not None:
             ok &= dist <= tol
