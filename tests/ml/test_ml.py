@@ -177,3 +177,47 @@ def test_ready_made_transforms(pair: Any) -> None:
         Downsample(("sat",), 5)(dict(raw))
     with pytest.raises(lsio.InvalidArgumentError, match="exactly one dimension"):
         Normalize({"sat": lsio.stats(pair.sat)}, axis={"sat": 1})
+
+
+def _flip_and_label(sample: dict[str, Any]) -> dict[str, Any]:
+    """A per-sample transform: flip x in place when the id is odd; a new per-sample label."""
+    if sample["id"] % 2:
+        sample["sat"][...] = sample["sat"][..., ::-1].copy()
+    return {
+        "sat": sample["sat"],
+        "nwp": sample["nwp"].astype(np.float16),
+        "hour": np.asarray(sample["coords"]["sat"]["time"][0] // 3600 % 24),
+    }
+
+
+@pytest.mark.parametrize("out", ["numpy", "torch"])
+def test_per_sample_transform(pair: Any, out: str) -> None:
+    if out == "torch":
+        pytest.importorskip("torch")
+    raw = next(iter(Loader(sampler(pair), steps=1)))
+    done = next(iter(Loader(sampler(pair), steps=1, sample_transform=_flip_and_label, out=out)))
+    sat = done["sat"] if out == "numpy" else done["sat"].numpy()
+    for i, sample_id in enumerate(raw["ids"].tolist()):
+        want = raw["sat"][i][..., ::-1] if sample_id % 2 else raw["sat"][i]
+        np.testing.assert_array_equal(sat[i], want)
+    nwp = np.asarray(done["nwp"])
+    assert nwp.dtype == np.float16
+    assert nwp.shape == raw["nwp"].shape
+    np.testing.assert_array_equal(nwp, raw["nwp"].astype(np.float16))
+    hours = np.asarray(done["hour"])
+    np.testing.assert_array_equal(hours, raw["coords"]["sat"]["time"][:, 0] // 3600 % 24)
+    if out == "torch":  # the same in a torch Dataset
+        ds = torch_dataset(sampler(pair), steps=1, sample_transform=_flip_and_label)
+        again = next(iter(ds))
+        np.testing.assert_array_equal(again["sat"].numpy(), sat)
+        np.testing.assert_array_equal(again["hour"].numpy(), hours)
+
+
+def test_per_sample_transform_errors(pair: Any) -> None:
+    def ragged(sample: dict[str, Any]) -> dict[str, Any]:
+        return {"sat": sample["sat"][: 1 + sample["id"] % 2]}
+
+    with pytest.raises(lsio.InvalidArgumentError, match="the first sample's was"):
+        next(iter(Loader(sampler(pair), steps=1, sample_transform=ragged, prefetch=0)))
+    with pytest.raises(lsio.InvalidArgumentError, match="must return a dict"):
+        next(iter(Loader(sampler(pair), steps=1, sample_transform=lambda s: s["sat"])))

@@ -21,7 +21,7 @@ from lsio._errors import InvalidArgumentError
 from lsio.ml._sampler import CropSampler, Samples
 from lsio.zarr import Batch
 
-__all__ = ["Loader", "read_step"]
+__all__ = ["Loader", "apply_per_sample", "read_step"]
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 _OUTS = ("numpy", "torch")
@@ -65,6 +65,65 @@ def read_step(
     return batch
 
 
+def apply_per_sample(
+    batch: dict[str, Any], fn: Transform, names: tuple[str, ...], out: str, pin: bool
+) -> dict[str, Any]:
+    """Run ``fn`` on each sample of ``batch``; its outputs are gathered into batch buffers.
+
+    ``fn`` gets one sample: per source a view of its crop, ``"coords"`` (per
+    source, per cropped dimension, the crop's coordinate values) and ``"id"``;
+    it returns a dict of arrays. Sources it returns with their shape and dtype
+    unchanged are written back into the batch's own buffers (nothing to copy
+    when ``fn`` works in place); other arrays, and new keys, go into one new
+    buffer per key, allocated at the first sample and filled sample by sample.
+
+    Raises:
+        InvalidArgumentError: ``fn`` returns something other than a dict, or
+            arrays whose shape or dtype change from sample to sample.
+    """
+    as_numpy = {name: _numpy(batch[name]) for name in names}
+    outs: dict[str, np.ndarray] = {}
+    for i, sample_id in enumerate(batch["ids"].tolist()):
+        sample: dict[str, Any] = {name: as_numpy[name][i] for name in names}
+        sample["coords"] = {
+            name: {d: v[i] for d, v in dims.items()} for name, dims in batch["coords"].items()
+        }
+        sample["id"] = sample_id
+        result = fn(sample)
+        if not isinstance(result, dict):
+            raise InvalidArgumentError(
+                f"sample_transform must return a dict, got {type(result).__name__}"
+            )
+        for key, value in result.items():
+            if key in ("coords", "id"):
+                continue
+            arr = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+            if i == 0:
+                same = key in as_numpy and as_numpy[key][0].shape == arr.shape
+                if same and as_numpy[key].dtype == arr.dtype:
+                    outs[key] = as_numpy[key]
+                else:
+                    view, tensor = _empty((len(batch["ids"]), *arr.shape), arr.dtype, pin)
+                    outs[key] = view
+                    batch[key] = (
+                        tensor if tensor is not None else (view if out == "numpy" else _torch(view))
+                    )
+            target = outs.get(key)
+            if target is None or target.shape[1:] != arr.shape or target.dtype != arr.dtype:
+                raise InvalidArgumentError(
+                    f"sample_transform returned {key!r} of shape {arr.shape} and dtype {arr.dtype} "
+                    f"for sample {i}; the first sample's was "
+                    + (f"{target.shape[1:]} {target.dtype}" if target is not None else "absent")
+                )
+            if not np.shares_memory(target[i], arr):
+                target[i] = arr
+    return batch
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x if isinstance(x, np.ndarray) else np.asarray(x.numpy())
+
+
 def _torch(view: np.ndarray) -> Any:
     import torch
 
@@ -86,6 +145,9 @@ class Loader:
             in the calling thread).
         transform: Called with each batch dict (in the prefetch thread), returns
             the batch to deliver; e.g. normalisation or dtype casts.
+        sample_transform: Called with each sample before ``transform`` (in the
+            prefetch thread); see :func:`apply_per_sample` for what it gets and
+            returns. Transforms in place avoid every copy.
         out: ``"numpy"`` (default) or ``"torch"`` (tensors sharing the buffers).
         pin_memory: With ``out="torch"``: read straight into page-locked memory.
             Ignored with a warning where CUDA is not available.
@@ -99,6 +161,7 @@ class Loader:
         *,
         prefetch: int = 4,
         transform: Transform | None = None,
+        sample_transform: Transform | None = None,
         out: str = "numpy",
         pin_memory: bool = False,
         start_step: int = 0,
@@ -119,6 +182,7 @@ class Loader:
         self.sampler = sampler
         self.prefetch = prefetch
         self.transform = transform
+        self.sample_transform = sample_transform
         self.out = out
         self.pin_memory = pin_memory
         self.step = start_step
@@ -156,6 +220,9 @@ class Loader:
 
     def _make(self, step: int) -> dict[str, Any]:
         batch = read_step(self.sampler, self.sampler[step], self.out, self.pin_memory)
+        if self.sample_transform is not None:
+            names = tuple(self.sampler.sources())
+            batch = apply_per_sample(batch, self.sample_transform, names, self.out, self.pin_memory)
         return self.transform(batch) if self.transform is not None else batch
 
     def __len__(self) -> int:

@@ -13,8 +13,7 @@ the coordinates alone; the samples are the product of the remaining starts.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy.typing as npt
 
 from lsio._errors import InvalidArgumentError
 from lsio.ml._permutation import permute
+from lsio.ml._space import SampleSpace, any_stored
 from lsio.zarr import Array
 from lsio.zarr._coords import find_coordinates
 
@@ -89,6 +89,12 @@ class CropSampler:
             timesteps).
         tolerance: Secondary name -> {dimension: largest allowed distance between
             the aligned coordinate values}.
+        skip_empty: Sources (``True``: all) whose crops must touch at least one
+            stored chunk: samples whose crop of such a source would hold only
+            the fill value (no chunk of it stored) are excluded, decided from the
+            stores' listings and shard indexes before any data is read (default:
+            none). Chunks stored although they hold only the fill value (written
+            with zarr-python's ``write_empty_chunks=True``) count as data.
 
     Raises:
         InvalidArgumentError: Unknown sources or dimensions, a crop larger than
@@ -108,6 +114,7 @@ class CropSampler:
         stride: Mapping[str, int] | None = None,
         max_gap: Mapping[str, float] | None = None,
         tolerance: Mapping[str, Mapping[str, float]] | None = None,
+        skip_empty: bool | Collection[str] = (),
     ) -> None:
         if not sources:
             raise InvalidArgumentError("sources must name at least one array")
@@ -171,16 +178,73 @@ class CropSampler:
             for d in self._sources[name].crop:
                 dims.setdefault(d, ("", np.zeros(1, dtype=np.int64)))
         self._valid = valid
-        self._counts = tuple(len(valid[d]) for d in self._dims)
-        self.size = math.prod(self._counts)
+        empty_rule = list(self._sources) if skip_empty is True else list(skip_empty or ())
+        unknown = set(empty_rule) - set(self._sources)
+        if unknown:
+            raise InvalidArgumentError(f"skip_empty names unknown sources {sorted(unknown)}")
+        self._space = SampleSpace(*self._classes(empty_rule))
+        self.size = self._space.size
         if self.size == 0:
-            empty = [d for d, n in zip(self._dims, self._counts, strict=True) if n == 0]
+            empty = [d for d in self._dims if not len(valid[d])]
             raise InvalidArgumentError(
                 f"no valid sample: no crop position along {empty} keeps every source in bounds "
                 "(check the crops, the coordinate ranges' overlap, max_gap and tolerance)"
+                if empty
+                else f"no valid sample: every crop of {empty_rule} holds only the fill value"
             )
 
     # -- construction -------------------------------------------------------------------
+
+    def _classes(self, names: list[str]) -> tuple[list[_Arr], _Arr | None]:
+        """Classes of the valid starts along each primary dimension, and which combinations to keep.
+
+        Two starts share a class when every crop in ``names`` covers the same
+        chunks with either; a combination of classes is kept when each of those
+        crops covers at least one stored chunk.
+        """
+        if not names:
+            return [np.zeros(len(self._valid[d]), dtype=np.int64) for d in self._dims], None
+        columns: dict[str, list[_Arr]] = {d: [] for d in self._dims}
+        # Per source, per dimension: (primary axis, column) of its chunk range, or a fixed range.
+        boxes: list[tuple[Array, list[tuple[int | None, int, int]]]] = []
+        for name in names:
+            src = self._sources[name]
+            spec: list[tuple[int | None, int, int]] = []
+            mapped = self._mapped.get(name, {})
+            for d, n, c in zip(src.dims, src.array.shape, src.array.read_chunk_shape, strict=True):
+                length = src.crop.get(d, n)
+                if name == self.primary and d in self._valid:
+                    pdim, starts = d, self._valid[d]
+                elif d in mapped and mapped[d][0]:
+                    pdim, starts = mapped[d]
+                else:  # taken whole, or a secondary crop that always starts at 0
+                    spec.append((None, 0, -(-length // c)))
+                    continue
+                spec.append((self._dims.index(pdim), len(columns[pdim]), 0))
+                columns[pdim] += [starts // c, (starts + length - 1) // c + 1]
+            boxes.append((src.array, spec))
+        labels: list[_Arr] = []
+        ranges: list[_Arr] = []
+        for d in self._dims:
+            if columns[d]:
+                uniq, inverse = np.unique(np.stack(columns[d], axis=1), axis=0, return_inverse=True)
+                labels.append(inverse.reshape(-1))
+                ranges.append(uniq)
+            else:
+                labels.append(np.zeros(len(self._valid[d]), dtype=np.int64))
+                ranges.append(np.zeros((1, 0), dtype=np.int64))
+        keep = np.ones([r.shape[0] for r in ranges], dtype=bool)
+        for array, spec in boxes:
+            bounds: list[tuple[Any, Any]] = []
+            for axis, first, stop in spec:
+                if axis is None:
+                    bounds.append((first, stop))
+                    continue
+                shape = [-1 if a == axis else 1 for a in range(keep.ndim)]
+                r = ranges[axis]
+                bounds.append((r[:, first].reshape(shape), r[:, first + 1].reshape(shape)))
+            keep &= any_stored(array.stored_chunks(), bounds)
+        return labels, keep
 
     @staticmethod
     def _primary_starts(src: _Source, d: str, stride: int, max_gap: float | None) -> _Arr:
@@ -275,8 +339,7 @@ class CropSampler:
 
     def starts(self, ids: _Arr) -> dict[str, dict[str, _Arr]]:
         """Crop starts of every source for sample ``ids``."""
-        per_dim = np.unravel_index(np.asarray(ids, dtype=np.int64), self._counts)
-        chosen = dict(zip(self._dims, per_dim, strict=True))
+        chosen = dict(zip(self._dims, self._space.choose(ids), strict=True))
         out: dict[str, dict[str, _Arr]] = {
             self.primary: {d: self._valid[d][chosen[d]] for d in self._dims}
         }

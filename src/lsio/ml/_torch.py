@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from lsio.ml._loader import Transform, read_step
+from lsio.ml._loader import Transform, apply_per_sample, read_step
 from lsio.ml._sampler import CropSampler
 
 __all__ = ["torch_dataset"]
@@ -17,6 +17,7 @@ def torch_dataset(
     start_step: int = 0,
     steps: int | None = None,
     transform: Transform | None = None,
+    sample_transform: Transform | None = None,
 ) -> Any:
     """Steps ``start_step ..`` of ``sampler`` as an ``IterableDataset`` of ready batches.
 
@@ -24,7 +25,8 @@ def torch_dataset(
     reads steps ``w, w + N, ...``, and the DataLoader hands them out in step
     order, so the batches are the same for any number of workers. Distributed
     ranks come from the sampler's ``rank`` and ``world_size``. Tensors share the
-    buffers lsio read into (no copy).
+    buffers lsio read into (no copy). ``transform`` and ``sample_transform``
+    are as in :class:`Loader`, run in the worker.
     """
     import torch
     from torch.utils.data import IterableDataset, get_worker_info
@@ -40,6 +42,9 @@ def torch_dataset(
             worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
             for step in range(start_step + worker, end, workers):
                 batch = read_step(sampler, sampler[step], out="torch")
+                if sample_transform is not None:
+                    names = tuple(sampler.sources())
+                    batch = apply_per_sample(batch, sample_transform, names, "torch", False)
                 batch["ids"] = torch.from_numpy(batch["ids"])
                 yield transform(batch) if transform is not None else batch
 

@@ -33,13 +33,13 @@ if TYPE_CHECKING:
 from lsio.zarr._engine import ChunkWork, ReadJob, Target, fill_targets, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._node import Node
+from lsio.zarr._presence import stored_inner_chunks, stored_objects, walk_keys
 from lsio.zarr._sharding import MISSING, ShardingCodec, parse_shard_index
 from lsio.zarr._write import resize_array, write_many, write_selection
 
 __all__ = ["Array"]
 
 _Index = npt.NDArray[np.uint64] | None
-_METADATA_FILES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
 
 
 class Array(Node[ArrayMetadata]):
@@ -130,21 +130,29 @@ class Array(Node[ArrayMetadata]):
         Lists the store below the array, so it costs one listing per directory.
         """
         store = self._ctx.store
-        total = count = 0
-        pending = [self._path]
-        while pending:
-            prefix = pending.pop()
-            files, dirs = store.list_dir(prefix)
-            for name in files:
-                if prefix == self._path and name in _METADATA_FILES:
-                    continue
-                key = f"{prefix}/{name}" if prefix else name
-                size = store.size(key)
-                if size is not None:
-                    total += size
-                    count += 1
-            pending.extend(f"{prefix}/{d}" if prefix else d for d in dirs)
-        return total, count
+        sizes = [store.size(f"{self._prefix}{k}") for k in walk_keys(store, self._path)]
+        known = [n for n in sizes if n is not None]
+        return sum(known), len(known)
+
+    def stored_chunks(self) -> npt.NDArray[np.bool_]:
+        """``True`` for every chunk (inner chunk, when sharded) that is stored.
+
+        The result has one entry per chunk of :attr:`read_chunk_shape`'s grid.
+        Chunks not stored hold only the fill value. Found without reading any
+        chunk: by listing the array's objects and, for sharded arrays, reading
+        the indexes of the stored shards.
+        """
+        meta = self._meta
+        objects = stored_objects(
+            self._ctx.store, self._path, meta.key_encoding, _grid(self.shape, meta.chunk_shape)
+        )
+        if self._sharding is None:
+            return objects
+        window = max(1, self._ctx.config.shard_index_cache)
+        grid = _grid(self.shape, self._read_chunks)
+        return stored_inner_chunks(
+            objects, self.chunks_per_shard, grid, self._shard_indexes, window
+        )
 
     def __len__(self) -> int:
         if not self.shape:
@@ -485,3 +493,7 @@ class _VIndex:
     def read(self, selection: Any, out: np.ndarray | None = None) -> np.ndarray:
         """Read points, into ``out`` (of any memory layout) when given."""
         return self._array._read(normalize_vectorized(selection, self._array.shape), out)
+
+
+def _grid(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(-(-n // c) for n, c in zip(shape, chunks, strict=True))
