@@ -3,6 +3,7 @@
 Usage::
 
     python -m benchmarks.loader [--steps 40] [--repeats 3] [--runners lsio,tensorstore-loop,...]
+                                [--stride 64]
 
 Data: a synthetic satellite (48, 11, 512, 512) int16 + NWP (init_time, 8 steps,
 4 variables, 144, 144) float32 pair with coordinates (``lsio.ml.make_sat_nwp``,
@@ -10,7 +11,8 @@ zstd level 1, in /tmp/lsio-bench/loader), page-cached. Every runner delivers
 batches of 32 samples; a sample is a sat crop (4, 11, 128, 128) and, where the
 runner can align two datasets, the matching NWP crop (1, 4, 4, 32, 32):
 
-- ``lsio``: ``Loader`` (prefetch 4).
+- ``lsio``: ``Loader`` (prefetch 4); ``lsio-mmap`` the same over arrays opened
+  with ``IOConfig(backend="mmap")``.
 - ``tensorstore-loop``: the same samples (lsio's sampler decides where),
   each batch's crops read by tensorstore with all reads in flight at once, in a
   plain loop.
@@ -18,6 +20,9 @@ runner can align two datasets, the matching NWP crop (1, 4, 4, 32, 32):
   zarr-python, through ``DataLoader(batch_size=32, num_workers=2)``.
 - ``xbatcher``: ``xbatcher.BatchGenerator`` over ``xr.open_zarr`` (dask) of the
   satellite only (it cannot align a second dataset), 32 windows per batch.
+
+``--stride 64`` puts every crop on the 64 x 64 chunk grid (no chunk decoded
+for less than all of it), for every runner alike.
 
 Reports samples/s and GB/s delivered (median of repeats) and lsio / runner.
 """
@@ -37,7 +42,7 @@ ROOT = Path("/tmp/lsio-bench/loader")
 BATCH = 32
 
 
-def _data() -> Any:
+def _data(backend: str = "preadv") -> Any:
     from lsio.ml import make_sat_nwp
 
     done = ROOT / "COMPLETE"
@@ -46,30 +51,38 @@ def _data() -> Any:
         done.write_text("ok\n")
     import lsio
 
-    return lsio.open_array(ROOT / "sat.zarr" / "data"), lsio.open_array(ROOT / "nwp.zarr" / "data")
+    cfg = lsio.ReadConfig(io=lsio.IOConfig(backend=backend))
+    return tuple(
+        lsio.open_array(ROOT / f"{name}.zarr" / "data", config=cfg) for name in ("sat", "nwp")
+    )
 
 
-def _sampler() -> Any:
+def _sampler(stride: int, backend: str = "preadv") -> Any:
     from lsio.ml._synthetic import SatNwp
 
-    return SatNwp(*_data()).sampler(seed=3, batch_size=BATCH)
+    strides = {"y": stride, "x": stride}
+    return SatNwp(*_data(backend)).sampler(seed=3, batch_size=BATCH, stride=strides)
 
 
-def _lsio(steps: int) -> Iterator[int]:
+def _lsio(steps: int, stride: int, backend: str = "preadv") -> Iterator[int]:
     from lsio.ml import Loader
 
-    for batch in Loader(_sampler(), prefetch=4, steps=steps):
+    for batch in Loader(_sampler(stride, backend), prefetch=4, steps=steps):
         yield batch["sat"].nbytes + batch["nwp"].nbytes
+
+
+def _lsio_mmap(steps: int, stride: int) -> Iterator[int]:
+    return _lsio(steps, stride, "mmap")
 
 
 def _ts_spec(path: Path) -> dict[str, Any]:
     return {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
 
 
-def _tensorstore(steps: int) -> Iterator[int]:
+def _tensorstore(steps: int, stride: int) -> Iterator[int]:
     import tensorstore as ts
 
-    sampler = _sampler()
+    sampler = _sampler(stride)
     srcs = sampler.sources()
     stores = {
         name: ts.open(
@@ -94,13 +107,13 @@ def _tensorstore(steps: int) -> Iterator[int]:
         yield nbytes
 
 
-def _torch_zarr(steps: int) -> Iterator[int]:
+def _torch_zarr(steps: int, stride: int) -> Iterator[int]:
     import torch
     from torch.utils.data import DataLoader, Dataset
 
     import zarr
 
-    sampler = _sampler()
+    sampler = _sampler(stride)
     srcs = sampler.sources()
     starts = sampler.starts(np.concatenate([sampler.ids(s) for s in range(steps)]))
 
@@ -131,7 +144,8 @@ def _torch_zarr(steps: int) -> Iterator[int]:
         yield batch["sat"].numel() * 2 + batch["nwp"].numel() * 4
 
 
-def _xbatcher(steps: int) -> Iterator[int]:
+def _xbatcher(steps: int, stride: int) -> Iterator[int]:
+    del stride  # xbatcher's windows are tiled: already aligned to the 64 x 64 chunks
     import xarray as xr
     import xbatcher
 
@@ -149,17 +163,20 @@ def _xbatcher(steps: int) -> Iterator[int]:
         yield sum(int(next(items).values.nbytes) for _ in range(BATCH))
 
 
-RUNNERS: dict[str, Callable[[int], Iterator[int]]] = {
+RUNNERS: dict[str, Callable[[int, int], Iterator[int]]] = {
     "lsio": _lsio,
+    "lsio-mmap": _lsio_mmap,
     "tensorstore-loop": _tensorstore,
     "torch-zarr": _torch_zarr,
     "xbatcher": _xbatcher,
 }
 
 
-def measure(runner: Callable[[int], Iterator[int]], steps: int) -> tuple[float, float]:
+def measure(
+    runner: Callable[[int, int], Iterator[int]], steps: int, stride: int
+) -> tuple[float, float]:
     """(samples/s, GB/s) over ``steps`` batches after a 2-batch warm-up."""
-    it = runner(steps + 2)
+    it = runner(steps + 2, stride)
     next(it)
     next(it)
     t0 = time.perf_counter()
@@ -176,6 +193,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runners", default=",".join(RUNNERS))
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="step between crop starts along y and x (64: crops aligned to the chunks)",
+    )
     args = parser.parse_args()
     _data()
     names = args.runners.split(",")
@@ -185,7 +208,7 @@ def main() -> None:
             for p in ROOT.rglob("*"):  # page-cache the data just before each run
                 if p.is_file():
                     p.read_bytes()
-            rates[name].append(measure(RUNNERS[name], args.steps))
+            rates[name].append(measure(RUNNERS[name], args.steps, args.stride))
             print(
                 f"  {name}: {rates[name][-1][0]:.0f} samples/s, {rates[name][-1][1]:.2f} GB/s",
                 flush=True,
