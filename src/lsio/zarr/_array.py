@@ -297,6 +297,11 @@ class Array(Node[ArrayMetadata]):
         return self._decoder
 
     @property
+    def chunk_nbytes(self) -> int:
+        """Bytes of one decoded unit of reading."""
+        return math.prod(self._read_chunks) * self._meta.dtype.itemsize
+
+    @property
     def raw_chunk_decoder(self) -> RawDecoder | None:
         """Decodes one unit of reading between raw addresses, where the codecs allow it."""
         return self._raw_decoder

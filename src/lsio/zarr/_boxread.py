@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
 from lsio._errors import ChunkError
@@ -37,6 +36,13 @@ __all__ = ["BoxWork", "chunk_error", "plan_box_reads", "run_boxes"]
 # Scratch a worker decodes one box into: large enough that per-box costs vanish
 # next to decoding, small enough to stay in cache until it is copied out.
 BOX_BYTES = 1 << 20
+# Boxes of at least STACK_MIN chunks of at most STACK_CHUNK_BYTES are read and
+# decoded as one stack (one read_batch and one copy per box), for small chunks,
+# whose per-chunk Python costs would exceed their decoding. Other boxes are
+# read together per task and each chunk is copied out as soon as it is decoded,
+# while it is in cache (measured: stacks of 90 KB chunks were ~10% slower).
+STACK_MIN = 8
+STACK_CHUNK_BYTES = 32 * 1024
 _MISSING = int(MISSING)
 
 
@@ -76,13 +82,16 @@ def plan_box_reads(
     """
     shape = array.read_chunk_shape
     most = max(1, BOX_BYTES // max(1, math.prod(shape) * array.dtype.itemsize))
+    # Each unsharded chunk is an object of its own, read by its own request, so
+    # only shards bound boxes.
+    per_shard = array.chunks_per_shard if array.reads_inner_chunks else (2**62,) * len(shape)
     planned: list[tuple[ReadJob, Box]] = []
     rest: list[ReadJob] = []
     for job in jobs:
         sel = job.selection
         boxes = None
         if isinstance(sel, OrthogonalSelection) and sel.dims:
-            boxes = plan_boxes(sel, shape, array.chunks_per_shard, most)
+            boxes = plan_boxes(sel, shape, per_shard, most)
         if boxes is None:
             rest.append(job)
         else:
@@ -91,7 +100,7 @@ def plan_box_reads(
     if not planned:
         return [], rest, parts
     if len(jobs) > 1:
-        shared = _shared_boxes([box_chunk_coords(b) for _, b in planned])
+        shared = _shared_boxes(planned)
         if shared:
             for k in sorted(shared):
                 job, box = planned[k]
@@ -120,17 +129,25 @@ def plan_box_reads(
     return works, rest, parts
 
 
-def _shared_boxes(coords: list[npt.NDArray[np.int64]]) -> set[int]:
-    """Boxes holding a chunk that another box (of another job) holds too."""
-    every = np.concatenate(coords)
-    grid = tuple(int(v) + 1 for v in every.max(axis=0))
-    linear = np.ravel_multi_index(tuple(every.T), grid)
-    _, inv, counts = np.unique(linear, return_inverse=True, return_counts=True)
-    shared = counts[inv.reshape(-1)] > 1
-    if not shared.any():
-        return set()
-    owner = np.repeat(np.arange(len(coords)), [len(c) for c in coords])
-    return set(np.unique(owner[shared]).tolist())
+def _shared_boxes(planned: list[tuple[ReadJob, Box]]) -> set[int]:
+    """Boxes holding a chunk that another job needs too.
+
+    A unit-step selection needs every chunk of its bounding box of chunks, so a
+    box shares a chunk with another job exactly when it meets that job's
+    bounding box: one vectorised test of every box against every job.
+    """
+    job_ids: dict[int, int] = {}
+    owner = np.array([job_ids.setdefault(id(job), len(job_ids)) for job, _ in planned])
+    first = np.array([b.first for _, b in planned], dtype=np.int64)
+    last = first + np.array([b.counts for _, b in planned], dtype=np.int64) - 1
+    n_jobs = len(job_ids)
+    lo = np.full((n_jobs, first.shape[1]), np.iinfo(np.int64).max)
+    hi = np.full((n_jobs, first.shape[1]), -1)
+    np.minimum.at(lo, owner, first)
+    np.maximum.at(hi, owner, last)
+    meets = np.all((first[:, None, :] <= hi[None]) & (lo[None] <= last[:, None, :]), axis=2)
+    meets[np.arange(len(planned)), owner] = False
+    return set(np.flatnonzero(meets.any(axis=1)).tolist())
 
 
 def _extents(box: Box, shape: tuple[int, ...]) -> list[int]:
@@ -170,36 +187,57 @@ def run_boxes(
     if not works:
         return
     total = sum(w.box.size for w in works)
-    n = max(1, min(batches, len(works)))
-    groups: list[list[BoxWork]] = [[]]
+    n = max(1, min(batches, total))
+    # Tasks of equal numbers of chunks; small boxes may be split between tasks
+    # (a few large chunks each: whole boxes would leave workers idle at the end).
+    groups: list[list[_Span]] = [[]]
     done = 0
     for w in works:
-        if groups[-1] and done >= total * len(groups) / n:
-            groups.append([])
-        groups[-1].append(w)
-        done += w.box.size
+        size = w.box.size
+        lo = 0
+        while lo < size:
+            if groups[-1] and done >= total * len(groups) / n:
+                groups.append([])
+            room = max(1, math.ceil(total * len(groups) / n) - done)
+            hi = size if _stacked(w) else min(size, lo + room)
+            groups[-1].append((w, lo, hi))
+            done += hi - lo
+            lo = hi
 
-    def run(group: list[BoxWork]) -> None:
-        for w in group:
-            read_box(w, scratch)
+    def run(group: list[_Span]) -> None:
+        small: list[_Span] = []
+        for span in group:
+            if _stacked(span[0]):
+                read_box(span[0], scratch)
+            else:
+                small.append(span)
+        if small:
+            read_chunkwise(small, scratch)
 
     run_all(pool, run, groups)
 
 
+def _stacked(work: BoxWork) -> bool:
+    return work.box.size >= STACK_MIN and work.array.chunk_nbytes <= STACK_CHUNK_BYTES
+
+
 def _dst_view(out: np.ndarray, box: Box) -> np.ndarray:
     """The output as ``(*counts, *part)``: chunk ``j`` of the box, element ``k`` of its part."""
-    # The Ellipsis keeps a 0-d result a view (plain ``out[()]`` gives a scalar copy).
-    index: tuple[Any, ...] = (*(slice(o, None) for o in box.out_start if o is not None), Ellipsis)
-    start = out[index]
-    strides = iter(start.strides)
+    offset = 0
     outer: list[int] = []
     inner: list[int] = []
+    strides = iter(out.strides)
     for o, lo, hi in zip(box.out_start, box.lo, box.hi, strict=True):
         s = 0 if o is None else next(strides)
+        offset += 0 if o is None else o * s
         outer.append((hi - lo) * s)
         inner.append(s)
-    parts = tuple(hi - lo for lo, hi in zip(box.lo, box.hi, strict=True))
-    view: np.ndarray = as_strided(start, (*box.counts, *parts), (*outer, *inner))
+    shape = (*box.counts, *(hi - lo for lo, hi in zip(box.lo, box.hi, strict=True)))
+    if out.flags.c_contiguous:
+        # A view over the output's memory: several times cheaper than as_strided.
+        return np.ndarray(shape, out.dtype, out.data, offset, (*outer, *inner))
+    index: tuple[Any, ...] = (*(slice(o, None) for o in box.out_start if o is not None), Ellipsis)
+    view: np.ndarray = as_strided(out[index], shape, (*outer, *inner))
     return view
 
 
@@ -238,12 +276,45 @@ def _address(data: memoryview) -> int:
         return address
 
 
+def _requests(work: BoxWork, tag0: int) -> tuple[list[ReadRequest], list[int]]:
+    """Requests for a box's stored chunks (tags from ``tag0``), and the chunks not stored."""
+    if work.key:
+        key = work.key
+        requests = [
+            ReadRequest(tag0 + i, key, ByteRange(o, o + s))
+            for i, (o, s) in enumerate(zip(work.offsets, work.sizes, strict=True))
+            if o != _MISSING
+        ]
+        return requests, [i for i, o in enumerate(work.offsets) if o == _MISSING]
+    array, whole = work.array, WholeObject()
+    coords = box_chunk_coords(work.box).tolist()
+    return [
+        ReadRequest(tag0 + i, array.chunk_key(tuple(c)), whole) for i, c in enumerate(coords)
+    ], []
+
+
+def _decode_slow(
+    work: BoxWork, i: int, tag: int, data: memoryview, slot: np.ndarray, requests: list[ReadRequest]
+) -> None:
+    """Decode chunk ``i`` of a box into ``slot`` with the array's general decoder.
+
+    Used where there is no raw decoder, and to explain a failed raw decode.
+    """
+    try:
+        work.array.chunk_decoder(data, slot)
+    except DecodeError as exc:
+        j = np.unravel_index(i, work.box.counts)
+        where = tuple(f + int(c) for f, c in zip(work.box.first, j, strict=True))
+        key, rng = _request_of(requests, tag)
+        raise chunk_error(exc, key, rng, where) from exc
+
+
 def read_box(work: BoxWork, scratch: ScratchPool) -> None:
-    """Read, decode and place every chunk of a box (in the calling worker)."""
+    """Read a box with one ``read_batch``, decode it into a stack, copy that out once."""
     array, box = work.array, work.box
     shape = array.read_chunk_shape
     n = box.size
-    nbytes = math.prod(shape) * array.dtype.itemsize
+    nbytes = array.chunk_nbytes
     dst = _dst_view(work.out, box)
     direct = _direct_addresses(work.out, box, shape, dst)
     stack: np.ndarray | None = None
@@ -253,27 +324,14 @@ def read_box(work: BoxWork, scratch: ScratchPool) -> None:
         addresses: Sequence[int] = range(base, base + n * nbytes, nbytes)
     else:
         addresses = direct
-    missing: list[int] = []
-    if work.key:
-        requests = [
-            ReadRequest(i, work.key, ByteRange(o, o + s))
-            for i, (o, s) in enumerate(zip(work.offsets, work.sizes, strict=True))
-            if o != _MISSING
-        ]
-        missing = [i for i, o in enumerate(work.offsets) if o == _MISSING]
-    else:
-        whole = WholeObject()
-        requests = [
-            ReadRequest(i, array.chunk_key(tuple(c)), whole)
-            for i, c in enumerate(box_chunk_coords(box).tolist())
-        ]
+    requests, missing = _requests(work, 0)
     raw = array.raw_chunk_decoder
-    decode = array.chunk_decoder
     for result in array.context.store.read_batch(requests):
         i, data = result.tag, result.data
         if data is None:
             missing.append(i)
             continue
+        # The hot loop: one C call per chunk, no Python objects made.
         if (
             raw is not None
             and len(data)
@@ -281,14 +339,7 @@ def read_box(work: BoxWork, scratch: ScratchPool) -> None:
         ):
             continue
         slot = stack[i] if stack is not None else dst[np.unravel_index(i, box.counts)]
-        try:
-            # The slow decoder either decodes (no raw decoder) or explains the failure.
-            decode(data, slot)
-        except DecodeError as exc:
-            coords = tuple(int(v) for v in np.unravel_index(i, box.counts))
-            where = tuple(f + c for f, c in zip(box.first, coords, strict=True))
-            key, rng = _request_of(requests, i)
-            raise chunk_error(exc, key, rng, where) from exc
+        _decode_slow(work, i, i, data, slot, requests)
     for i in missing:
         if stack is not None:
             stack[i] = array.fill_value
@@ -296,11 +347,69 @@ def read_box(work: BoxWork, scratch: ScratchPool) -> None:
             dst[np.unravel_index(i, box.counts)] = array.fill_value
     if stack is not None:
         chunks = stack.reshape((*box.counts, *shape))
-        part: tuple[Any, ...] = (
-            Ellipsis,
-            *(slice(lo, hi) for lo, hi in zip(box.lo, box.hi, strict=True)),
-        )
-        np.copyto(dst, chunks[part])
+        np.copyto(dst, chunks[_part(box)])
+
+
+def _part(box: Box) -> tuple[Any, ...]:
+    return (Ellipsis, *(slice(lo, hi) for lo, hi in zip(box.lo, box.hi, strict=True)))
+
+
+# A box's chunks [lo, hi) (in C order), the part of it that one task reads.
+_Span = tuple[BoxWork, int, int]
+
+
+def read_chunkwise(spans: list[_Span], scratch: ScratchPool) -> None:
+    """Read small boxes together, one ``read_batch`` per store, placing each chunk once decoded.
+
+    For boxes of a few large chunks (e.g. crops) the per-box costs of
+    :func:`read_box` would dominate; here a chunk is decoded into scratch (or
+    in place) and its part copied out right away, while it is in cache.
+    """
+    where: list[tuple[int, int]] = []
+    works: list[BoxWork] = []
+    views: list[tuple[np.ndarray, list[int] | None, list[tuple[int, ...]]]] = []
+    per_store: dict[int, tuple[Any, list[ReadRequest]]] = {}
+    for k, (w, lo, hi) in enumerate(spans):
+        works.append(w)
+        dst = _dst_view(w.out, w.box)
+        direct = _direct_addresses(w.out, w.box, w.array.read_chunk_shape, dst)
+        views.append((dst, direct, list(np.ndindex(*w.box.counts))))
+        tag0 = len(where)
+        requests, missing = _requests(w, tag0)
+        if lo > 0 or hi < w.box.size:
+            requests = [r for r in requests if lo <= r.tag - tag0 < hi]
+            missing = [i for i in missing if lo <= i < hi]
+        where.extend((k, i) for i in range(w.box.size))
+        for i in missing:
+            dst[views[k][2][i]] = w.array.fill_value
+        store = w.array.context.store
+        per_store.setdefault(id(store), (store, []))[1].extend(requests)
+    for store, requests in per_store.values():
+        for result in store.read_batch(requests):
+            k, i = where[result.tag]
+            w, data = works[k], result.data
+            dst, direct, index = views[k]
+            if data is None:
+                dst[index[i]] = w.array.fill_value
+                continue
+            array = w.array
+            raw, nbytes = array.raw_chunk_decoder, array.chunk_nbytes
+            if direct is not None:
+                if (
+                    raw is None
+                    or not len(data)
+                    or raw(direct[i], nbytes, _address(data), len(data)) != nbytes
+                ):
+                    _decode_slow(w, i, result.tag, data, dst[index[i]], requests)
+                continue
+            chunk = scratch.array(array.read_chunk_shape, array.dtype)
+            if (
+                raw is None
+                or not len(data)
+                or raw(chunk.ctypes.data, nbytes, _address(data), len(data)) != nbytes
+            ):
+                _decode_slow(w, i, result.tag, data, chunk, requests)
+            np.copyto(dst[index[i]], chunk[_part(w.box)])
 
 
 def _request_of(requests: list[ReadRequest], tag: int) -> tuple[str, Range]:
