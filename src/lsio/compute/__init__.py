@@ -17,7 +17,7 @@ from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
 from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
 from lsio.compute._scratch import ScratchPool
-from lsio.compute._zstd import zstd_content_size
+from lsio.compute._zstd import RawDecoder, zstd_content_size
 
 __all__ = [
     "ArrayArrayCodec",
@@ -29,6 +29,7 @@ __all__ = [
     "DecodeError",
     "Moments",
     "NumcodecsCodec",
+    "RawDecoder",
     "ScratchPool",
     "TransposeCodec",
     "check_order",

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import zstandard
 
 from lsio._errors import LsioError
-from lsio.compute._zstd import ZstdError, load_zstd_decoder, zstd_content_size
+from lsio.compute._zstd import RawDecoder, ZstdError, load_zstd_decoders, zstd_content_size
 
 __all__ = [
     "ArrayArrayCodec",
@@ -194,10 +194,14 @@ def _zstd_compressor(level: int, checksum: bool) -> Any:
     return found
 
 
-@functools.cache
 def zstd_decoder() -> Callable[[memoryview, np.ndarray], None]:
     """The process's zstd decoder; loading libzstd is done once (it is read-only state)."""
-    return load_zstd_decoder()
+    return _zstd_decoders()[0]
+
+
+@functools.cache
+def _zstd_decoders() -> tuple[Callable[[memoryview, np.ndarray], None], RawDecoder | None]:
+    return load_zstd_decoders()
 
 
 def blosc_content_size(data: memoryview) -> int | None:
@@ -393,6 +397,25 @@ class CodecPipeline:
                 out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
 
         return decode
+
+    def raw_decoder(self, dtype: np.dtype[Any]) -> RawDecoder | None:
+        """A decoder of raw addresses (see :func:`load_zstd_decoders`), or ``None``.
+
+        Available when a chunk is plain native bytes compressed with zstd and
+        nothing else, and the system's libzstd is loaded: then a chunk decodes
+        with one C call and no Python objects, which is what small chunks need.
+        """
+        plain = (
+            not self.array_array
+            and isinstance(self.array_bytes, BytesCodec)
+            and self.array_bytes.is_plain(dtype)
+        )
+        if not plain or len(self.bytes_bytes) != 1:
+            return None
+        codec = self.bytes_bytes[0]
+        if not isinstance(codec, NumcodecsCodec) or codec.name != "zstd":
+            return None
+        return _zstd_decoders()[1]
 
     def decode_into(self, data: memoryview, out: npt.NDArray[Any]) -> None:
         """Decode one stored chunk into ``out``, whose shape is the chunk's.

@@ -19,7 +19,13 @@ from typing import Any
 import numcodecs.zstd
 import numpy as np
 
-__all__ = ["ZstdError", "load_zstd_decoder", "zstd_content_size"]
+__all__ = [
+    "RawDecoder",
+    "ZstdError",
+    "load_zstd_decoder",
+    "load_zstd_decoders",
+    "zstd_content_size",
+]
 
 _UNKNOWN = 2**64 - 1  # ZSTD_CONTENTSIZE_UNKNOWN
 _ERROR = 2**64 - 2  # ZSTD_CONTENTSIZE_ERROR
@@ -30,6 +36,8 @@ class ZstdError(ValueError):
 
 
 Decoder = Callable[[memoryview, np.ndarray], None]
+# raw(dst_address, dst_size, src_address, src_size) -> bytes decoded (or a zstd error code).
+RawDecoder = Callable[[int, int, int, int], int]
 
 
 class _Contexts(threading.local):
@@ -49,7 +57,7 @@ class _Contexts(threading.local):
             self.ctx = 0
 
 
-def _ctypes_decoder(lib: Any) -> Decoder:
+def _ctypes_decoder(lib: Any) -> tuple[Decoder, RawDecoder]:
     lib.ZSTD_createDCtx.restype = ctypes.c_void_p
     lib.ZSTD_createDCtx.argtypes = []
     lib.ZSTD_freeDCtx.restype = ctypes.c_size_t
@@ -104,7 +112,17 @@ def _ctypes_decoder(lib: Any) -> Decoder:
                 raise ZstdError(f"zstd: {error_name(got).decode()}")
             raise ZstdError(f"zstd data decodes to {got} bytes, expected {expected}")
 
-    return decode
+    def raw(dst: int, dst_size: int, src: int, src_size: int) -> int:
+        # The per-chunk call of the batched read path: plain addresses, no checks
+        # beyond the size decoded, which the caller compares (and explains with
+        # ``decode`` when it differs).
+        ctx = contexts.ctx
+        if not ctx:
+            raise MemoryError("zstd: could not allocate a decompression context")
+        got: int = decompress_ctx(ctx, dst, dst_size, src, src_size)
+        return got
+
+    return decode, raw
 
 
 def _numcodecs_decoder() -> Decoder:
@@ -146,6 +164,16 @@ def zstd_content_size(data: memoryview) -> int | None:
 
 def load_zstd_decoder(prefer_system: bool = True) -> Decoder:
     """The fastest available ``decode(src, dst)``; ``dst`` must be C-contiguous."""
+    return load_zstd_decoders(prefer_system)[0]
+
+
+def load_zstd_decoders(prefer_system: bool = True) -> tuple[Decoder, RawDecoder | None]:
+    """``decode(src, dst)`` and, with the system's libzstd, a decoder of raw addresses.
+
+    The raw decoder ``raw(dst, dst_size, src, src_size)`` returns the number of
+    bytes decoded (a zstd error code on failure); the caller owns both buffers
+    and must keep them alive during the call.
+    """
     if prefer_system:
         name = ctypes.util.find_library("zstd")
         if name is not None:
@@ -153,4 +181,4 @@ def load_zstd_decoder(prefer_system: bool = True) -> Decoder:
                 return _ctypes_decoder(ctypes.CDLL(name))
             except (OSError, AttributeError):
                 pass
-    return _numcodecs_decoder()
+    return _numcodecs_decoder(), None

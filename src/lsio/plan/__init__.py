@@ -1,5 +1,6 @@
 """Level 3, plan: selections -> chunk projections -> reads, and their execution."""
 
+from lsio.plan._boxes import Box, box_chunk_coords, plan_boxes
 from lsio.plan._execute import ReadConfig, ReadTask, execute_reads
 from lsio.plan._projection import (
     ChunkProjection,
@@ -21,6 +22,7 @@ from lsio.plan._selection import (
 )
 
 __all__ = [
+    "Box",
     "ChunkProjection",
     "DimSelection",
     "IntIndex",
@@ -29,6 +31,7 @@ __all__ = [
     "ReadConfig",
     "ReadTask",
     "VectorSelection",
+    "box_chunk_coords",
     "copy_from_chunk",
     "execute_reads",
     "fill_projection",
@@ -36,6 +39,7 @@ __all__ = [
     "normalize_basic",
     "normalize_orthogonal",
     "normalize_vectorized",
+    "plan_boxes",
     "project",
     "project_dims",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio._errors import ChunkError, InvalidArgumentError
-from lsio.compute import DecodeError
+from lsio.compute import DecodeError, RawDecoder
 from lsio.io import ByteRange, Range, SuffixRange, WholeObject
 from lsio.plan import (
     IntIndex,
@@ -61,6 +61,7 @@ class Array(Node[ArrayMetadata]):
         self._read_chunks = sharding.chunk_shape if sharding is not None else meta.chunk_shape
         pipeline = sharding.inner if sharding is not None else meta.pipeline
         self._decoder = pipeline.contiguous_decoder(meta.dtype)
+        self._raw_decoder = pipeline.raw_decoder(meta.dtype)
 
     # -- description -----------------------------------------------------------------
 
@@ -287,6 +288,11 @@ class Array(Node[ArrayMetadata]):
         return self._read_chunks
 
     @property
+    def reads_inner_chunks(self) -> bool:
+        """Whether the unit of reading is an inner chunk of a shard (else a whole object)."""
+        return self._sharding is not None
+
+    @property
     def chunks_per_shard(self) -> tuple[int, ...]:
         """Read-grid chunks along each dimension of a shard (all 1 when unsharded)."""
         if self._sharding is None:
@@ -297,6 +303,16 @@ class Array(Node[ArrayMetadata]):
     def chunk_decoder(self) -> Callable[[memoryview, np.ndarray], None]:
         """Decodes one unit of reading (see :attr:`read_chunk_shape`) into a C-contiguous array."""
         return self._decoder
+
+    @property
+    def chunk_nbytes(self) -> int:
+        """Bytes of one decoded unit of reading."""
+        return math.prod(self._read_chunks) * self._meta.dtype.itemsize
+
+    @property
+    def raw_chunk_decoder(self) -> RawDecoder | None:
+        """Decodes one unit of reading between raw addresses, where the codecs allow it."""
+        return self._raw_decoder
 
     def chunk_tasks(self, chunks: dict[tuple[int, ...], list[Target]]) -> list[ReadTask[ChunkWork]]:
         """Reads for the given chunks (read-grid coordinates) and their targets.
@@ -334,7 +350,7 @@ class Array(Node[ArrayMetadata]):
         inner = arr % per_shard
         inv = inv.reshape(-1)
         shard_keys = [tuple(s) for s in shards.tolist()]
-        indexes = self._shard_indexes(shard_keys)
+        indexes = self.shard_indexes(shard_keys)
         entries = np.full((len(coords), 2), MISSING, dtype=np.uint64)
         for k, shard in enumerate(shard_keys):
             index = indexes[shard]
@@ -404,8 +420,12 @@ class Array(Node[ArrayMetadata]):
     def _key(self, coords: tuple[int, ...]) -> str:
         return self._prefix + self._meta.key_encoding.key(coords)
 
-    def _shard_indexes(self, shards: Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], _Index]:
-        """Indexes of ``shards`` (``None`` for a shard that is not stored), cached, fetched in one batch."""
+    def shard_indexes(self, shards: Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], _Index]:
+        """Indexes of ``shards`` (``None`` for a shard that is not stored), cached, fetched in one batch.
+
+        An index is an array ``(*chunks_per_shard, 2)`` of each inner chunk's
+        offset and size in the shard (``MISSING`` for both when not stored).
+        """
         assert self._sharding is not None
         codec = self._sharding
         found: dict[tuple[int, ...], _Index] = {}

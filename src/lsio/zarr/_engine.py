@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lsio._errors import ChunkError
 from lsio.compute import DecodeError, ScratchPool
-from lsio.io import ByteRange
 from lsio.plan import (
     ChunkProjection,
     OrthogonalSelection,
@@ -36,6 +34,7 @@ from lsio.plan import (
     project,
     project_dims,
 )
+from lsio.zarr._boxread import BoxWork, chunk_error, plan_box_reads, run_boxes
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -138,24 +137,36 @@ def fill_targets(value: Any, targets: list[Target]) -> None:
 def run_jobs(
     jobs: Sequence[ReadJob], pool: cf.Executor | None, batches: int, scratch: ScratchPool
 ) -> None:
-    """Read every job; on failure raise the first error (outputs are then incomplete)."""
-    per_array: dict[int, tuple[Array, dict[tuple[int, ...], list[Target]]]] = {}
+    """Read every job; on failure raise the first error (outputs are then incomplete).
+
+    Unit-step basic selections are read box by box (see
+    :mod:`lsio.zarr._boxread`); the rest, and boxes sharing a chunk with
+    another job, are planned chunk by chunk here.
+    """
+    per_array: dict[int, tuple[Array, list[ReadJob]]] = {}
     for job in jobs:
-        array = job.array
-        _, chunks = per_array.setdefault(id(array), (array, {}))
-        shape = array.read_chunk_shape
-        sel = job.selection
-        if isinstance(sel, OrthogonalSelection) and not any(
-            isinstance(d, np.ndarray) for d in sel.dims
-        ):
-            _plan_basic(sel, shape, job.out, chunks)
-            continue
-        for p in project(sel, shape):
-            # Array indexes and points: the general scatter (never in place).
-            _add(chunks, p.coords, Target(GENERAL, job.out, proj=p))
+        per_array.setdefault(id(job.array), (job.array, []))[1].append(job)
     tasks: list[ReadTask[ChunkWork]] = []
-    for array, chunks in per_array.values():
-        tasks.extend(array.chunk_tasks(chunks))
+    boxes: list[BoxWork] = []
+    for array, array_jobs in per_array.values():
+        works, rest, parts = plan_box_reads(array, array_jobs)
+        boxes.extend(works)
+        chunks: dict[tuple[int, ...], list[Target]] = {}
+        shape = array.read_chunk_shape
+        for part, out in parts:
+            _plan_basic(part, shape, out, chunks)
+        for job in rest:
+            sel = job.selection
+            if isinstance(sel, OrthogonalSelection) and not any(
+                isinstance(d, np.ndarray) for d in sel.dims
+            ):
+                _plan_basic(sel, shape, job.out, chunks)
+                continue
+            for p in project(sel, shape):
+                # Array indexes and points: the general scatter (never in place).
+                _add(chunks, p.coords, Target(GENERAL, job.out, proj=p))
+        if chunks:
+            tasks.extend(array.chunk_tasks(chunks))
 
     def handle(task: ReadTask[ChunkWork], data: memoryview | None) -> None:
         work = task.item
@@ -166,20 +177,10 @@ def run_jobs(
         try:
             _decode_and_scatter(array, data, work.targets, scratch)
         except DecodeError as exc:
-            raise chunk_error(exc, task, work.coords) from exc
+            raise chunk_error(exc, task.key, task.range, work.coords) from exc
 
     execute_reads(tasks, handle, pool, batches)
-
-
-def chunk_error(exc: Exception, task: ReadTask[Any], coords: tuple[int, ...]) -> ChunkError:
-    """The error for a chunk that failed to decode, naming its key and byte range."""
-    rng = task.range
-    where = (
-        f"inner chunk {coords} at bytes [{rng.start}, {rng.end})"
-        if isinstance(rng, ByteRange)
-        else f"chunk {coords}"
-    )
-    return ChunkError(f"{exc} ({where})", key=task.key)
+    run_boxes(boxes, pool, batches, scratch)
 
 
 def _decode_and_scatter(

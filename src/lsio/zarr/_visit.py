@@ -164,7 +164,7 @@ def visit_chunks(
             chunk = scratch.array(chunk_shape, array.dtype)
             decode(data, chunk)
         except DecodeError as exc:
-            raise chunk_error(exc, task, info.coords) from exc
+            raise chunk_error(exc, task.key, task.range, info.coords) from exc
         v.present(chunk[info.chunk_sel], info)
 
     store = ctx.store
