@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, overload
@@ -13,15 +11,14 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from lsio._errors import ChunkError, InvalidArgumentError
-from lsio.compute import DecodeError, RawDecoder
-from lsio.io import ByteRange, Range, SuffixRange, WholeObject
+from lsio._errors import InvalidArgumentError
+from lsio.compute import RawDecoder
+from lsio.io import ByteRange, Range, WholeObject
 from lsio.plan import (
     IntIndex,
     OrthogonalSelection,
     ReadTask,
     VectorSelection,
-    execute_reads,
     normalize_basic,
     normalize_orthogonal,
     normalize_vectorized,
@@ -34,12 +31,11 @@ from lsio.zarr._engine import ChunkWork, ReadJob, Target, fill_targets, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._node import Node
 from lsio.zarr._presence import stored_inner_chunks, stored_objects, walk_keys
-from lsio.zarr._sharding import MISSING, ShardingCodec, parse_shard_index
+from lsio.zarr._shard_index import Index, ShardIndexes
+from lsio.zarr._sharding import MISSING, ShardingCodec
 from lsio.zarr._write import resize_array, write_many, write_selection
 
 __all__ = ["Array"]
-
-_Index = npt.NDArray[np.uint64] | None
 
 
 class Array(Node[ArrayMetadata]):
@@ -54,10 +50,13 @@ class Array(Node[ArrayMetadata]):
     def __init__(self, ctx: Context, path: str, meta: ArrayMetadata) -> None:
         super().__init__(ctx, path, meta)
         self._prefix = f"{path}/" if path else ""
-        self._index_cache: OrderedDict[tuple[int, ...], _Index] = OrderedDict()
-        self._cache_lock = threading.Lock()
         sharding = meta.sharding
         self._sharding: ShardingCodec | None = sharding
+        self._indexes = (
+            ShardIndexes(ctx, sharding, meta.chunk_shape, self._key)
+            if sharding is not None
+            else None
+        )
         self._read_chunks = sharding.chunk_shape if sharding is not None else meta.chunk_shape
         pipeline = sharding.inner if sharding is not None else meta.pipeline
         self._decoder = pipeline.contiguous_decoder(meta.dtype)
@@ -151,9 +150,7 @@ class Array(Node[ArrayMetadata]):
             return objects
         window = max(1, self._ctx.config.shard_index_cache)
         grid = _grid(self.shape, self._read_chunks)
-        return stored_inner_chunks(
-            objects, self.chunks_per_shard, grid, self._shard_indexes, window
-        )
+        return stored_inner_chunks(objects, self.chunks_per_shard, grid, self.shard_indexes, window)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -370,9 +367,8 @@ class Array(Node[ArrayMetadata]):
 
     def forget_shards(self, shards: Iterable[tuple[int, ...]]) -> None:
         """Drop cached indexes of shards that were rewritten."""
-        with self._cache_lock:
-            for s in shards:
-                self._index_cache.pop(s, None)
+        if self._indexes is not None:
+            self._indexes.forget(shards)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -414,56 +410,16 @@ class Array(Node[ArrayMetadata]):
             InvalidArgumentError: A shape of another rank or with negative sides.
         """
         self._meta = resize_array(self, tuple(new_shape))
-        with self._cache_lock:
-            self._index_cache.clear()
+        if self._indexes is not None:
+            self._indexes.forget()
 
     def _key(self, coords: tuple[int, ...]) -> str:
         return self._prefix + self._meta.key_encoding.key(coords)
 
-    def shard_indexes(self, shards: Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], _Index]:
-        """Indexes of ``shards`` (``None`` for a shard that is not stored), cached, fetched in one batch.
-
-        An index is an array ``(*chunks_per_shard, 2)`` of each inner chunk's
-        offset and size in the shard (``MISSING`` for both when not stored).
-        """
-        assert self._sharding is not None
-        codec = self._sharding
-        found: dict[tuple[int, ...], _Index] = {}
-        wanted: list[tuple[int, ...]] = []
-        with self._cache_lock:
-            for s in shards:
-                if s in self._index_cache:
-                    self._index_cache.move_to_end(s)
-                    found[s] = self._index_cache[s]
-                else:
-                    wanted.append(s)
-        if not wanted:
-            return found
-        size = codec.index_nbytes(self._meta.chunk_shape)
-        rng = SuffixRange(size) if codec.index_location == "end" else ByteRange(0, size)
-        per_shard = codec.chunks_per_shard(self._meta.chunk_shape)
-        lock = threading.Lock()
-
-        def handle(task: ReadTask[tuple[int, ...]], data: memoryview | None) -> None:
-            index: _Index = None
-            if data is not None:
-                try:
-                    index = parse_shard_index(data, codec, per_shard)
-                except DecodeError as exc:
-                    raise ChunkError(f"shard index: {exc}", key=task.key) from exc
-            with lock:
-                found[task.item] = index
-
-        tasks = [ReadTask(self._ctx.store, self._key(s), rng, s) for s in wanted]
-        execute_reads(tasks, handle, self._ctx.pool, self._ctx.batches)
-        limit = self._ctx.config.shard_index_cache
-        with self._cache_lock:
-            for s in wanted:
-                self._index_cache[s] = found[s]
-                self._index_cache.move_to_end(s)
-            while len(self._index_cache) > limit:
-                self._index_cache.popitem(last=False)
-        return found
+    def shard_indexes(self, shards: Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], Index]:
+        """Indexes of ``shards``, cached; see :meth:`ShardIndexes.get`."""
+        assert self._indexes is not None
+        return self._indexes.get(shards)
 
 
 def _has_ellipsis(selection: Any) -> bool:
