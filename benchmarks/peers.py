@@ -31,11 +31,11 @@ class Reader:
 
 class Lsio(Reader):
     def __init__(
-        self, threads: int | None = None, backend: str = "preadv", direct: bool = False
+        self, threads: int | None = None, backend: str = "auto", direct: bool = False
     ) -> None:
         import lsio
 
-        self.name = "lsio" if backend == "preadv" else f"lsio[{backend}]"
+        self.name = "lsio" if backend == "auto" else f"lsio[{backend}]"
         if direct:
             self.name += "[direct]"
         self._config = lsio.ReadConfig(
@@ -123,7 +123,12 @@ def all_readers() -> list[Reader]:
     """lsio first (with each IO backend), then every peer that is installed."""
     import lsio.io
 
-    readers: list[Reader] = [Lsio(), Lsio(backend="mmap"), Lsio(direct=True)]
+    readers: list[Reader] = [
+        Lsio(),
+        Lsio(backend="preadv"),
+        Lsio(backend="mmap"),
+        Lsio(backend="preadv", direct=True),
+    ]
     if lsio.io.uring_available():
         readers.append(Lsio(backend="io_uring"))
     try:

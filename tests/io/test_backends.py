@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from lsio import ReadError
 from lsio.io import (
+    AutoStore,
     ByteRange,
     IOConfig,
     LocalStore,
@@ -167,7 +170,9 @@ class TestUringStore(TestLocalStore):
 
 
 def test_backend_choice(tmp_path: Path) -> None:
-    assert type(local_store(tmp_path)) is LocalStore
+    assert type(local_store(tmp_path)) is AutoStore
+    assert type(local_store(tmp_path, IOConfig(backend="preadv"))) is LocalStore
+    assert type(local_store(tmp_path, IOConfig(direct=True))) is LocalStore
     chosen = local_store(tmp_path, IOConfig(backend="io_uring"))
     assert isinstance(chosen, UringStore if uring_available() else LocalStore)
     with pytest.raises(ValueError, match="unknown IO backend 'aio'"):
@@ -191,3 +196,46 @@ class TestMmapStore(TestLocalStore):
         assert bytes(old) == b"old bytes"  # a view handed out earlier stays valid
         assert bytes(new) == b"new"
         assert isinstance(local_store(tmp_path, IOConfig(backend="mmap")), MmapStore)
+
+
+def _mapped(view: Any) -> bool:
+    """Whether a result is a view of a memory map (rather than bytes read into a buffer)."""
+    obj = view
+    while obj is not None:
+        if isinstance(obj, mmap.mmap):
+            return True
+        obj = obj.obj if isinstance(obj, memoryview) else getattr(obj, "base", None)
+    return False
+
+
+class TestAutoStore(TestLocalStore):
+    def make_store(self, tmp_path: Path) -> Store:
+        store = super().make_store(tmp_path)
+        assert isinstance(store, LocalStore)
+        return AutoStore(store.root, IOConfig())
+
+    def test_small_cached_ranges_are_mapped_the_rest_read(self, tmp_path: Path) -> None:
+        store = AutoStore(tmp_path, IOConfig(), map_below=1000)
+        data = bytes(range(256)) * 40
+        store.put("shard", data)
+        (tmp_path / "shard").read_bytes()  # in the page cache now
+
+        def read(*reqs: ReadRequest) -> dict[int, Any]:
+            return {r.tag: r.data for r in store.read_batch(list(reqs))}
+
+        small = read(
+            ReadRequest(0, "shard", ByteRange(10, 500)), ReadRequest(1, "shard", SuffixRange(16))
+        )
+        assert all(_mapped(v) for v in small.values())
+        assert bytes(small[0]) == data[10:500]
+        assert bytes(small[1]) == data[-16:]
+        large = read(
+            ReadRequest(0, "shard", ByteRange(0, 600)),
+            ReadRequest(1, "shard", ByteRange(700, 1200)),
+        )
+        whole = read(ReadRequest(0, "shard", WholeObject()))
+        assert not any(_mapped(v) for v in [*large.values(), *whole.values()])
+        assert bytes(large[1]) == data[700:1200]
+        assert bytes(whole[0]) == data
+        store.put("shard", b"new")  # replaced: mapped again, never stale
+        assert bytes(read(ReadRequest(0, "shard", ByteRange(0, 3)))[0]) == b"new"

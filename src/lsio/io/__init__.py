@@ -7,7 +7,7 @@ from lsio.io._base import ByteReader, IOConfig, Lister, Store, Writer, resolve_r
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
-from lsio.io._mmap import MmapStore
+from lsio.io._mmap import AutoStore, MmapStore
 from lsio.io._types import (
     ByteRange,
     Range,
@@ -20,6 +20,7 @@ from lsio.io._types import (
 from lsio.io._uring import UringStore, uring_available
 
 __all__ = [
+    "AutoStore",
     "ByteRange",
     "ByteReader",
     "CoalescedRead",
@@ -50,6 +51,8 @@ def local_store(root: str | os.PathLike[str], config: IOConfig | None = None) ->
     cfg = config or IOConfig()
     if cfg.backend == "mmap":
         return MmapStore(root, cfg)
+    if cfg.backend == "auto" and not cfg.direct:
+        return AutoStore(root, cfg)
     if cfg.backend == "io_uring":
         if uring_available():
             return UringStore(root, cfg)

@@ -11,6 +11,9 @@ from lsio.io._types import ByteRange, Range, ReadRequest, ReadResult, SuffixRang
 __all__ = ["ByteReader", "IOConfig", "Lister", "Store", "group_by_key", "resolve_range"]
 
 
+_BACKENDS = ("preadv", "io_uring", "mmap", "auto")
+
+
 @dataclass(frozen=True, slots=True)
 class IOConfig:
     """How a backend turns requested ranges into physical reads.
@@ -19,20 +22,25 @@ class IOConfig:
         max_gap: Unrequested bytes between two ranges that are read anyway to save a
             request. Defaults to 64 KiB, about what a local read costs in setup time.
         max_read: Soft upper bound on one merged read. Defaults to 16 MiB.
-        backend: Local-file backend: ``"preadv"`` (default; a ``preadv`` per merged
-            read, from each worker thread) or ``"io_uring"`` (all reads of a batch
-            through one ring per thread; falls back to ``"preadv"``, with a logged
-            warning, where the kernel or platform refuses it) or ``"mmap"`` (cached
-            memory maps: views instead of reads, fastest on page-cached data).
+        backend: Local-file backend: ``"auto"`` (default: views of cached memory
+            maps for small parts of files whose pages are in the page cache, e.g.
+            random crops of sharded arrays; ``preadv`` for whole files, large
+            spans and data on disk), ``"preadv"`` (a ``preadv`` per merged read,
+            from each worker thread), ``"io_uring"`` (all reads of a batch
+            through one ring per thread; falls back to ``"preadv"``, with a
+            logged warning, where the kernel or platform refuses it) or
+            ``"mmap"`` (cached memory maps for every read: views instead of
+            reads, fastest on page-cached data, slowest from disk).
         direct: Open files with ``O_DIRECT`` (bypass the page cache; reads are
             widened to 4 KiB-aligned ranges into aligned buffers). Defaults to
             ``False``. Where the file system refuses ``O_DIRECT``, files are read
-            through the page cache. Only the ``preadv`` backend honours it.
+            through the page cache. Only ``preadv`` reads honour it (``"auto"``
+            then reads everything with ``preadv``).
     """
 
     max_gap: int = 64 * 1024
     max_read: int = 16 * 1024 * 1024
-    backend: str = "preadv"
+    backend: str = "auto"
     direct: bool = False
 
     def __post_init__(self) -> None:
@@ -40,9 +48,9 @@ class IOConfig:
             raise ValueError(
                 f"need max_gap >= 0 and max_read >= 1, got {self.max_gap}, {self.max_read}"
             )
-        if self.backend not in ("preadv", "io_uring", "mmap"):
+        if self.backend not in _BACKENDS:
             raise ValueError(
-                f"unknown IO backend {self.backend!r}; choose 'preadv', 'io_uring' or 'mmap'"
+                f"unknown IO backend {self.backend!r}; choose one of {', '.join(_BACKENDS)}"
             )
 
 

@@ -10,20 +10,22 @@ by a writer (lsio replaces objects by renaming) is mapped again, never read stal
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from lsio._errors import ReadError
 from lsio.io._base import IOConfig, group_by_key, resolve_range
 from lsio.io._local import LocalStore
-from lsio.io._types import ReadRequest, ReadResult, describe_range
+from lsio.io._types import ByteRange, ReadRequest, ReadResult, SuffixRange, describe_range
 
-__all__ = ["MmapStore"]
+__all__ = ["AutoStore", "MmapStore"]
 
 _Identity = tuple[int, int, int]
 
@@ -74,15 +76,92 @@ class MmapStore(LocalStore):
     def read_batch(self, requests: Sequence[ReadRequest]) -> Iterator[ReadResult]:
         """Serve every request as a view of its file's mapping."""
         for key, reqs in group_by_key(requests).items():
-            try:
-                data = self._mapping(key)
-            except OSError as exc:
-                raise ReadError(
-                    str(exc), key=key, byte_range=describe_range(reqs[0].range)
-                ) from exc
+            yield from self._read_mapped(key, reqs)
+
+    def _read_mapped(self, key: str, reqs: list[ReadRequest]) -> Iterator[ReadResult]:
+        try:
+            data = self._mapping(key)
+        except OSError as exc:
+            raise ReadError(str(exc), key=key, byte_range=describe_range(reqs[0].range)) from exc
+        for req in reqs:
+            if data is None:
+                yield ReadResult(req.tag, None)
+                continue
+            start, end = resolve_range(req.range, data.size)
+            yield ReadResult(req.tag, data[start:end].data)
+
+
+def _load_mincore() -> Any:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).mincore
+    except (OSError, AttributeError):  # not a platform with mincore: never map
+        return None
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_MINCORE = _load_mincore()
+
+
+def _resident(data: np.ndarray, reqs: list[ReadRequest]) -> bool:
+    """Whether every page between the first and the last requested byte is in the page cache."""
+    if _MINCORE is None or data.size == 0:
+        return _MINCORE is not None
+    spans = [resolve_range(r.range, data.size) for r in reqs]
+    first = min(s for s, _ in spans) // mmap.PAGESIZE * mmap.PAGESIZE
+    length = max(e for _, e in spans) - first
+    if length <= 0:
+        return True
+    vec = np.empty(-(-length // mmap.PAGESIZE), dtype=np.uint8)
+    if _MINCORE(data.ctypes.data + first, length, vec.ctypes.data) != 0:
+        return False
+    return bool(np.all(vec & 1))
+
+
+class AutoStore(MmapStore):
+    """Memory maps for small parts of files, ``preadv`` for whole files and large spans.
+
+    Random crops of sharded arrays read a few inner chunks of each big shard
+    file: views of a cached mapping spare a read and a copy per range, but
+    only while the pages are in the page cache (``mincore`` says so; a page
+    fault per page is far slower than one ``preadv`` from disk). Whole files
+    (unsharded chunks) and large spans (whole-array reads) are cheaper with one
+    ``preadv`` than with a new mapping or page faults.
+
+    Args:
+        root: Directory (or ``file://`` URL) that holds the objects.
+        config: IO settings (coalescing applies to the ``preadv`` reads).
+        map_below: Requests of one file in one batch that add up to fewer
+            bytes than this (default 4 MiB) are served from the mapping.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        config: IOConfig | None = None,
+        map_below: int = 4 * 1024 * 1024,
+    ) -> None:
+        super().__init__(root, config)
+        self._map_below = map_below
+
+    def read_batch(self, requests: Sequence[ReadRequest]) -> Iterator[ReadResult]:
+        """Serve each file's requests from its mapping or with ``preadv``, by their sizes."""
+        for key, reqs in group_by_key(requests).items():
+            total = 0
             for req in reqs:
-                if data is None:
-                    yield ReadResult(req.tag, None)
-                    continue
-                start, end = resolve_range(req.range, data.size)
-                yield ReadResult(req.tag, data[start:end].data)
+                rng = req.range
+                if not isinstance(rng, ByteRange | SuffixRange):
+                    total = self._map_below  # a whole object: read it
+                    break
+                total += rng.end - rng.start if isinstance(rng, ByteRange) else rng.length
+            data = None
+            if total < self._map_below:
+                try:
+                    data = self._mapping(key)
+                except OSError:  # e.g. not a regular file: preadv reports it with the range
+                    data = None
+            if data is not None and _resident(data, reqs):
+                yield from self._read_mapped(key, reqs)
+            else:
+                yield from self._read_file(key, reqs)
