@@ -215,27 +215,33 @@ class TestAutoStore(TestLocalStore):
         return AutoStore(store.root, IOConfig())
 
     def test_small_cached_ranges_are_mapped_the_rest_read(self, tmp_path: Path) -> None:
-        store = AutoStore(tmp_path, IOConfig(), map_below=1000)
-        data = bytes(range(256)) * 40
+        kib = 1024
+        store = AutoStore(tmp_path, IOConfig(), map_below=100 * kib)
+        data = bytes(range(256)) * 800
         store.put("shard", data)
         (tmp_path / "shard").read_bytes()  # in the page cache now
 
         def read(*reqs: ReadRequest) -> dict[int, Any]:
             return {r.tag: r.data for r in store.read_batch(list(reqs))}
 
+        # A few chunk-sized parts of a big file: views of its mapping.
         small = read(
-            ReadRequest(0, "shard", ByteRange(10, 500)), ReadRequest(1, "shard", SuffixRange(16))
+            ReadRequest(0, "shard", ByteRange(10, 40 * kib)),
+            ReadRequest(1, "shard", SuffixRange(20 * kib)),
         )
         assert all(_mapped(v) for v in small.values())
-        assert bytes(small[0]) == data[10:500]
-        assert bytes(small[1]) == data[-16:]
+        assert bytes(small[0]) == data[10 : 40 * kib]
+        assert bytes(small[1]) == data[-20 * kib :]
+        # Large spans, whole files, and many tiny ranges: read.
         large = read(
-            ReadRequest(0, "shard", ByteRange(0, 600)),
-            ReadRequest(1, "shard", ByteRange(700, 1200)),
+            ReadRequest(0, "shard", ByteRange(0, 60 * kib)),
+            ReadRequest(1, "shard", ByteRange(70 * kib, 120 * kib)),
         )
         whole = read(ReadRequest(0, "shard", WholeObject()))
-        assert not any(_mapped(v) for v in [*large.values(), *whole.values()])
-        assert bytes(large[1]) == data[700:1200]
+        tiny = read(*(ReadRequest(i, "shard", ByteRange(i * 100, i * 100 + 50)) for i in range(20)))
+        assert not any(_mapped(v) for v in [*large.values(), *whole.values(), *tiny.values()])
+        assert bytes(large[1]) == data[70 * kib : 120 * kib]
         assert bytes(whole[0]) == data
-        store.put("shard", b"new")  # replaced: mapped again, never stale
-        assert bytes(read(ReadRequest(0, "shard", ByteRange(0, 3)))[0]) == b"new"
+        assert bytes(tiny[7]) == data[700:750]
+        store.put("shard", bytes(64 * kib))  # replaced: mapped again, never stale
+        assert bytes(read(ReadRequest(0, "shard", ByteRange(0, 32 * kib)))[0]) == bytes(32 * kib)
