@@ -23,6 +23,7 @@ import numpy.typing as npt
 import zstandard
 
 from lsio._errors import LsioError
+from lsio.compute._scratch import ScratchPool
 from lsio.compute._zstd import RawDecoder, ZstdError, load_zstd_decoders, zstd_content_size
 
 __all__ = [
@@ -270,9 +271,19 @@ class BytesCodec:
         arr: np.ndarray = np.frombuffer(data, dtype=stored).reshape(shape, order=self.order)  # type: ignore[call-overload]
         return arr if stored.isnative else arr.astype(stored.newbyteorder("="))
 
-    def encode(self, arr: np.ndarray) -> memoryview:
-        """The elements in this codec's order and byte order (no copy when already so)."""
+    def encode(self, arr: np.ndarray, scratch: ScratchPool | None = None) -> memoryview:
+        """The elements in this codec's order and byte order (no copy when already so).
+
+        A copy, when needed, goes into ``scratch`` (this thread's reused buffer,
+        valid until the thread's next request) instead of a new array.
+        """
         stored = self.stored_dtype(arr.dtype.newbyteorder("="))
+        needs_copy = not arr.flags.c_contiguous or arr.dtype != stored
+        if scratch is not None and self.order == "C" and needs_copy:
+            # A fresh array per chunk costs page faults on every first touch.
+            buf = scratch.array(arr.shape, stored)
+            np.copyto(buf, arr, casting="unsafe")
+            return buf.reshape(-1).data.cast("B")
         out = np.asarray(arr, dtype=stored, order=self.order)  # type: ignore[call-overload]
         if not (out.flags.c_contiguous if self.order == "C" else out.flags.f_contiguous):
             out = out.copy(order=self.order)
@@ -346,11 +357,19 @@ class CodecPipeline:
             arr = aa.decode(arr)
         return arr
 
-    def encode(self, arr: np.ndarray) -> memoryview:
-        """Encode one chunk (an array of the chunk's shape) to its stored bytes."""
+    def encode(self, arr: np.ndarray, scratch: ScratchPool | None = None) -> memoryview:
+        """Encode one chunk (an array of the chunk's shape) to its stored bytes.
+
+        With ``scratch``, a chunk that must be laid out anew for a compressor is
+        copied into the calling thread's reused buffer (the compressor's output
+        is always new memory, so the result never points into the scratch).
+        """
         for aa in self.array_array:
             arr = aa.encode(arr)
-        data = self.array_bytes.encode(arr)
+        if self.bytes_bytes and isinstance(self.array_bytes, BytesCodec):
+            data = self.array_bytes.encode(arr, scratch)
+        else:
+            data = self.array_bytes.encode(arr)
         for bb in self.bytes_bytes:
             data = bb.encode(data)
         return data

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import CodecPipeline, DecodeError
+from lsio.compute import CodecPipeline, DecodeError, ScratchPool
 from lsio.plan import grid_shape
 
 __all__ = ["MISSING", "ShardingCodec", "is_fill", "parse_shard_index"]
@@ -89,8 +89,13 @@ class ShardingCodec:
         n = self.chunks_per_shard(shape)
         return self.index.encode(np.full((*n, 2), MISSING, dtype=np.uint64))
 
-    def encode_stored(self, arr: np.ndarray) -> memoryview | None:
-        """Like :meth:`encode`, but ``None`` when every inner chunk is the fill value."""
+    def encode_stored(
+        self, arr: np.ndarray, scratch: ScratchPool | None = None
+    ) -> memoryview | None:
+        """Like :meth:`encode`, but ``None`` when every inner chunk is the fill value.
+
+        ``scratch`` lends the inner chunks' layout copies a reused buffer per thread.
+        """
         n = self.chunks_per_shard(arr.shape)
         index = np.full((*n, 2), MISSING, dtype=np.uint64)
         parts: list[memoryview] = []
@@ -104,7 +109,7 @@ class ShardingCodec:
                 chunk = full
             if is_fill(chunk, self.fill_value):
                 continue
-            data = self.inner.encode(chunk)
+            data = self.inner.encode(chunk, scratch)
             index[coords] = (offset, len(data))
             offset += len(data)
             parts.append(data)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lsio._errors import InvalidArgumentError, ReadOnlyError
-from lsio.compute import run_all
+from lsio.compute import ScratchPool, run_all
 from lsio.io import Writer
 from lsio.plan import normalize_basic, project_dims
 from lsio.zarr._attrs import rewrite_metadata
@@ -108,12 +108,13 @@ def write_many(array: Array, selections: Sequence[Any], values: Sequence[Any]) -
         for parts in itertools.product(*project_dims(sel, unit)):
             per_object.setdefault(tuple(p[0] for p in parts), []).append((k, parts))
     sharding = meta.sharding
+    scratch = ScratchPool()  # encoders' layout copies: one reused buffer per worker
 
     def encode(block: np.ndarray) -> memoryview | None:
         """The stored bytes of an object, or ``None`` when it holds only the fill value."""
         if sharding is not None:
-            return sharding.encode_stored(block)
-        return None if is_fill(block, meta.fill_value) else meta.pipeline.encode(block)
+            return sharding.encode_stored(block, scratch)
+        return None if is_fill(block, meta.fill_value) else meta.pipeline.encode(block, scratch)
 
     def write_object(coords: tuple[int, ...]) -> None:
         region = tuple(
