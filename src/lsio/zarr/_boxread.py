@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from lsio.zarr._array import Array
     from lsio.zarr._engine import ReadJob
 
-__all__ = ["BoxWork", "chunk_error", "plan_box_reads", "run_boxes"]
+__all__ = ["BoxWork", "buffer_address", "chunk_error", "plan_box_reads", "run_boxes"]
 
 # Scratch a worker decodes one box into: large enough that per-box costs vanish
 # next to decoding, small enough to stay in cache until it is copied out.
@@ -273,7 +273,7 @@ def _kept_sizes(out: np.ndarray, box: Box) -> list[int]:
     return [0 if o is None else next(sizes) for o in box.out_start]
 
 
-def _address(data: memoryview) -> int:
+def buffer_address(data: memoryview) -> int:
     try:
         return ctypes.addressof(ctypes.c_char.from_buffer(data))
     except TypeError:  # read-only (bytes, a memory map): NumPy finds the address
@@ -340,7 +340,7 @@ def read_box(work: BoxWork, scratch: ScratchPool) -> None:
         if (
             raw is not None
             and len(data)
-            and raw(addresses[i], nbytes, _address(data), len(data)) == nbytes
+            and raw(addresses[i], nbytes, buffer_address(data), len(data)) == nbytes
         ):
             continue
         slot = stack[i] if stack is not None else dst[np.unravel_index(i, box.counts)]
@@ -403,7 +403,7 @@ def read_chunkwise(spans: list[_Span], scratch: ScratchPool) -> None:
                 if (
                     raw is None
                     or not len(data)
-                    or raw(direct[i], nbytes, _address(data), len(data)) != nbytes
+                    or raw(direct[i], nbytes, buffer_address(data), len(data)) != nbytes
                 ):
                     _decode_slow(w, i, result.tag, data, dst[index[i]], requests)
                 continue
@@ -411,7 +411,7 @@ def read_chunkwise(spans: list[_Span], scratch: ScratchPool) -> None:
             if (
                 raw is None
                 or not len(data)
-                or raw(chunk.ctypes.data, nbytes, _address(data), len(data)) != nbytes
+                or raw(chunk.ctypes.data, nbytes, buffer_address(data), len(data)) != nbytes
             ):
                 _decode_slow(w, i, result.tag, data, chunk, requests)
             np.copyto(dst[index[i]], chunk[_part(w.box)])

@@ -34,7 +34,8 @@ from lsio.plan import (
     project,
     project_dims,
 )
-from lsio.zarr._boxread import BoxWork, chunk_error, plan_box_reads, run_boxes
+from lsio.zarr._boxread import BoxWork, buffer_address, chunk_error, plan_box_reads, run_boxes
+from lsio.zarr._runs import RunWork, merge_runs
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -146,7 +147,7 @@ def run_jobs(
     per_array: dict[int, tuple[Array, list[ReadJob]]] = {}
     for job in jobs:
         per_array.setdefault(id(job.array), (job.array, []))[1].append(job)
-    tasks: list[ReadTask[ChunkWork]] = []
+    tasks: list[ReadTask[Any]] = []
     boxes: list[BoxWork] = []
     for array, array_jobs in per_array.values():
         works, rest, parts = plan_box_reads(array, array_jobs)
@@ -166,10 +167,19 @@ def run_jobs(
                 # Array indexes and points: the general scatter (never in place).
                 _add(chunks, p.coords, Target(GENERAL, job.out, proj=p))
         if chunks:
-            tasks.extend(array.chunk_tasks(chunks))
+            single: list[ReadTask[Any]] = []
+            to_scratch: list[ReadTask[ChunkWork]] = []
+            for t in array.chunk_tasks(chunks):
+                direct = any(x.kind == DIRECT for x in t.item.targets)
+                (single if direct else to_scratch).append(t)
+            tasks.extend(single)
+            tasks.extend(merge_runs(array, to_scratch))
 
-    def handle(task: ReadTask[ChunkWork], data: memoryview | None) -> None:
+    def handle(task: ReadTask[Any], data: memoryview | None) -> None:
         work = task.item
+        if isinstance(work, RunWork):
+            _decode_run(work, task, data, scratch)
+            return
         array = work.array
         if data is None:
             fill_targets(array.fill_value, work.targets)
@@ -183,6 +193,33 @@ def run_jobs(
     run_boxes(boxes, pool, batches, scratch)
 
 
+def _decode_run(
+    work: RunWork, task: ReadTask[Any], data: memoryview | None, scratch: ScratchPool
+) -> None:
+    """Decode a run of chunks with one call and scatter each (or chunk by chunk on failure)."""
+    array = work.array
+    if data is None:  # the shard went away since its index was read
+        for chunk in work.chunks:
+            fill_targets(array.fill_value, chunk.targets)
+        return
+    raw = array.raw_chunk_decoder
+    assert raw is not None
+    n, nbytes = len(work.chunks), array.chunk_nbytes
+    stack = scratch.array((n, *array.read_chunk_shape), array.dtype)
+    if raw(stack.ctypes.data, n * nbytes, buffer_address(data), len(data)) == n * nbytes:
+        for i, chunk in enumerate(work.chunks):
+            _scatter(stack[i], chunk.targets)
+        return
+    # Something in the run is wrong: decode chunk by chunk to name the culprit.
+    base = work.ranges[0].start
+    for chunk, rng in zip(work.chunks, work.ranges, strict=True):
+        part = data[rng.start - base : rng.end - base]
+        try:
+            _decode_and_scatter(array, part, chunk.targets, scratch)
+        except DecodeError as exc:
+            raise chunk_error(exc, task.key, rng, chunk.coords) from exc
+
+
 def _decode_and_scatter(
     array: Array, data: memoryview, targets: list[Target], scratch: ScratchPool
 ) -> None:
@@ -194,11 +231,16 @@ def _decode_and_scatter(
     direct = next((t for t in targets if t.kind == DIRECT), None)
     chunk = direct.dst if direct is not None else scratch.array(array.read_chunk_shape, array.dtype)
     decode(data, chunk)
+    _scatter(chunk, targets, direct)
+
+
+def _scatter(chunk: np.ndarray, targets: list[Target], done: Target | None = None) -> None:
+    """Copy a decoded chunk to its targets (``done``: one it was decoded into)."""
     for t in targets:
         if t.kind == COPY:
             np.copyto(t.dst, chunk[t.src])
         elif t.kind == DIRECT:
-            if t is not direct:  # another read wants this whole chunk too
+            if t is not done:  # another read wants this whole chunk too
                 np.copyto(t.dst, chunk)
         else:
             assert t.proj is not None
