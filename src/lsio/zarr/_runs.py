@@ -6,7 +6,9 @@ Each chunk read and decoded on its own costs a ``read_batch`` result and a C
 call, and after each C call a worker must win the GIL back from the other
 workers. zstd decodes concatenated frames into one buffer in a single call, so
 a run of adjacent chunks is read as one range and decoded with one call into a
-scratch stack, then each chunk is scattered from the stack.
+scratch stack, then each chunk is scattered from the stack. A run is checked
+by its total decoded size; on a mismatch it is decoded again chunk by chunk,
+with the per-chunk checks, so a bad chunk is named in the error.
 """
 
 from __future__ import annotations
