@@ -76,19 +76,23 @@ class MmapStore(LocalStore):
     def read_batch(self, requests: Sequence[ReadRequest]) -> Iterator[ReadResult]:
         """Serve every request as a view of its file's mapping."""
         for key, reqs in group_by_key(requests).items():
-            yield from self._read_mapped(key, reqs)
+            try:
+                data = self._mapping(key)
+            except OSError as exc:
+                raise ReadError(
+                    str(exc), key=key, byte_range=describe_range(reqs[0].range)
+                ) from exc
+            yield from _views(data, reqs)
 
-    def _read_mapped(self, key: str, reqs: list[ReadRequest]) -> Iterator[ReadResult]:
-        try:
-            data = self._mapping(key)
-        except OSError as exc:
-            raise ReadError(str(exc), key=key, byte_range=describe_range(reqs[0].range)) from exc
-        for req in reqs:
-            if data is None:
-                yield ReadResult(req.tag, None)
-                continue
-            start, end = resolve_range(req.range, data.size)
-            yield ReadResult(req.tag, data[start:end].data)
+
+def _views(data: np.ndarray | None, reqs: list[ReadRequest]) -> Iterator[ReadResult]:
+    """Each request as a view of a file's mapping (``None`` data: the file does not exist)."""
+    for req in reqs:
+        if data is None:
+            yield ReadResult(req.tag, None)
+            continue
+        start, end = resolve_range(req.range, data.size)
+        yield ReadResult(req.tag, data[start:end].data)
 
 
 _MAP_MIN_AVERAGE = 16 * 1024
@@ -168,6 +172,6 @@ class AutoStore(MmapStore):
                 except OSError:  # e.g. not a regular file: preadv reports it with the range
                     data = None
             if data is not None and _resident(data, reqs):
-                yield from self._read_mapped(key, reqs)
+                yield from _views(data, reqs)
             else:
                 yield from self._read_file(key, reqs)

@@ -39,6 +39,14 @@ def _empty(shape: tuple[int, ...], dtype: np.dtype[Any], pin: bool) -> tuple[np.
     return tensor.numpy(), tensor
 
 
+def _batch_buffer(
+    shape: tuple[int, ...], dtype: np.dtype[Any], out: str, pin: bool
+) -> tuple[np.ndarray, Any]:
+    """A new batch buffer, as (NumPy view to fill, what the batch delivers for ``out``)."""
+    view, tensor = _empty(shape, dtype, pin)
+    return view, tensor if tensor is not None else (view if out == "numpy" else _torch(view))
+
+
 def read_step(
     sampler: CropSampler, samples: Samples, out: str = "numpy", pin: bool = False
 ) -> dict[str, Any]:
@@ -48,9 +56,9 @@ def read_step(
     views: dict[str, np.ndarray] = {}
     coords: dict[str, dict[str, np.ndarray]] = {}
     for name, src in sources.items():
-        view, tensor = _empty((len(samples), *src.crop_shape), src.array.dtype, pin)
-        views[name] = view
-        batch[name] = tensor if tensor is not None else (view if out == "numpy" else _torch(view))
+        views[name], batch[name] = _batch_buffer(
+            (len(samples), *src.crop_shape), src.array.dtype, out, pin
+        )
         starts = samples.starts[name]
         coords[name] = {
             d: src.coords[d][starts[d][:, None] + np.arange(length)]
@@ -103,10 +111,8 @@ def apply_per_sample(
                 if same and as_numpy[key].dtype == arr.dtype:
                     outs[key] = as_numpy[key]
                 else:
-                    view, tensor = _empty((len(batch["ids"]), *arr.shape), arr.dtype, pin)
-                    outs[key] = view
-                    batch[key] = (
-                        tensor if tensor is not None else (view if out == "numpy" else _torch(view))
+                    outs[key], batch[key] = _batch_buffer(
+                        (len(batch["ids"]), *arr.shape), arr.dtype, out, pin
                     )
             target = outs.get(key)
             if target is None or target.shape[1:] != arr.shape or target.dtype != arr.dtype:

@@ -19,6 +19,7 @@ from lsio.plan import (
     OrthogonalSelection,
     ReadTask,
     VectorSelection,
+    grid_shape,
     normalize_basic,
     normalize_orthogonal,
     normalize_vectorized,
@@ -144,12 +145,12 @@ class Array(Node[ArrayMetadata]):
         """
         meta = self._meta
         objects = stored_objects(
-            self._ctx.store, self._path, meta.key_encoding, _grid(self.shape, meta.chunk_shape)
+            self._ctx.store, self._path, meta.key_encoding, grid_shape(self.shape, meta.chunk_shape)
         )
         if self._sharding is None:
             return objects
         window = max(1, self._ctx.config.shard_index_cache)
-        grid = _grid(self.shape, self._read_chunks)
+        grid = grid_shape(self.shape, self._read_chunks)
         return stored_inner_chunks(objects, self.chunks_per_shard, grid, self.shard_indexes, window)
 
     def __len__(self) -> int:
@@ -469,7 +470,3 @@ class _VIndex:
     def read(self, selection: Any, out: np.ndarray | None = None) -> np.ndarray:
         """Read points, into ``out`` (of any memory layout) when given."""
         return self._array._read(normalize_vectorized(selection, self._array.shape), out)
-
-
-def _grid(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(-(-n // c) for n, c in zip(shape, chunks, strict=True))

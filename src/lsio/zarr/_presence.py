@@ -43,7 +43,7 @@ def walk_keys(store: Lister, path: str) -> Iterator[str]:
 
 def _parse(key: str, encoding: KeyEncoding, ndim: int) -> tuple[int, ...] | None:
     """Grid coordinates of a chunk key, or ``None`` for a name that is not a chunk key."""
-    parts = key.split(encoding.separator) if encoding.separator != "/" else key.split("/")
+    parts = key.split(encoding.separator)
     if encoding.prefix:
         if parts[0] != "c":
             return None
