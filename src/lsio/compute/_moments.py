@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lsio.compute._kernels import as_akb, float_moments, int_moments
+
 __all__ = ["Moments", "moments_kind", "reduce_block", "fill_moments"]
 
 _Arr = npt.NDArray[Any]
@@ -208,6 +210,9 @@ def reduce_block(x: _Arr, axis: tuple[int, ...]) -> Moments:
     n_per = math.prod(x.shape[d] for d in axis)
     if x.size == 0:
         return Moments.empty(x.dtype, k)
+    fused = _reduce_fused(x, axis, kind)
+    if fused is not None:
+        return fused
     if kind == FLOAT:
         return _reduce_float(x, axis, k, n_per)
     count = np.full(k, n_per, dtype=np.int64)
@@ -229,6 +234,36 @@ def reduce_block(x: _Arr, axis: tuple[int, ...]) -> Moments:
     np.multiply(dev, dev, out=dev)
     m2 = dev.sum(axis=axis).reshape(-1)
     return Moments(kind, count, np.zeros(k, np.int64), total, None, mean, m2, minimum, maximum)
+
+
+def _reduce_fused(x: _Arr, axis: tuple[int, ...], kind: str) -> Moments | None:
+    """The compiled single-pass reduction, where the block's layout allows it."""
+    if kind == WIDE_INT or (kind == FLOAT and x.dtype.itemsize < 4):
+        return None
+    akb = as_akb(x, axis)
+    if akb is None:
+        return None
+    k = akb.shape[1]
+    zeros = np.zeros(k, dtype=np.int64)
+    if kind == FLOAT:
+        count, total, mean, m2, lo, hi = float_moments(akb)
+        return Moments(
+            FLOAT, count, akb.shape[0] * akb.shape[2] - count, total, None, mean, m2, lo, hi
+        )
+    lo, hi, total, sumsq = int_moments(akb)
+    acc = _extreme_dtype(x.dtype)
+    count = np.full(k, akb.shape[0] * akb.shape[2], dtype=np.int64)
+    return Moments(
+        SMALL_INT,
+        count,
+        zeros,
+        _int_objects(total),
+        _int_objects(sumsq),
+        np.zeros(k),
+        np.zeros(k),
+        lo.astype(acc),
+        hi.astype(acc),
+    )
 
 
 def _keepdims_shape(shape: tuple[int, ...], axis: tuple[int, ...]) -> tuple[int, ...]:
