@@ -16,6 +16,7 @@ from lsio.compute._codecs import (
 from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
 from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
+from lsio.compute._scatter import ScatterKernel, ScatterTables, load_scatter_kernel
 from lsio.compute._scratch import ScratchPool
 from lsio.compute._zstd import RawDecoder, zstd_content_size
 
@@ -30,11 +31,14 @@ __all__ = [
     "Moments",
     "NumcodecsCodec",
     "RawDecoder",
+    "ScatterKernel",
+    "ScatterTables",
     "ScratchPool",
     "TransposeCodec",
     "check_order",
     "fill_moments",
     "histogram_block",
+    "load_scatter_kernel",
     "moments_kind",
     "numcodecs_codec",
     "reduce_block",

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from lsio._errors import InvalidArgumentError
 from lsio.compute import RawDecoder
-from lsio.io import ByteRange, Range, WholeObject
+from lsio.io import ByteRange, Range, Store, WholeObject
 from lsio.plan import (
     IntIndex,
     OrthogonalSelection,
@@ -232,7 +232,7 @@ class Array(Node[ArrayMetadata]):
                 )
             crop = shapes.pop() if shapes else out.shape[1:]
             _prepare_out(out, (len(sels), *crop), self.dtype)
-            outs = [out[i] for i in range(len(sels))]
+            outs = [out[i, ...] for i in range(len(sels))]  # views, also for 0-d crops
         else:
             outs = [np.empty(s.shape, dtype=self.dtype) for s in sels]
         self._run([ReadJob(self, s, o) for s, o in zip(sels, outs, strict=True)])
@@ -284,6 +284,11 @@ class Array(Node[ArrayMetadata]):
     def read_chunk_shape(self) -> tuple[int, ...]:
         """Shape of the unit of reading: the inner chunks when shards can be read in parts."""
         return self._read_chunks
+
+    @property
+    def store(self) -> Store:
+        """The store the array's objects are read from."""
+        return self._ctx.store
 
     @property
     def reads_inner_chunks(self) -> bool:

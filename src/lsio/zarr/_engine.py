@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lsio.compute import DecodeError, ScratchPool
+from lsio.compute import DecodeError, ScratchPool, load_scatter_kernel
 from lsio.plan import (
     ChunkProjection,
     OrthogonalSelection,
@@ -35,6 +35,7 @@ from lsio.plan import (
     project_dims,
 )
 from lsio.zarr._boxread import BoxWork, buffer_address, chunk_error, plan_box_reads, run_boxes
+from lsio.zarr._kernelread import KernelRun, fill_absent, plan_kernel_reads, run_kernel_task
 from lsio.zarr._runs import RunWork, merge_runs
 
 if TYPE_CHECKING:
@@ -140,8 +141,9 @@ def run_jobs(
 ) -> None:
     """Read every job; on failure raise the first error (outputs are then incomplete).
 
-    Unit-step basic selections are read box by box (see
-    :mod:`lsio.zarr._boxread`); the rest, and boxes sharing a chunk with
+    Unit-step basic selections of zstd arrays go to the compiled kernel (see
+    :mod:`lsio.zarr._kernelread`); those of other arrays are read box by box
+    (see :mod:`lsio.zarr._boxread`); the rest, and boxes sharing a chunk with
     another job, are planned chunk by chunk here.
     """
     per_array: dict[int, tuple[Array, list[ReadJob]]] = {}
@@ -150,6 +152,12 @@ def run_jobs(
     tasks: list[ReadTask[Any]] = []
     boxes: list[BoxWork] = []
     for array, array_jobs in per_array.values():
+        kernel = load_scatter_kernel() if array.raw_chunk_decoder is not None else None
+        if kernel is not None:
+            kernel_tasks, plan, array_jobs = plan_kernel_reads(array, array_jobs, kernel)
+            if plan is not None:
+                fill_absent(plan)
+            tasks.extend(kernel_tasks)
         works, rest, parts = plan_box_reads(array, array_jobs)
         boxes.extend(works)
         chunks: dict[tuple[int, ...], list[Target]] = {}
@@ -177,6 +185,9 @@ def run_jobs(
 
     def handle(task: ReadTask[Any], data: memoryview | None) -> None:
         work = task.item
+        if isinstance(work, KernelRun):
+            run_kernel_task(task, data, scratch)
+            return
         if isinstance(work, RunWork):
             _decode_run(work, task, data, scratch)
             return

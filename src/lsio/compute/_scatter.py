@@ -1,0 +1,271 @@
+"""Decode runs of zstd chunks and scatter each to its outputs, in one compiled call.
+
+The batched read path spends as much time in Python per chunk (a decode call,
+a NumPy view per destination, a copy call, winning the GIL back after each) as
+in zstd. Here a worker hands a whole run of chunks to one Numba function that
+runs without the GIL: for each chunk it calls ``ZSTD_decompressDCtx`` (through
+its C address) into a scratch buffer, or straight into the output when the
+chunk is a contiguous block of it, and copies every piece of the chunk that a
+selection needs into its place with ``memcpy`` per contiguous row, while the
+chunk is in cache.
+
+The work is described by integer tables that the planner builds with NumPy
+(see :class:`ScatterTables`); the kernel takes byte addresses, so the caller
+must keep the outputs, the scratch buffer and the stored bytes alive during
+the call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["ScatterKernel", "ScatterTables", "load_scatter_kernel"]
+
+_I64 = npt.NDArray[np.int64]
+
+# Columns of the chunk table.
+OFFSET, SIZE, DIRECT = 0, 1, 2
+# Columns of the piece table before the per-dimension ones: the destination
+# address of the piece's first element and its byte offset in the chunk.
+DST, SRC = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScatterTables:
+    """What a planned read does, as integer tables (all int64).
+
+    Attributes:
+        chunks: ``(c, 3)``: per chunk its byte offset in its object, its stored
+            size (``-1``: not stored, read as the fill value) and the row of the
+            piece it decodes straight into (``-1``: decode into scratch).
+        piece_ptr: ``(c + 1,)``: chunk ``i``'s pieces are rows
+            ``piece_ptr[i]:piece_ptr[i + 1]`` of ``pieces``.
+        pieces: ``(p, 2 + 2 * ndim)``: destination address, byte offset in the
+            chunk, extent per dimension, destination byte stride per dimension.
+        chunk_strides: ``(ndim,)``: byte strides of a decoded (C-order) chunk.
+        chunk_nbytes: Bytes of a decoded chunk.
+        itemsize: Bytes per element.
+    """
+
+    chunks: _I64
+    piece_ptr: _I64
+    pieces: _I64
+    chunk_strides: _I64
+    chunk_nbytes: int
+    itemsize: int
+
+
+def _build(decompress: Any, memcpy: Any) -> Any:
+    @numba.njit(nogil=True)
+    def copy_piece(
+        src: int, row: Any, ndim: int, cstr: Any, itemsize: int, idx: Any
+    ) -> None:  # pragma: no cover - compiled
+        dst = row[DST]
+        n = row[2 : 2 + ndim]
+        ostr = row[2 + ndim : 2 + 2 * ndim]
+        # Fold trailing dimensions that are contiguous in both the chunk and the
+        # destination (or not stepped through at all) into one memcpy.
+        last = ndim - 1
+        if ostr[last] == itemsize or n[last] == 1:
+            unit = n[last] * itemsize
+            while last > 0 and (
+                n[last - 1] == 1 or (cstr[last - 1] == unit and ostr[last - 1] == unit)
+            ):
+                last -= 1
+                unit *= n[last]
+            per_row = 1
+        else:
+            unit = itemsize
+            per_row = n[last]
+        rows = 1
+        for d in range(last):
+            rows *= n[d]
+            idx[d] = 0
+        for _ in range(rows):
+            s = src
+            o = dst
+            for d in range(last):
+                s += idx[d] * cstr[d]
+                o += idx[d] * ostr[d]
+            if per_row == 1:
+                memcpy(o, s, unit)
+            else:
+                for i in range(per_row):
+                    memcpy(o + i * ostr[last], s + i * cstr[last], unit)
+            d = last - 1
+            while d >= 0:
+                idx[d] += 1
+                if idx[d] < n[d]:
+                    break
+                idx[d] = 0
+                d -= 1
+
+    @numba.njit(nogil=True)
+    def run(
+        ctx: int,
+        data: int,
+        base: int,
+        whole: int,
+        chunks: Any,
+        piece_ptr: Any,
+        pieces: Any,
+        c0: int,
+        c1: int,
+        scratch: int,
+        fill: int,
+        cstr: Any,
+        nbytes: int,
+        itemsize: int,
+    ) -> int:  # pragma: no cover - compiled
+        ndim = cstr.shape[0]
+        idx = np.zeros(ndim, dtype=np.int64)
+        for c in range(c0, c1):
+            size = chunks[c, SIZE]
+            skip = -1
+            if data == 0 or size < 0:
+                src = fill
+            else:
+                if whole >= 0:
+                    size = whole
+                direct = chunks[c, DIRECT]
+                dst = pieces[direct, DST] if direct >= 0 else scratch
+                got = decompress(ctx, dst, nbytes, data + chunks[c, OFFSET] - base, size)
+                if got != nbytes:
+                    return c
+                src = dst
+                skip = direct
+            for p in range(piece_ptr[c], piece_ptr[c + 1]):
+                if p != skip:
+                    row = pieces[p]
+                    copy_piece(src + row[SRC], row, ndim, cstr, itemsize, idx)
+        return -1
+
+    return run
+
+
+class _Contexts(threading.local):
+    """One zstd decompression context per thread (freed with the thread's copy)."""
+
+    def __init__(self, lib: Any) -> None:
+        self._lib = lib
+        self.ctx: int = lib.ZSTD_createDCtx() or 0
+
+    def __del__(self) -> None:
+        if self.ctx:
+            self._lib.ZSTD_freeDCtx(self.ctx)
+            self.ctx = 0
+
+
+def _address(function: Any) -> int:
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    if not address:
+        raise OSError(f"no address for {function}")
+    return address
+
+
+class ScatterKernel:
+    """The compiled decode-and-scatter of runs of zstd chunks (see the module doc).
+
+    Compiled on first use (about a second per process).
+    """
+
+    def __init__(self, lib: Any, libc: Any) -> None:
+        lib.ZSTD_createDCtx.restype = ctypes.c_void_p
+        lib.ZSTD_createDCtx.argtypes = []
+        lib.ZSTD_freeDCtx.restype = ctypes.c_size_t
+        lib.ZSTD_freeDCtx.argtypes = [ctypes.c_void_p]
+        # Addresses travel as integers: declaring every argument size_t lets the
+        # compiled code pass them without pointer types (same registers on x86-64
+        # and aarch64).
+        decompress = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 5)(
+            _address(lib.ZSTD_decompressDCtx)
+        )
+        memcpy = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 3)(_address(libc.memcpy))
+        self._contexts = _Contexts(lib)
+        self._run = _build(decompress, memcpy)
+
+    def run(
+        self,
+        tables: ScatterTables,
+        first: int,
+        stop: int,
+        data: int,
+        base: int,
+        scratch: int,
+        fill: int,
+        whole: int = -1,
+    ) -> int:
+        """Decode and scatter chunks ``first:stop`` of ``tables``.
+
+        Args:
+            tables: The plan.
+            first: First chunk row.
+            stop: One past the last chunk row.
+            data: Address of the bytes read (the chunks' offsets minus ``base``
+                index it), or 0 when the object was missing (all chunks then
+                read as the fill value).
+            base: Object offset of ``data``'s first byte.
+            scratch: Address of a buffer of at least ``chunk_nbytes``.
+            fill: Address of a decoded chunk of the fill value.
+            whole: The size of ``data`` when it is one whole chunk object (the
+                table's sizes are then unknown); ``-1`` otherwise.
+
+        Returns:
+            ``-1``, or the row of the first chunk that did not decode to
+            exactly ``chunk_nbytes`` (chunks before it are done).
+        """
+        ctx = self._contexts.ctx
+        if not ctx:
+            raise MemoryError("zstd: could not allocate a decompression context")
+        result: int = self._run(
+            ctx,
+            data,
+            base,
+            whole,
+            tables.chunks,
+            tables.piece_ptr,
+            tables.pieces,
+            first,
+            stop,
+            scratch,
+            fill,
+            tables.chunk_strides,
+            tables.chunk_nbytes,
+            tables.itemsize,
+        )
+        return result
+
+    def compile(self) -> None:
+        """Compile now, rather than in the first worker that needs it."""
+        tables = ScatterTables(
+            np.zeros((0, 3), np.int64),
+            np.zeros(1, np.int64),
+            np.zeros((0, 4), np.int64),
+            np.ones(1, np.int64),
+            1,
+            1,
+        )
+        self.run(tables, 0, 0, 0, 0, 0, 0)
+
+
+@functools.cache
+def load_scatter_kernel() -> ScatterKernel | None:
+    """The process's kernel (compiled once), or ``None`` without the system's libzstd."""
+    name = ctypes.util.find_library("zstd")
+    if name is None:
+        return None
+    try:
+        kernel = ScatterKernel(ctypes.CDLL(name), ctypes.CDLL(None))
+    except (OSError, AttributeError):
+        return None
+    kernel.compile()
+    return kernel

@@ -1,0 +1,129 @@
+"""The compiled decode-and-scatter path (plain zstd chunks, unit-step crops) against zarr-python."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lsio
+import zarr
+from lsio.compute import load_scatter_kernel
+from lsio.plan import normalize_basic
+from lsio.zarr._engine import ReadJob
+from lsio.zarr._kernelread import plan_kernel_reads
+from tests.zarr.zarr_stores import StoreSpec, store_specs, write_store
+
+
+def _plain_zstd(spec: StoreSpec) -> StoreSpec:
+    """The spec with the codecs the kernel takes: native bytes, zstd, nothing else."""
+    codecs = dict(spec.codecs, compressor="zstd")
+    if spec.zarr_format == 3:
+        codecs.update(endian="little", transpose=False)
+    else:
+        codecs.update(endian="<", order="C")
+    return dataclasses.replace(spec, codecs=codecs)
+
+
+@st.composite
+def _crop(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int | slice, ...]:
+    sel: list[int | slice] = []
+    for n in shape:
+        start = draw(st.integers(0, n - 1))
+        if draw(st.integers(0, 4)) == 0:
+            sel.append(start)
+        else:
+            sel.append(slice(start, draw(st.integers(start + 1, n))))
+    return tuple(sel)
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=store_specs(), data=st.data())
+def test_crops_match_zarr(spec: StoreSpec, data: st.DataObject) -> None:
+    spec = _plain_zstd(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.zarr"
+        write_store(spec, path)
+        a, z = lsio.open_array(path), zarr.open_array(str(path), mode="r")
+        assert a.raw_chunk_decoder is not None  # the kernel's case
+        full = z[...]
+        if any(n == 0 for n in spec.shape):
+            return
+        sels = [data.draw(_crop(spec.shape)) for _ in range(data.draw(st.integers(1, 4)))]
+        for sel, got in zip(sels, a.read_many(sels), strict=True):
+            np.testing.assert_array_equal(got, full[sel])
+        # Several crops of one shape into one output, sharing chunks: each chunk
+        # decoded once and copied to every crop.
+        same = [sels[0]] * 2 + [data.draw(_crop(spec.shape)) for _ in range(2)]
+        shape = full[sels[0]].shape
+        same = [s for s in same if full[s].shape == shape]
+        out = np.empty((len(same), *shape), dtype=a.dtype)
+        a.read_many(same, out=out)
+        for k, s in enumerate(same):
+            np.testing.assert_array_equal(out[k], full[s])
+
+
+def test_strided_and_reversed_outputs(tmp_path: Path) -> None:
+    values = np.arange(6 * 10 * 12, dtype="<u2").reshape(6, 10, 12)
+    a = lsio.create(tmp_path / "a.zarr", shape=values.shape, dtype="u2", chunks=(2, 3, 5))
+    a[...] = values
+    a = lsio.open_array(tmp_path / "a.zarr")
+    sel = (slice(1, 5), slice(2, 9), slice(3, 12))
+    shape = (4, 7, 9)
+    outs = [
+        np.zeros((4, 7, 18), dtype="u2")[:, :, ::2],  # every other element of the last axis
+        np.zeros(shape, dtype="u2")[::-1],  # reversed first axis
+        np.zeros(shape, dtype="u2")[..., ::-1],  # reversed last axis
+        np.zeros(shape, dtype="u2", order="F"),  # Fortran order
+        np.zeros((3, 4, 7, 9), dtype="u2")[1],  # a block inside a bigger buffer
+    ]
+    for out in outs:
+        a.read(sel, out=out)
+        np.testing.assert_array_equal(out, values[sel])
+    # An integer index drops a dimension; the rest lands in a strided output.
+    out2 = np.zeros((7, 18), dtype="u2")[:, ::2]
+    a.read((2, slice(2, 9), slice(3, 12)), out=out2)
+    np.testing.assert_array_equal(out2, values[2, 2:9, 3:12])
+
+
+def test_missing_objects_and_chunks_read_as_fill(tmp_path: Path) -> None:
+    values = np.arange(8 * 8, dtype="i4").reshape(8, 8)
+    a = lsio.create(
+        tmp_path / "a.zarr", shape=(8, 8), dtype="i4", chunks=(2, 2), shards=(4, 4), fill_value=-7
+    )
+    a[...] = values
+    a[0:2, 0:2] = -7  # an inner chunk of fill values is not stored
+    (tmp_path / "a.zarr" / "c" / "1" / "1").unlink()  # a whole shard gone
+    expected = values.copy()
+    expected[0:2, 0:2] = -7
+    expected[4:, 4:] = -7
+    b = lsio.open_array(tmp_path / "a.zarr")
+    np.testing.assert_array_equal(b[...], expected)
+    np.testing.assert_array_equal(b[1:7, 3:8], expected[1:7, 3:8])
+
+
+def test_plan_reads_each_chunk_once_and_leaves_steps_to_the_engine(tmp_path: Path) -> None:
+    a = lsio.create(tmp_path / "a.zarr", shape=(16, 16), dtype="i2", chunks=(4, 4), shards=(8, 8))
+    a[...] = np.arange(256, dtype="i2").reshape(16, 16)
+    a = lsio.open_array(tmp_path / "a.zarr")
+    kernel = load_scatter_kernel()
+    assert kernel is not None
+
+    def job(sel: tuple[slice, ...]) -> ReadJob:
+        norm = normalize_basic(sel, a.shape)
+        return ReadJob(a, norm, np.empty(norm.shape, dtype=a.dtype))
+
+    jobs = [job((slice(0, 8), slice(2, 10))), job((slice(4, 12), slice(2, 10)))]
+    jobs.append(job((slice(0, 16, 2), slice(None))))
+    tasks, plan, rest = plan_kernel_reads(a, jobs, kernel)
+    assert plan is not None
+    assert rest == [jobs[2]]  # a step: the general engine's
+    # Rows 0-11 x cols 2-9: 3 x 3 chunks, the middle row needed by both crops, listed once.
+    assert len(plan.tables.chunks) == 9
+    assert len(plan.tables.pieces) == 12
+    covered = sorted((t.key, r) for t in tasks for r in range(t.item.first, t.item.stop))
+    assert [r for _, r in covered] == list(range(9))
