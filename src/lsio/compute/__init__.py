@@ -16,7 +16,12 @@ from lsio.compute._codecs import (
 from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
 from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
-from lsio.compute._scatter import ScatterKernel, ScatterTables, load_scatter_kernel
+from lsio.compute._scatter import (
+    ScatterKernel,
+    ScatterTables,
+    load_scatter_kernel,
+    plan_pieces,
+)
 from lsio.compute._scratch import ScratchPool
 from lsio.compute._zstd import RawDecoder, zstd_content_size
 
@@ -41,6 +46,7 @@ __all__ = [
     "load_scatter_kernel",
     "moments_kind",
     "numcodecs_codec",
+    "plan_pieces",
     "reduce_block",
     "run_all",
     "zstd_content_size",

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ScatterKernel", "ScatterTables", "load_scatter_kernel"]
+__all__ = ["ScatterKernel", "ScatterTables", "load_scatter_kernel", "plan_pieces"]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -150,6 +150,74 @@ def _build(decompress: Any, memcpy: Any) -> Any:
         return -1
 
     return run
+
+
+@numba.njit(nogil=True, cache=True)
+def _plan_pieces(
+    bounds: Any, base: Any, ostr: Any, chunk: Any, cstr: Any
+) -> tuple[Any, Any]:  # pragma: no cover - compiled
+    j_n, ndim = bounds.shape[0], bounds.shape[1]
+    first = np.empty((j_n, ndim), dtype=np.int64)
+    count = np.empty((j_n, ndim), dtype=np.int64)
+    total = 0
+    for j in range(j_n):
+        m = 1
+        for d in range(ndim):
+            first[j, d] = bounds[j, d, 0] // chunk[d]
+            count[j, d] = (bounds[j, d, 1] - 1) // chunk[d] - first[j, d] + 1
+            m *= count[j, d]
+        total += m
+    coords = np.empty((total, ndim), dtype=np.int64)
+    rows = np.empty((total, 2 + 2 * ndim), dtype=np.int64)
+    step = np.zeros(ndim, dtype=np.int64)
+    p = 0
+    for j in range(j_n):
+        m = 1
+        for d in range(ndim):
+            m *= count[j, d]
+        step[:] = 0
+        for _ in range(m):
+            dst = base[j]
+            src = 0
+            for d in range(ndim):
+                c = first[j, d] + step[d]
+                lo = max(bounds[j, d, 0], c * chunk[d])
+                hi = min(bounds[j, d, 1], (c + 1) * chunk[d])
+                coords[p, d] = c
+                dst += (lo - bounds[j, d, 0]) * ostr[j, d]
+                src += (lo - c * chunk[d]) * cstr[d]
+                rows[p, 2 + d] = hi - lo
+                rows[p, 2 + ndim + d] = ostr[j, d]
+            rows[p, DST] = dst
+            rows[p, SRC] = src
+            p += 1
+            d = ndim - 1
+            while d >= 0:
+                step[d] += 1
+                if step[d] < count[j, d]:
+                    break
+                step[d] = 0
+                d -= 1
+    return coords, rows
+
+
+def plan_pieces(bounds: _I64, base: _I64, ostr: _I64, chunk: _I64, cstr: _I64) -> tuple[_I64, _I64]:
+    """The pieces of a set of boxes: read-grid coordinates and rows of the piece table.
+
+    Args:
+        bounds: ``(j, ndim, 2)``: start and stop of each box along each dimension.
+        base: ``(j,)``: address of each box's first output element.
+        ostr: ``(j, ndim)``: byte strides of each box's output (0 along a
+            dimension that an integer index drops).
+        chunk: ``(ndim,)``: the chunk shape.
+        cstr: ``(ndim,)``: byte strides of a decoded chunk.
+
+    Returns:
+        ``(p, ndim)`` chunk coordinates and the ``(p, 2 + 2 * ndim)`` piece rows
+        (see :class:`ScatterTables`), box by box, chunks in C order.
+    """
+    coords, rows = _plan_pieces(bounds, base, ostr, chunk, cstr)
+    return coords, rows
 
 
 class _Contexts(threading.local):

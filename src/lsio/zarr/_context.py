@@ -25,6 +25,8 @@ class Context:
     def __init__(self, store: Store, config: ReadConfig, writable: bool = False) -> None:
         self.store = store
         self.config = config
+        # Resolved once: os.cpu_count() reads /sys on every call.
+        self.workers = config.workers
         self.writable = writable
         self.scratch = ScratchPool()
         self._pool: cf.ThreadPoolExecutor | None = None
@@ -34,7 +36,7 @@ class Context:
     @property
     def pool(self) -> cf.ThreadPoolExecutor | None:
         """Worker threads, or ``None`` when configured for one thread."""
-        if self.config.workers <= 1:
+        if self.workers <= 1:
             return None
         if self._pid != os.getpid():
             # A forked child (e.g. a DataLoader worker): the parent's worker threads do not
@@ -45,13 +47,13 @@ class Context:
             self._pid = os.getpid()
         with self._lock:
             if self._pool is None:
-                self._pool = cf.ThreadPoolExecutor(self.config.workers, thread_name_prefix="lsio")
+                self._pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="lsio")
             return self._pool
 
     @property
     def batches(self) -> int:
         """How many batches a read is cut into."""
-        return self.config.workers * self.config.tasks_per_thread
+        return self.workers * self.config.tasks_per_thread
 
     def close(self) -> None:
         """Stop the worker threads (they restart if the nodes are used again)."""

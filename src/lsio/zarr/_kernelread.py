@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import DecodeError, ScatterKernel, ScatterTables, ScratchPool
+from lsio.compute import DecodeError, ScatterKernel, ScatterTables, ScratchPool, plan_pieces
 from lsio.io import ByteRange, WholeObject
 from lsio.plan import IntIndex, OrthogonalSelection, Progression, ReadTask, grid_shape
 from lsio.zarr._boxread import buffer_address, chunk_error
@@ -91,9 +91,6 @@ def _pieces(
 ) -> tuple[_I64, _I64]:
     """Read-grid coordinates of every chunk the boxes touch, and the piece rows.
 
-    Vectorised over the boxes: each dimension is padded to the most chunks any
-    box touches along it, and the padding dropped at the end.
-
     Args:
         bounds: ``(j, ndim, 3)``: start, stop and whether the dimension is kept
             in the output (0 for an integer index), per box and dimension.
@@ -102,36 +99,14 @@ def _pieces(
         cstr: Byte strides of a decoded chunk.
     """
     j, ndim = bounds.shape[:2]
-    c = np.asarray(chunk, dtype=np.int64)
-    start, stop, kept = bounds[:, :, 0], bounds[:, :, 1], bounds[:, :, 2].astype(bool)
-    first = start // c
-    count = (stop - 1) // c - first + 1
-    most = count.max(axis=0)
-    # Output byte strides per box and dimension (0 where an integer drops it).
+    kept = bounds[:, :, 2].astype(bool)
     ostr = np.zeros((j, ndim), dtype=np.int64)
     for b, out in enumerate(outs):
         ostr[b, kept[b]] = out.strides
     base = np.array([out.ctypes.data for out in outs], dtype=np.int64)
-    full = (j, *most.tolist())
-    valid = np.ones(full, dtype=bool)
-    coords = np.empty((*full, ndim), dtype=np.int64)
-    rows = np.empty((*full, 2 + 2 * ndim), dtype=np.int64)
-    rows[..., 0] = base.reshape((j,) + (1,) * ndim)
-    rows[..., 1] = 0
-    for d in range(ndim):
-        shape = [1] * (ndim + 1)
-        shape[0], shape[d + 1] = j, int(most[d])
-        step = np.arange(most[d], dtype=np.int64)
-        idx = first[:, d, None] + step
-        lo = np.maximum(start[:, d, None], idx * c[d])
-        hi = np.minimum(stop[:, d, None], (idx + 1) * c[d])
-        valid &= (step < count[:, d, None]).reshape(shape)
-        coords[..., d] = idx.reshape(shape)
-        rows[..., 0] += ((lo - start[:, d, None]) * ostr[:, d, None]).reshape(shape)
-        rows[..., 1] += ((lo - idx * c[d]) * cstr[d]).reshape(shape)
-        rows[..., 2 + d] = (hi - lo).reshape(shape)
-        rows[..., 2 + ndim + d] = ostr[:, d].reshape((j,) + (1,) * ndim)
-    return coords[valid], rows[valid]
+    return plan_pieces(
+        np.ascontiguousarray(bounds[:, :, :2]), base, ostr, np.asarray(chunk, np.int64), cstr
+    )
 
 
 def plan_kernel_reads(
@@ -224,9 +199,16 @@ def _locate(array: Array, coords: _I64) -> tuple[list[str], _I64, _I64, _I64]:
         zeros = np.zeros(n, dtype=np.int64)
         return keys, np.arange(n, dtype=np.int64), zeros, zeros.copy()
     per_shard = np.asarray(array.chunks_per_shard, dtype=np.int64)
-    shards, key_of = np.unique(coords // per_shard, axis=0, return_inverse=True)
+    shard_grid = tuple(
+        -(-g // p)
+        for g, p in zip(
+            grid_shape(array.shape, array.read_chunk_shape), array.chunks_per_shard, strict=True
+        )
+    )
+    ids = np.ravel_multi_index(tuple((coords // per_shard).T), shard_grid)
+    uniq, key_of = np.unique(ids, return_inverse=True)
     key_of = key_of.reshape(-1).astype(np.int64)
-    shard_keys = [tuple(s) for s in shards.tolist()]
+    shard_keys = [tuple(s) for s in np.stack(np.unravel_index(uniq, shard_grid), axis=1).tolist()]
     indexes = array.shard_indexes(shard_keys)
     # All the shards' indexes stacked (absent shards: all missing), gathered at once.
     absent = np.full((*per_shard.tolist(), 2), MISSING, dtype=np.uint64)
