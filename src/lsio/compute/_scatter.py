@@ -20,13 +20,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 import numpy.typing as npt
+
+from lsio.compute._zstd import DecompressContexts
 
 __all__ = ["ScatterKernel", "ScatterTables", "load_scatter_kernel", "plan_pieces"]
 
@@ -220,19 +221,6 @@ def plan_pieces(bounds: _I64, base: _I64, ostr: _I64, chunk: _I64, cstr: _I64) -
     return coords, rows
 
 
-class _Contexts(threading.local):
-    """One zstd decompression context per thread (freed with the thread's copy)."""
-
-    def __init__(self, lib: Any) -> None:
-        self._lib = lib
-        self.ctx: int = lib.ZSTD_createDCtx() or 0
-
-    def __del__(self) -> None:
-        if self.ctx:
-            self._lib.ZSTD_freeDCtx(self.ctx)
-            self.ctx = 0
-
-
 def _address(function: Any) -> int:
     address = ctypes.cast(function, ctypes.c_void_p).value
     if not address:
@@ -258,7 +246,7 @@ class ScatterKernel:
             _address(lib.ZSTD_decompressDCtx)
         )
         memcpy = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 3)(_address(libc.memcpy))
-        self._contexts = _Contexts(lib)
+        self._contexts = DecompressContexts(lib)
         self._run = _build(decompress, memcpy)
 
     def run(

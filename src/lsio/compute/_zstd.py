@@ -20,6 +20,7 @@ import numcodecs.zstd
 import numpy as np
 
 __all__ = [
+    "DecompressContexts",
     "RawDecoder",
     "ZstdError",
     "load_zstd_decoder",
@@ -40,7 +41,7 @@ Decoder = Callable[[memoryview, np.ndarray], None]
 RawDecoder = Callable[[int, int, int, int], int]
 
 
-class _Contexts(threading.local):
+class DecompressContexts(threading.local):
     """One decompression context per thread, freed when the thread's copy is dropped.
 
     ``ZSTD_decompress`` allocates and initialises a context (~100 KB) on every
@@ -71,7 +72,7 @@ def _ctypes_decoder(lib: Any) -> tuple[Decoder, RawDecoder]:
         ctypes.c_void_p,
         ctypes.c_size_t,
     ]
-    contexts = _Contexts(lib)
+    contexts = DecompressContexts(lib)
     content_size = lib.ZSTD_getFrameContentSize
     content_size.restype = ctypes.c_ulonglong
     content_size.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
