@@ -271,7 +271,8 @@ class ScatterKernel:
                 read as the fill value).
             base: Object offset of ``data``'s first byte.
             scratch: Address of a buffer of at least ``chunk_nbytes``.
-            fill: Address of a decoded chunk of the fill value.
+            fill: Address of a decoded chunk of the fill value; may be 0 when
+                ``data`` is given and no chunk in the range is absent.
             whole: The size of ``data`` when it is one whole chunk object (the
                 table's sizes are then unknown); ``-1`` otherwise.
 

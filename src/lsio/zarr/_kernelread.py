@@ -52,7 +52,8 @@ class KernelPlan:
         kernel: The compiled kernel.
         tables: The plan (see :class:`lsio.compute.ScatterTables`).
         coords: ``(c, ndim)`` read-grid coordinates of each chunk row (for errors).
-        fill: A decoded chunk of the fill value.
+        fills: Holds a decoded chunk of the fill value once one is needed (made
+            lazily: most reads meet no missing chunk, and a chunk can be large).
         outs: The outputs the pieces point into (kept alive here).
     """
 
@@ -60,7 +61,7 @@ class KernelPlan:
     kernel: ScatterKernel
     tables: ScatterTables
     coords: _I64
-    fill: np.ndarray
+    fills: list[np.ndarray]
     outs: list[np.ndarray]
 
 
@@ -166,7 +167,7 @@ def plan_kernel_reads(
         kernel,
         tables,
         chunk_coords[order],
-        np.full(chunk, array.fill_value, dtype=dtype),
+        [],
         outs,
     )
     return _tasks(plan, keys, key_of[order]), plan, rest
@@ -264,12 +265,21 @@ def _tasks(plan: KernelPlan, keys: list[str], key_of: _I64) -> list[ReadTask[Ker
     ]
 
 
+def _fill_address(plan: KernelPlan) -> int:
+    """Address of a chunk of fill values (made on first need; a race makes two, harmlessly)."""
+    if not plan.fills:
+        array = plan.array
+        plan.fills.append(np.full(array.read_chunk_shape, array.fill_value, dtype=array.dtype))
+    address: int = plan.fills[0].ctypes.data
+    return address
+
+
 def fill_absent(plan: KernelPlan) -> None:
     """Write the fill value into the pieces of the chunks known to be absent."""
     sizes = plan.tables.chunks[:, 1]
     stop = int(np.searchsorted(sizes >= 0, True))
     if stop:
-        plan.kernel.run(plan.tables, 0, stop, 0, 0, 0, plan.fill.ctypes.data)
+        plan.kernel.run(plan.tables, 0, stop, 0, 0, 0, _fill_address(plan))
 
 
 def run_kernel_task(
@@ -279,9 +289,8 @@ def run_kernel_task(
     run = task.item
     plan = run.plan
     tables = plan.tables
-    fill = plan.fill.ctypes.data
     if data is None:  # the object is missing (or went away since its index was read)
-        plan.kernel.run(tables, run.first, run.stop, 0, 0, 0, fill)
+        plan.kernel.run(tables, run.first, run.stop, 0, 0, 0, _fill_address(plan))
         return
     whole = -1 if isinstance(task.range, ByteRange) else len(data)
     base = task.range.start if isinstance(task.range, ByteRange) else 0
@@ -300,7 +309,7 @@ def run_kernel_task(
     if stop > run.first:
         buf = scratch.array((tables.chunk_nbytes,), np.dtype(np.uint8))
         bad = plan.kernel.run(
-            tables, run.first, stop, buffer_address(data), base, buf.ctypes.data, fill, whole
+            tables, run.first, stop, buffer_address(data), base, buf.ctypes.data, 0, whole
         )
     if bad < 0 and stop < run.stop:
         bad = stop
