@@ -244,7 +244,6 @@ def _reduce_fused(x: _Arr, axis: tuple[int, ...], kind: str) -> Moments | None:
     if akb is None:
         return None
     k = akb.shape[1]
-    zeros = np.zeros(k, dtype=np.int64)
     if kind == FLOAT:
         count, total, mean, m2, lo, hi = float_moments(akb)
         return Moments(
@@ -256,7 +255,7 @@ def _reduce_fused(x: _Arr, axis: tuple[int, ...], kind: str) -> Moments | None:
     return Moments(
         SMALL_INT,
         count,
-        zeros,
+        np.zeros(k, dtype=np.int64),
         _int_objects(total),
         _int_objects(sumsq),
         np.zeros(k),

@@ -18,7 +18,6 @@ the call.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute._zstd import DecompressContexts
+from lsio.compute._zstd import DecompressContexts, system_zstd
 
 __all__ = ["ScatterKernel", "ScatterTables", "load_scatter_kernel", "plan_pieces"]
 
@@ -235,10 +234,6 @@ class ScatterKernel:
     """
 
     def __init__(self, lib: Any, libc: Any) -> None:
-        lib.ZSTD_createDCtx.restype = ctypes.c_void_p
-        lib.ZSTD_createDCtx.argtypes = []
-        lib.ZSTD_freeDCtx.restype = ctypes.c_size_t
-        lib.ZSTD_freeDCtx.argtypes = [ctypes.c_void_p]
         # Addresses travel as integers: declaring every argument size_t lets the
         # compiled code pass them without pointer types (same registers on x86-64
         # and aarch64).
@@ -317,11 +312,11 @@ class ScatterKernel:
 @functools.cache
 def load_scatter_kernel() -> ScatterKernel | None:
     """The process's kernel (compiled once), or ``None`` without the system's libzstd."""
-    name = ctypes.util.find_library("zstd")
-    if name is None:
+    lib = system_zstd()
+    if lib is None:
         return None
     try:
-        kernel = ScatterKernel(ctypes.CDLL(name), ctypes.CDLL(None))
+        kernel = ScatterKernel(lib, ctypes.CDLL(None))
     except (OSError, AttributeError):
         return None
     kernel.compile()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import struct
 import threading
 from collections.abc import Callable
@@ -25,6 +26,7 @@ __all__ = [
     "ZstdError",
     "load_zstd_decoder",
     "load_zstd_decoders",
+    "system_zstd",
     "zstd_content_size",
 ]
 
@@ -58,11 +60,24 @@ class DecompressContexts(threading.local):
             self.ctx = 0
 
 
+@functools.cache
+def system_zstd() -> Any | None:
+    """The system's libzstd (context functions declared), or ``None`` where absent."""
+    name = ctypes.util.find_library("zstd")
+    if name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        lib.ZSTD_createDCtx.restype = ctypes.c_void_p
+        lib.ZSTD_createDCtx.argtypes = []
+        lib.ZSTD_freeDCtx.restype = ctypes.c_size_t
+        lib.ZSTD_freeDCtx.argtypes = [ctypes.c_void_p]
+    except (OSError, AttributeError):
+        return None
+    return lib
+
+
 def _ctypes_decoder(lib: Any) -> tuple[Decoder, RawDecoder]:
-    lib.ZSTD_createDCtx.restype = ctypes.c_void_p
-    lib.ZSTD_createDCtx.argtypes = []
-    lib.ZSTD_freeDCtx.restype = ctypes.c_size_t
-    lib.ZSTD_freeDCtx.argtypes = [ctypes.c_void_p]
     decompress_ctx = lib.ZSTD_decompressDCtx
     decompress_ctx.restype = ctypes.c_size_t
     decompress_ctx.argtypes = [
@@ -175,11 +190,10 @@ def load_zstd_decoders(prefer_system: bool = True) -> tuple[Decoder, RawDecoder 
     bytes decoded (a zstd error code on failure); the caller owns both buffers
     and must keep them alive during the call.
     """
-    if prefer_system:
-        name = ctypes.util.find_library("zstd")
-        if name is not None:
-            try:
-                return _ctypes_decoder(ctypes.CDLL(name))
-            except (OSError, AttributeError):
-                pass
+    lib = system_zstd() if prefer_system else None
+    if lib is not None:
+        try:
+            return _ctypes_decoder(lib)
+        except AttributeError:
+            pass
     return _numcodecs_decoder(), None

@@ -36,6 +36,8 @@ from lsio.zarr._shard_index import Index, ShardIndexes
 from lsio.zarr._sharding import MISSING, ShardingCodec
 from lsio.zarr._write import resize_array, write_many, write_selection
 
+_I64 = npt.NDArray[np.int64]
+
 __all__ = ["Array"]
 
 
@@ -346,26 +348,48 @@ class Array(Node[ArrayMetadata]):
             return [(self._key(c), whole) for c in coords]
         if not coords:
             return []
-        # Vectorised: shard of each chunk, its index entry, all at once.
-        per_shard = np.asarray(self._sharding.chunks_per_shard(self._meta.chunk_shape))
-        arr = np.array(coords, dtype=np.int64).reshape(len(coords), -1)
-        shards, inv = np.unique(arr // per_shard, axis=0, return_inverse=True)
-        inner = arr % per_shard
-        inv = inv.reshape(-1)
-        shard_keys = [tuple(s) for s in shards.tolist()]
-        indexes = self.shard_indexes(shard_keys)
-        entries = np.full((len(coords), 2), MISSING, dtype=np.uint64)
-        for k, shard in enumerate(shard_keys):
-            index = indexes[shard]
-            if index is not None:
-                rows = np.flatnonzero(inv == k)
-                entries[rows] = index[tuple(inner[rows].T)]
-        keys = [self._key(s) for s in shard_keys]
-        missing = int(MISSING)
+        keys, key_of, offsets, sizes = self.locate_table(
+            np.array(coords, dtype=np.int64).reshape(len(coords), -1)
+        )
         return [
-            None if offset == missing else (keys[k], ByteRange(offset, offset + length))
-            for (offset, length), k in zip(entries.tolist(), inv.tolist(), strict=True)
+            None if size < 0 else (keys[k], ByteRange(offset, offset + size))
+            for k, offset, size in zip(
+                key_of.tolist(), offsets.tolist(), sizes.tolist(), strict=True
+            )
         ]
+
+    def locate_table(self, coords: npt.NDArray[np.int64]) -> tuple[list[str], _I64, _I64, _I64]:
+        """:meth:`locate_chunks` as arrays, for ``(n, ndim)`` read-grid coordinates.
+
+        Returns:
+            The object keys, and per chunk the index of its key, its offset and its
+            stored size (``-1``: known absent). Unsharded chunks are whole objects
+            (one key each, offset and size 0: known once read).
+        """
+        n = len(coords)
+        if self._sharding is None or n == 0:
+            zeros = np.zeros(n, dtype=np.int64)
+            keys = [self._key(tuple(c)) for c in coords.tolist()]
+            return keys, np.arange(n, dtype=np.int64), zeros, zeros.copy()
+        # Vectorised: shard of each chunk, its index entry, all at once.
+        per_shard = np.asarray(self.chunks_per_shard, dtype=np.int64)
+        shard_grid = grid_shape(self.shape, self._meta.chunk_shape)
+        if self.ndim:
+            ids = np.ravel_multi_index(tuple((coords // per_shard).T), shard_grid)
+            uniq, key_of = np.unique(ids, return_inverse=True)
+            grid_coords = np.stack(np.unravel_index(uniq, shard_grid), axis=1)
+        else:  # a 0-d array: one shard
+            key_of, grid_coords = np.zeros(n, dtype=np.int64), np.zeros((1, 0), dtype=np.int64)
+        shards = [tuple(c) for c in grid_coords.tolist()]
+        indexes = self.shard_indexes(shards)
+        absent = np.full((*per_shard.tolist(), 2), MISSING, dtype=np.uint64)
+        found = [indexes[c] for c in shards]
+        stacked = np.stack([absent if i is None else i for i in found])
+        entries = stacked[(key_of.reshape(-1), *(coords % per_shard).T)]
+        stored = entries[:, 0] != MISSING
+        offsets = np.where(stored, entries[:, 0], 0).astype(np.int64)
+        sizes = np.where(stored, entries[:, 1], -1).astype(np.int64)
+        return [self._key(c) for c in shards], key_of.reshape(-1).astype(np.int64), offsets, sizes
 
     def chunk_key(self, coords: tuple[int, ...]) -> str:
         """Store key of the stored object (chunk or shard) at grid ``coords``."""

@@ -5,10 +5,9 @@ common case, and the one :attr:`Array.raw_chunk_decoder` names), every crop or
 block of a call is planned with NumPy into integer tables, with no Python
 object per chunk: the pieces each selection takes from each chunk, the union
 of the chunks (each read and decoded once however many selections need it),
-where each is stored, and runs of chunks stored back to back in a shard. A
-worker then reads a run with one request and hands it to
-:class:`lsio.compute.ScatterKernel`, which decodes and scatters every chunk of
-the run without the GIL.
+where each is stored, and reads of chunks stored close together in one object.
+A worker hands each read to :class:`lsio.compute.ScatterKernel`, which decodes
+and scatters every chunk of it without the GIL.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from lsio.compute import DecodeError, ScatterKernel, ScatterTables, ScratchPool,
 from lsio.io import ByteRange, WholeObject
 from lsio.plan import IntIndex, OrthogonalSelection, Progression, ReadTask, grid_shape
 from lsio.zarr._boxread import buffer_address, chunk_error
-from lsio.zarr._sharding import MISSING
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -52,6 +50,7 @@ class KernelPlan:
         kernel: The compiled kernel.
         tables: The plan (see :class:`lsio.compute.ScatterTables`).
         coords: ``(c, ndim)`` read-grid coordinates of each chunk row (for errors).
+        absent: Chunk rows ``0:absent`` are known to be absent (not stored).
         fills: Holds a decoded chunk of the fill value once one is needed (made
             lazily: most reads meet no missing chunk, and a chunk can be large).
         outs: The outputs the pieces point into (kept alive here).
@@ -61,6 +60,7 @@ class KernelPlan:
     kernel: ScatterKernel
     tables: ScatterTables
     coords: _I64
+    absent: int
     fills: list[np.ndarray]
     outs: list[np.ndarray]
 
@@ -143,7 +143,7 @@ def plan_kernel_reads(
     ids = np.ravel_multi_index(tuple(coords.T), grid)
     uniq, inverse = np.unique(ids, return_inverse=True)
     chunk_coords = np.stack(np.unravel_index(uniq, grid), axis=1).astype(np.int64)
-    keys, key_of, offsets, sizes = _locate(array, chunk_coords)
+    keys, key_of, offsets, sizes = array.locate_table(chunk_coords)
     # Chunks known absent first, then by object and offset (the order of a shard file).
     order = np.lexsort((offsets, key_of, sizes >= 0))
     rank = np.empty_like(order)
@@ -167,6 +167,7 @@ def plan_kernel_reads(
         kernel,
         tables,
         chunk_coords[order],
+        int(np.count_nonzero(sizes < 0)),
         [],
         outs,
     )
@@ -189,39 +190,6 @@ def _direct_rows(
     return direct
 
 
-def _locate(array: Array, coords: _I64) -> tuple[list[str], _I64, _I64, _I64]:
-    """Object keys, and per chunk: its key's index, offset and stored size (-1: absent).
-
-    Unsharded chunks are whole objects: offset 0 and size 0 (known once read).
-    """
-    n = len(coords)
-    if not array.reads_inner_chunks:
-        keys = [array.chunk_key(tuple(c)) for c in coords.tolist()]
-        zeros = np.zeros(n, dtype=np.int64)
-        return keys, np.arange(n, dtype=np.int64), zeros, zeros.copy()
-    per_shard = np.asarray(array.chunks_per_shard, dtype=np.int64)
-    shard_grid = tuple(
-        -(-g // p)
-        for g, p in zip(
-            grid_shape(array.shape, array.read_chunk_shape), array.chunks_per_shard, strict=True
-        )
-    )
-    ids = np.ravel_multi_index(tuple((coords // per_shard).T), shard_grid)
-    uniq, key_of = np.unique(ids, return_inverse=True)
-    key_of = key_of.reshape(-1).astype(np.int64)
-    shard_keys = [tuple(s) for s in np.stack(np.unravel_index(uniq, shard_grid), axis=1).tolist()]
-    indexes = array.shard_indexes(shard_keys)
-    # All the shards' indexes stacked (absent shards: all missing), gathered at once.
-    absent = np.full((*per_shard.tolist(), 2), MISSING, dtype=np.uint64)
-    found = [indexes[k] for k in shard_keys]
-    stacked = np.stack([absent if i is None else i for i in found])
-    entries = stacked[(key_of, *(coords % per_shard).T)].astype(np.int64)
-    stored = entries[:, 0] != -1  # MISSING as int64
-    offsets = np.where(stored, entries[:, 0], 0)
-    sizes = np.where(stored, entries[:, 1], -1)
-    return [array.chunk_key(s) for s in shard_keys], key_of, offsets, sizes
-
-
 def _tasks(plan: KernelPlan, keys: list[str], key_of: _I64) -> list[ReadTask[KernelRun]]:
     """Reads of chunks stored close together in one object (chunk rows in file order)."""
     table = plan.tables.chunks
@@ -233,7 +201,7 @@ def _tasks(plan: KernelPlan, keys: list[str], key_of: _I64) -> list[ReadTask[Ker
             ReadTask(store, keys[key_of[i]], whole, KernelRun(plan, i, i + 1)) for i in range(n)
         ]
     offsets, sizes = table[:, 0], table[:, 1]
-    first = int(np.searchsorted(sizes >= 0, True))
+    first = plan.absent
     if first == n:
         return []
     # A task ends where the object changes, where a gap of more than GAP_BYTES
@@ -276,10 +244,8 @@ def _fill_address(plan: KernelPlan) -> int:
 
 def fill_absent(plan: KernelPlan) -> None:
     """Write the fill value into the pieces of the chunks known to be absent."""
-    sizes = plan.tables.chunks[:, 1]
-    stop = int(np.searchsorted(sizes >= 0, True))
-    if stop:
-        plan.kernel.run(plan.tables, 0, stop, 0, 0, 0, _fill_address(plan))
+    if plan.absent:
+        plan.kernel.run(plan.tables, 0, plan.absent, 0, 0, 0, _fill_address(plan))
 
 
 def run_kernel_task(
