@@ -13,6 +13,7 @@ from lsio.compute._codecs import (
     check_order,
     numcodecs_codec,
 )
+from lsio.compute._encode import GridEncoder, load_grid_encoder
 from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
 from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
@@ -33,6 +34,7 @@ __all__ = [
     "CodecPipeline",
     "Crc32cCodec",
     "DecodeError",
+    "GridEncoder",
     "Moments",
     "NumcodecsCodec",
     "RawDecoder",
@@ -43,6 +45,7 @@ __all__ = [
     "check_order",
     "fill_moments",
     "histogram_block",
+    "load_grid_encoder",
     "load_scatter_kernel",
     "moments_kind",
     "numcodecs_codec",

@@ -424,6 +424,20 @@ class CodecPipeline:
         nothing else, and the system's libzstd is loaded: then a chunk decodes
         with one C call and no Python objects, which is what small chunks need.
         """
+        return None if self._plain_zstd(dtype) is None else _zstd_decoders()[1]
+
+    def zstd_settings(self, dtype: np.dtype[Any]) -> tuple[int, bool] | None:
+        """Zstd's level and checksum flag, or ``None`` unless a chunk is zstd over plain bytes.
+
+        That is the chain the compiled kernels handle: native-order bytes
+        compressed with zstd and nothing else.
+        """
+        codec = self._plain_zstd(dtype)
+        if codec is None:
+            return None
+        return int(codec.codec.level), bool(getattr(codec.codec, "checksum", False))
+
+    def _plain_zstd(self, dtype: np.dtype[Any]) -> NumcodecsCodec | None:
         plain = (
             not self.array_array
             and isinstance(self.array_bytes, BytesCodec)
@@ -434,7 +448,7 @@ class CodecPipeline:
         codec = self.bytes_bytes[0]
         if not isinstance(codec, NumcodecsCodec) or codec.name != "zstd":
             return None
-        return _zstd_decoders()[1]
+        return codec
 
     def decode_into(self, data: memoryview, out: npt.NDArray[Any]) -> None:
         """Decode one stored chunk into ``out``, whose shape is the chunk's.

@@ -26,6 +26,7 @@ __all__ = [
     "ZstdError",
     "load_zstd_decoder",
     "load_zstd_decoders",
+    "newest_zstd",
     "system_zstd",
     "zstd_content_size",
 ]
@@ -75,6 +76,56 @@ def system_zstd() -> Any | None:
     except (OSError, AttributeError):
         return None
     return lib
+
+
+def _declare(lib: Any) -> Any:
+    """``lib`` with the compression functions' types declared (sizes as size_t)."""
+    size, ptr = ctypes.c_size_t, ctypes.c_void_p
+    lib.ZSTD_versionNumber.restype = ctypes.c_uint
+    lib.ZSTD_versionNumber.argtypes = []
+    lib.ZSTD_createCCtx.restype = ptr
+    lib.ZSTD_createCCtx.argtypes = []
+    lib.ZSTD_freeCCtx.restype = size
+    lib.ZSTD_freeCCtx.argtypes = [ptr]
+    lib.ZSTD_CCtx_setParameter.restype = size
+    lib.ZSTD_CCtx_setParameter.argtypes = [ptr, ctypes.c_int, ctypes.c_int]
+    lib.ZSTD_isError.restype = ctypes.c_uint
+    lib.ZSTD_isError.argtypes = [size]
+    lib.ZSTD_compress2.restype = size
+    lib.ZSTD_compress2.argtypes = [ptr, ptr, size, ptr, size]
+    return lib
+
+
+@functools.cache
+def newest_zstd() -> Any | None:
+    """The newest libzstd at hand (compression functions declared), or ``None``.
+
+    Candidates: the system's libzstd and the copies that the ``zstd`` package
+    (a dependency: libzstd 1.5.7) and numcodecs' zstd module carry; both export
+    the library's symbols. Newer releases compress these image chunks faster
+    (measured: 1.5.7 0.176 GB/s per core at level 3, 1.5.4 and 1.5.6 0.14).
+    Decoding stays with :func:`system_zstd`: the ``zstd`` package's build lacks
+    zstd's assembly decoder and decodes ~18% slower than the system's.
+    """
+    paths = [ctypes.util.find_library("zstd"), getattr(numcodecs.zstd, "__file__", None)]
+    try:
+        import zstd
+
+        paths.append(zstd.__file__)
+    except ImportError:
+        pass
+    best: tuple[int, Any] | None = None
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            lib = _declare(ctypes.CDLL(path))
+            version = int(lib.ZSTD_versionNumber())
+        except (OSError, AttributeError):
+            continue
+        if best is None or version > best[0]:
+            best = (version, lib)
+    return None if best is None else best[1]
 
 
 def _ctypes_decoder(lib: Any) -> tuple[Decoder, RawDecoder]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import CodecPipeline, DecodeError, ScratchPool
+from lsio.compute import CodecPipeline, DecodeError, GridEncoder, ScratchPool
 from lsio.plan import grid_shape
 
 __all__ = ["MISSING", "ShardingCodec", "is_fill", "parse_shard_index"]
@@ -121,6 +121,30 @@ class ShardingCodec:
         else:
             parts.append(encoded_index)
         return memoryview(b"".join(parts))
+
+    def encode_with(self, arr: np.ndarray, encoder: GridEncoder) -> memoryview | None:
+        """Like :meth:`encode_stored`, with every inner chunk encoded by one ``encoder`` call.
+
+        ``arr`` must be a whole shard. The result lies in the calling thread's
+        output buffer of ``encoder``: valid until the thread encodes again.
+        """
+        n = self.chunks_per_shard(arr.shape)
+        size = self.index_nbytes(arr.shape)
+        start = size if self.index_location == "start" else 0
+        out, sizes, end = encoder.encode(arr, self.chunk_shape, start, size)
+        stored = sizes >= 0
+        if not bool(stored.any()):
+            return None
+        kept = np.where(stored, sizes, 0)
+        index = np.full((stored.shape[0], 2), MISSING, dtype=np.uint64)
+        index[stored, 0] = (start + np.cumsum(kept) - kept)[stored]
+        index[stored, 1] = sizes[stored]
+        encoded = np.frombuffer(self.index.encode(index.reshape(*n, 2)), dtype=np.uint8)
+        if start:
+            out[:size] = encoded
+            return out[:end].data
+        out[end : end + size] = encoded
+        return out[: end + size].data
 
 
 def is_fill(arr: np.ndarray, fill_value: Any) -> bool:
