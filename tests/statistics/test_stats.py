@@ -232,3 +232,70 @@ def test_bad_arguments(sat: Path, kwargs: dict[str, Any], message: str) -> None:
     a = lsio.open_array(sat / "sat")
     with pytest.raises(lsio.InvalidArgumentError, match=message):
         lsio.stats(a, **kwargs)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate"])
+def test_damaged_shard_is_named(tmp_path: Path, damage: str) -> None:
+    # Full zstd chunks go through the compiled batch path: a bad chunk there must
+    # still be named with its key and byte range, and nothing is returned.
+    a = lsio.create(
+        tmp_path / "a.zarr",
+        shape=(4, 3, 32, 32),
+        dtype="int16",
+        chunks=(1, 3, 8, 8),
+        shards=(2, 3, 16, 16),
+        compressor="zstd:3",
+    )
+    a[...] = np.arange(4 * 3 * 32 * 32).reshape(4, 3, 32, 32) % 1000 + 1
+    shard = tmp_path / "a.zarr" / "c" / "1" / "0" / "1" / "0"
+    raw = bytearray(shard.read_bytes())
+    if damage == "corrupt":
+        raw[20:60] = b"\xff" * 40  # inside the first inner chunk's frame
+    else:
+        index = raw[-(8 * 16 + 4) :]  # keep the index (8 entries, crc32c), drop the chunks
+        raw = raw[:100] + index
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(lsio.ChunkError, match=r"c/1/0/1/0.*bytes \["):
+        lsio.stats(lsio.open_array(tmp_path / "a.zarr"), axis=(0, 2, 3))
+
+
+@pytest.mark.parametrize("axis", [(0, 2, 3), (1, 2, 3), (0, 1), ()])
+def test_kernel_runs_with_edges_and_holes(
+    tmp_path: Path, axis: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Full zstd chunks of a sharded array are planned as arrays and decoded in
+    # runs; edge chunks, deleted inner chunks and a missing shard go other ways.
+    import lsio.zarr._visit as visit
+
+    runs = []
+    real = visit.plan_runs
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        tasks, absent = real(*args, **kwargs)
+        runs.append((len(tasks), len(absent)))
+        return tasks, absent
+
+    monkeypatch.setattr(visit, "plan_runs", spy)
+    rng = np.random.default_rng(1)
+    data = rng.integers(-500, 500, size=(5, 3, 37, 41), dtype=np.int16)
+    data[0:2, :, 0:16, 0:16] = 7  # the fill value: inner chunks not stored
+    data[2:4, :, 16:32, 16:32] = 7  # a whole shard of fill: not stored
+    a = lsio.create(
+        tmp_path / "a.zarr",
+        shape=data.shape,
+        dtype="int16",
+        chunks=(1, 3, 8, 8),
+        shards=(2, 3, 16, 16),
+        compressor="zstd:1",
+        fill_value=7,
+    )
+    a[...] = data
+    region = (slice(1, 5), slice(None), slice(3, 37), slice(0, 40))
+    s = lsio.stats(a, axis=axis, selection=region)
+    x = data[region].astype(np.int64)
+    np.testing.assert_array_equal(s.sum, x.sum(axis=axis))
+    np.testing.assert_array_equal(s.min, x.min(axis=axis))
+    np.testing.assert_array_equal(s.max, x.max(axis=axis))
+    np.testing.assert_allclose(s.var, x.var(axis=axis), rtol=1e-12)
+    assert sum(t for t, _ in runs) > 0, "the full chunks went through the kernel's runs"
+    assert sum(n for _, n in runs) > 0, "absent full chunks were counted"

@@ -121,6 +121,23 @@ class Reducer:
         """Count the chunk decoded into the last slot."""
         self._filled += 1
 
+    def batch(self) -> np.ndarray:
+        """The batch buffer, emptied (pending chunks reduced) for a run of full chunks."""
+        self.flush()
+        if self._batch is None:
+            self._batch = np.empty((self._capacity, *self.plan.chunk_shape), self.plan.dtype)
+        return self._batch
+
+    def commit_batch(self, count: int, info: ChunkInfo) -> None:
+        """Reduce the ``count`` chunks decoded into the batch; ``info`` is the first."""
+        assert self._batch is not None, "batch() hands out the buffer first"
+        self._reduce(self._batch[:count], count, info, batched=True)
+
+    @property
+    def capacity(self) -> int:
+        """Chunks the batch buffer holds."""
+        return self._capacity
+
     def present(self, part: np.ndarray, info: ChunkInfo) -> None:
         """Reduce a partial chunk on its own."""
         self._reduce(part, 1, info)

@@ -205,8 +205,14 @@ def _run(
         moments,
     )
     hook = progress.add if progress is not None else None
-    reducers = visit_chunks(array, region.selection, lambda: Reducer(plan, hook))
     total = Reducer(plan)
+    reducers = visit_chunks(
+        array,
+        region.selection,
+        lambda: Reducer(plan, hook),
+        batch_chunks=total.capacity,
+        batch_dims=plan.kept,
+    )
     for r in reducers:
         r.flush()
         total.moments.merge(r.moments)

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import numpy as np
 
-from lsio.compute import DecodeError
+from lsio.compute import DecodeError, load_scatter_kernel
 from lsio.plan import OrthogonalSelection, Progression, ReadTask, execute_reads, project_dims
 from lsio.zarr._engine import chunk_error
+from lsio.zarr._visitruns import Run, decode_run, full_box, full_windows, plan_runs
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["ChunkInfo", "ChunkVisitor", "visit_chunks"]
+__all__ = ["BatchVisitor", "ChunkInfo", "ChunkVisitor", "visit_chunks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,19 @@ class ChunkVisitor(Protocol):
         """The chunk is not stored: its part holds the fill value."""
 
 
+class BatchVisitor(ChunkVisitor, Protocol):
+    """A visitor that also takes runs of full chunks decoded side by side."""
+
+    def batch(self) -> np.ndarray:
+        """A C-contiguous ``(n, *chunk_shape)`` buffer for up to ``n`` full chunks."""
+
+    def commit_batch(self, count: int, info: ChunkInfo) -> None:
+        """``count`` full chunks were decoded into the buffer's first slots.
+
+        They agree along the visit's ``batch_dims``; ``info`` is the first one.
+        """
+
+
 V = TypeVar("V", bound=ChunkVisitor)
 
 
@@ -83,28 +97,51 @@ def _windows(
     grouped = [_by_shard(parts, n) for parts, n in zip(per_dim, per_shard, strict=True)]
     window: list[ChunkInfo] = []
     for shard in itertools.product(*grouped):
-        for combo in itertools.product(*shard):
-            chunk_sel = tuple(p[1] for p in combo)
-            size = 1
-            full = True
-            for cs, n in zip(chunk_sel, chunk_shape, strict=True):
-                if isinstance(cs, slice):
-                    size *= cs.stop - cs.start
-                    full = full and cs.start == 0 and cs.stop == n
-                else:
-                    full = False
-            window.append(
-                ChunkInfo(
-                    tuple(p[0] for p in combo),
-                    chunk_sel,
-                    tuple(p[2] for p in combo if isinstance(p[2], slice)),
-                    full,
-                    size,
-                )
-            )
+        window.extend(_info(combo, chunk_shape) for combo in itertools.product(*shard))
         if len(window) >= window_chunks:
             yield window
             window = []
+    if window:
+        yield window
+
+
+def _info(combo: tuple[Any, ...], chunk_shape: tuple[int, ...]) -> ChunkInfo:
+    """The ChunkInfo of one chunk from its per-dimension projections."""
+    chunk_sel = tuple(p[1] for p in combo)
+    size = 1
+    full = True
+    for cs, n in zip(chunk_sel, chunk_shape, strict=True):
+        if isinstance(cs, slice):
+            size *= cs.stop - cs.start
+            full = full and cs.start == 0 and cs.stop == n
+        else:
+            full = False
+    out_sel = tuple(p[2] for p in combo if isinstance(p[2], slice))
+    return ChunkInfo(tuple(p[0] for p in combo), chunk_sel, out_sel, full, size)
+
+
+def _partial_windows(
+    array: Array, sel: OrthogonalSelection, box: list[tuple[int, int]], window_chunks: int
+) -> Iterator[list[ChunkInfo]]:
+    """The chunks outside ``box`` (the region's edges), each once, ``window_chunks`` at a time.
+
+    A chunk is outside the box when some dimension ``d`` is: enumerated as the
+    chunks inside the box along dimensions before ``d``, outside along ``d``,
+    anywhere after.
+    """
+    chunk_shape = array.read_chunk_shape
+    parts = project_dims(sel, chunk_shape)
+    inside = [[p for p in ps if lo <= p[0] < hi] for ps, (lo, hi) in zip(parts, box, strict=True)]
+    outside = [
+        [p for p in ps if not lo <= p[0] < hi] for ps, (lo, hi) in zip(parts, box, strict=True)
+    ]
+    window: list[ChunkInfo] = []
+    for d in range(len(parts)):
+        for combo in itertools.product(*inside[:d], outside[d], *parts[d + 1 :]):
+            window.append(_info(combo, chunk_shape))
+            if len(window) >= window_chunks:
+                yield window
+                window = []
     if window:
         yield window
 
@@ -114,6 +151,8 @@ def visit_chunks(
     sel: OrthogonalSelection,
     make_visitor: Callable[[], V],
     window_chunks: int = 8192,
+    batch_chunks: int = 0,
+    batch_dims: tuple[int, ...] = (),
 ) -> list[V]:
     """Hand every chunk part of ``sel`` to a per-thread visitor; return the visitors.
 
@@ -123,6 +162,13 @@ def visit_chunks(
         make_visitor: Creates the visitor of a thread on its first chunk.
         window_chunks: Chunks planned at a time (default 8192; whole shards are
             never split across windows).
+        batch_chunks: When above 0 (default 0) the visitors are
+            :class:`BatchVisitor` s with room for this many chunks, and the full
+            chunks of a sharded array of zstd over plain bytes are planned as
+            arrays and decoded by the compiled kernel in runs into the batch
+            buffers (see :mod:`lsio.zarr._visitruns`); the rest go one by one.
+        batch_dims: Dimensions along which the chunks of a run agree (default
+            none; the dimensions a reduction keeps).
 
     Returns:
         Every visitor created, for the caller to merge. Absent chunks are handed
@@ -168,7 +214,14 @@ def visit_chunks(
         v.present(chunk[info.chunk_sel], info)
 
     store = ctx.store
-    for window in _windows(array, sel, window_chunks):
+    box = _kernel_box(array, sel, batch_chunks)
+    kernel = load_scatter_kernel() if box is not None else None
+    windows: Iterable[list[ChunkInfo]] = (
+        _windows(array, sel, window_chunks)
+        if box is None
+        else _partial_windows(array, sel, box, window_chunks)
+    )
+    for window in windows:
         tasks: list[ReadTask[ChunkInfo]] = []
         located = array.locate_chunks([info.coords for info in window])
         for info, where in zip(window, located, strict=True):
@@ -177,4 +230,44 @@ def visit_chunks(
             else:
                 tasks.append(ReadTask(store, where[0], where[1], info))
         execute_reads(tasks, handle, ctx.pool, ctx.batches)
+    if box is None or kernel is None:
+        return list(visitors.values())
+
+    starts = [d.start for d in sel.dims if isinstance(d, Progression)]
+
+    def info_of(coords: Any) -> ChunkInfo:
+        out = tuple(
+            slice(c * n - a, (c + 1) * n - a)
+            for c, n, a in zip(coords, chunk_shape, starts, strict=True)
+        )
+        whole = tuple(slice(0, n) for n in chunk_shape)
+        return ChunkInfo(tuple(coords), whole, out, True, int(np.prod(chunk_shape)))
+
+    def handle_run(task: ReadTask[Run], data: memoryview | None) -> None:
+        v = cast("BatchVisitor", visitor())
+        if data is None:  # the shard went away since it was located
+            for coords in task.item.coords.tolist():
+                v.absent(info_of(coords))
+            return
+        decode_run(array, kernel, task, data, v.batch(), decode)
+        v.commit_batch(task.item.coords.shape[0], info_of(task.item.coords[0].tolist()))
+
+    for coords in full_windows(box, array.chunks_per_shard, window_chunks):
+        runs, absent = plan_runs(array, coords, batch_dims, batch_chunks)
+        for c in absent.tolist():
+            visitor().absent(info_of(c))
+        execute_reads(runs, handle_run, ctx.pool, ctx.batches)
     return list(visitors.values())
+
+
+def _kernel_box(
+    array: Array, sel: OrthogonalSelection, batch_chunks: int
+) -> list[tuple[int, int]] | None:
+    """The chunk-coordinate box of the full chunks that go to the kernel, or ``None``."""
+    if batch_chunks <= 0 or array.raw_chunk_decoder is None or array.metadata.sharding is None:
+        return None
+    if not all(isinstance(d, Progression) and d.step == 1 for d in sel.dims):
+        return None
+    bounds = [(d.start, d.start + d.count) for d in sel.dims if isinstance(d, Progression)]
+    box = full_box(bounds, array.read_chunk_shape)
+    return box if box is not None and load_scatter_kernel() is not None else None

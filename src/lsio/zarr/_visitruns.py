@@ -1,0 +1,189 @@
+"""The full chunks of a visit, planned with NumPy and decoded in runs by the compiled kernel.
+
+A visit of a whole array (statistics of a dataset) is almost all full chunks.
+Planning them one Python object at a time costs the calling thread ~10 µs per
+chunk, CPU the workers need on a small machine, and leaves them idle between
+windows. Here the full chunks of a sharded array (zstd over plain bytes) are
+planned as arrays, a window of whole shards at a time: located in one call,
+sorted by object, kept coordinates and offset, and cut into runs of chunks
+stored close together in one object whose coordinates along the visitor's
+``batch_dims`` agree. Each run is one read and one kernel call that decodes its
+chunks side by side into the worker's batch buffer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from lsio.compute import DecodeError, ScatterKernel, ScatterTables
+from lsio.io import ByteRange
+from lsio.plan import ReadTask
+from lsio.zarr._boxread import buffer_address, chunk_error
+from lsio.zarr._kernelread import GAP_BYTES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from lsio.zarr._array import Array
+
+__all__ = ["Run", "decode_run", "full_box", "full_windows", "plan_runs"]
+
+_I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Full chunks read by one request and decoded by one kernel call.
+
+    Attributes:
+        coords: ``(n, ndim)`` read-grid coordinates (equal along the batch dims).
+        chunks: The kernel's chunk rows (offset, size, piece).
+        pieces: The kernel's piece rows, each chunk into the next slot; their
+            destinations are relative to the batch buffer, whose address only
+            the worker knows.
+    """
+
+    coords: _I64
+    chunks: _I64
+    pieces: _I64
+
+
+def full_box(
+    bounds: list[tuple[int, int]], chunk_shape: tuple[int, ...]
+) -> list[tuple[int, int]] | None:
+    """Per dimension the range of chunk coordinates whose chunks lie wholly in ``bounds``."""
+    box = [(-(-a // n), b // n) for (a, b), n in zip(bounds, chunk_shape, strict=True)]
+    return box if all(lo < hi for lo, hi in box) else None
+
+
+def full_windows(
+    box: list[tuple[int, int]], per_shard: tuple[int, ...], window_chunks: int
+) -> Iterator[_I64]:
+    """Coordinates of the chunks in ``box``, shard by shard, about ``window_chunks`` at a time."""
+    shard_ranges = [range(lo // p, -(-hi // p)) for (lo, hi), p in zip(box, per_shard, strict=True)]
+    parts: list[_I64] = []
+    count = 0
+    for shard in itertools.product(*shard_ranges):
+        axes = [
+            np.arange(max(lo, s * p), min(hi, (s + 1) * p), dtype=np.int64)
+            for (lo, hi), s, p in zip(box, shard, per_shard, strict=True)
+        ]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(box))
+        parts.append(grid)
+        count += grid.shape[0]
+        if count >= window_chunks:
+            yield np.concatenate(parts)
+            parts, count = [], 0
+    if parts:
+        yield np.concatenate(parts)
+
+
+def plan_runs(
+    array: Array, coords: _I64, batch_dims: tuple[int, ...], batch_chunks: int
+) -> tuple[list[ReadTask[Run]], _I64]:
+    """Runs of the stored chunks among ``coords``; returns the reads and the absent chunks."""
+    keys, key_of, offsets, sizes = array.locate_table(coords)
+    absent = coords[sizes < 0]
+    stored = sizes >= 0
+    coords, key_of, offsets, sizes = coords[stored], key_of[stored], offsets[stored], sizes[stored]
+    n = coords.shape[0]
+    if n == 0:
+        return [], absent
+    kept = coords[:, list(batch_dims)]
+    kept_id = np.zeros(n, np.int64)
+    for d in range(kept.shape[1]):
+        kept_id = kept_id * (int(kept[:, d].max()) + 1) + kept[:, d]
+    order = np.lexsort((offsets, kept_id, key_of))
+    coords, key_of, kept_id = coords[order], key_of[order], kept_id[order]
+    offsets, sizes = offsets[order], sizes[order]
+    ends = offsets + sizes
+    cut = np.ones(n, dtype=bool)
+    cut[1:] = (
+        (key_of[1:] != key_of[:-1])
+        | (kept_id[1:] != kept_id[:-1])
+        | (offsets[1:] - ends[:-1] > GAP_BYTES)
+    )
+    # Split stretches longer than a batch: every batch_chunks-th chunk of a stretch.
+    stretch = np.cumsum(cut) - 1
+    first = np.flatnonzero(cut)
+    cut |= (np.arange(n) - first[stretch]) % batch_chunks == 0
+    starts = np.flatnonzero(cut)
+    stops = np.append(starts[1:], n)
+    stop_bytes = np.maximum.reduceat(ends, starts)
+    store = array.context.store
+    shape = np.asarray(array.read_chunk_shape, dtype=np.int64)
+    strides = _c_strides(array.read_chunk_shape, array.dtype.itemsize)
+    nbytes = math.prod(array.read_chunk_shape) * array.dtype.itemsize
+    tasks = []
+    for s, e, end in zip(starts.tolist(), stops.tolist(), stop_bytes.tolist(), strict=True):
+        m = e - s
+        chunks = np.empty((m, 3), dtype=np.int64)
+        chunks[:, 0] = offsets[s:e]
+        chunks[:, 1] = sizes[s:e]
+        chunks[:, 2] = np.arange(m)
+        pieces = np.zeros((m, 2 + 2 * len(shape)), dtype=np.int64)
+        pieces[:, 0] = np.arange(m) * nbytes
+        pieces[:, 2 : 2 + len(shape)] = shape
+        pieces[:, 2 + len(shape) :] = strides
+        run = Run(coords[s:e], chunks, pieces)
+        tasks.append(ReadTask(store, keys[int(key_of[s])], ByteRange(int(offsets[s]), end), run))
+    return tasks, absent
+
+
+def _c_strides(shape: tuple[int, ...], itemsize: int) -> _I64:
+    return np.cumprod([1, *shape[:0:-1]])[::-1].astype(np.int64) * itemsize
+
+
+def decode_run(
+    array: Array,
+    kernel: ScatterKernel,
+    task: ReadTask[Run],
+    data: memoryview,
+    buf: np.ndarray,
+    decode: Callable[[memoryview, np.ndarray], None],
+) -> None:
+    """Decode the chunks of ``task`` into the first slots of ``buf`` (the batch buffer).
+
+    Raises:
+        ChunkError: Naming the first chunk that did not decode (or was cut off).
+    """
+    run = task.item
+    assert isinstance(task.range, ByteRange), "runs are planned for sharded arrays"
+    base = task.range.start
+    n = run.chunks.shape[0]
+    # A short read (the object is shorter than its index says): decode what is
+    # there, then name the first chunk that is cut off.
+    cut = np.flatnonzero(run.chunks[:, 0] + run.chunks[:, 1] - base > len(data))
+    stop = int(cut[0]) if cut.size else n
+    run.pieces[:, 0] += buf.ctypes.data  # each run is decoded once
+    tables = ScatterTables(
+        run.chunks,
+        np.arange(n + 1, dtype=np.int64),
+        run.pieces,
+        _c_strides(array.read_chunk_shape, array.dtype.itemsize),
+        buf[0].nbytes,
+        array.dtype.itemsize,
+    )
+    bad = kernel.run(tables, 0, stop, buffer_address(data), base, 0, 0) if stop else -1
+    if bad < 0 and stop < n:
+        bad = stop
+    if bad < 0:
+        return
+    offset, size = (int(x) for x in run.chunks[bad, :2])
+    rng = ByteRange(offset, offset + size)
+    where = tuple(int(c) for c in run.coords[bad])
+    try:
+        decode(
+            data[offset - base : offset - base + size],
+            np.empty(array.read_chunk_shape, array.dtype),
+        )
+    except DecodeError as exc:
+        raise chunk_error(exc, task.key, rng, where) from exc
+    raise chunk_error(DecodeError("chunk did not decode to its size"), task.key, rng, where)
