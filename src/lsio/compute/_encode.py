@@ -27,6 +27,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from lsio.compute._scatter import advance, function_address
 from lsio.compute._zstd import newest_zstd
 
 __all__ = ["GridEncoder", "load_grid_encoder"]
@@ -62,13 +63,7 @@ def _build(compress: Any, memcpy: Any) -> Any:
                 s += idx[d] * sstr[d]
             memcpy(o, s, unit)
             o += unit
-            d = last - 1
-            while d >= 0:
-                idx[d] += 1
-                if idx[d] < n[d]:
-                    break
-                idx[d] = 0
-                d -= 1
+            advance(idx, n, last)
 
     @numba.njit(nogil=True)
     def is_fill(buf: Any, pattern: Any, mask: Any) -> bool:  # pragma: no cover - compiled
@@ -113,13 +108,6 @@ def _build(compress: Any, memcpy: Any) -> Any:
         return int(pos)
 
     return run
-
-
-def _address(function: Any) -> int:
-    address = ctypes.cast(function, ctypes.c_void_p).value
-    if not address:
-        raise OSError(f"no address for {function}")
-    return address
 
 
 class _Contexts(threading.local):
@@ -249,10 +237,10 @@ def _fill_bytes(dtype: np.dtype[Any], fill_value: Any) -> tuple[_U8, _U8]:
 def _kernel(lib: Any) -> Any:
     # Addresses travel as integers: every argument declared size_t.
     compress = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 5)(
-        _address(lib.ZSTD_compress2)
+        function_address(lib.ZSTD_compress2)
     )
     memcpy = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 3)(
-        _address(ctypes.CDLL(None).memcpy)
+        function_address(ctypes.CDLL(None).memcpy)
     )
     return _build(compress, memcpy)
 

@@ -64,6 +64,18 @@ class ScatterTables:
     itemsize: int
 
 
+@numba.njit(nogil=True, cache=True)
+def advance(idx: Any, n: Any, last: int) -> None:  # pragma: no cover - compiled
+    """Step the counter ``idx[:last]`` to the next row, in C order over extents ``n``."""
+    d = last - 1
+    while d >= 0:
+        idx[d] += 1
+        if idx[d] < n[d]:
+            break
+        idx[d] = 0
+        d -= 1
+
+
 def _build(decompress: Any, memcpy: Any) -> Any:
     @numba.njit(nogil=True)
     def copy_piece(
@@ -101,13 +113,7 @@ def _build(decompress: Any, memcpy: Any) -> Any:
             else:
                 for i in range(per_row):
                     memcpy(o + i * ostr[last], s + i * cstr[last], unit)
-            d = last - 1
-            while d >= 0:
-                idx[d] += 1
-                if idx[d] < n[d]:
-                    break
-                idx[d] = 0
-                d -= 1
+            advance(idx, n, last)
 
     @numba.njit(nogil=True)
     def run(
@@ -220,7 +226,8 @@ def plan_pieces(bounds: _I64, base: _I64, ostr: _I64, chunk: _I64, cstr: _I64) -
     return coords, rows
 
 
-def _address(function: Any) -> int:
+def function_address(function: Any) -> int:
+    """The C address of a ctypes function, for compiled code to call."""
     address = ctypes.cast(function, ctypes.c_void_p).value
     if not address:
         raise OSError(f"no address for {function}")
@@ -238,9 +245,11 @@ class ScatterKernel:
         # compiled code pass them without pointer types (same registers on x86-64
         # and aarch64).
         decompress = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 5)(
-            _address(lib.ZSTD_decompressDCtx)
+            function_address(lib.ZSTD_decompressDCtx)
         )
-        memcpy = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 3)(_address(libc.memcpy))
+        memcpy = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 3)(
+            function_address(libc.memcpy)
+        )
         self._contexts = DecompressContexts(lib)
         self._run = _build(decompress, memcpy)
 
