@@ -22,10 +22,12 @@ __all__ = ["Plan", "Reducer"]
 
 _Arr = npt.NDArray[Any]
 
-# A batch of full chunks is reduced when it reaches this many bytes: large enough to
-# amortise the per-call overhead, small enough to stay in the core's L2 cache (and,
-# for 16-bit data, to let sums accumulate in 32 bits).
-_BATCH_BYTES = 1 << 20
+# A batch of full chunks is reduced when it reaches this many bytes. Larger
+# batches amortise the Python around each (a planned run, a kernel call, a merge
+# of partials) over more chunks; measured on 90 KB int16 chunks (in-process A/B,
+# 4 alternating rounds of whole-array statistics): 1 MB 0.970 GB/s median, 4 MB
+# 1.014, although a 4 MB batch no longer stays in a core's L2 cache.
+_BATCH_BYTES = 4 << 20
 
 
 class Plan:
