@@ -28,15 +28,12 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio.compute._scatter import advance, function_address
-from lsio.compute._zstd import newest_zstd
+from lsio.compute._zstd import compress_contexts, newest_zstd
 
 __all__ = ["GridEncoder", "load_grid_encoder"]
 
 _I64 = npt.NDArray[np.int64]
 _U8 = npt.NDArray[np.uint8]
-
-# ZSTD_cParameter values (zstd.h, stable API).
-_LEVEL, _CONTENT_SIZE, _CHECKSUM = 100, 200, 201
 
 
 def _build(compress: Any, memcpy: Any) -> Any:
@@ -110,30 +107,12 @@ def _build(compress: Any, memcpy: Any) -> Any:
     return run
 
 
-class _Contexts(threading.local):
-    """One compression context per thread, set to the settings last asked for."""
+class _Buffers(threading.local):
+    """One encoder's scratch chunk and output buffer per thread, reused across calls."""
 
-    def __init__(self, lib: Any) -> None:
-        self._lib = lib
-        self.ctx: int = lib.ZSTD_createCCtx() or 0
-        self.settings: tuple[int, bool] | None = None
+    def __init__(self) -> None:
         self.scratch: _U8 = np.empty(0, np.uint8)
         self.out: _U8 = np.empty(0, np.uint8)
-
-    def get(self, level: int, checksum: bool) -> int:
-        if not self.ctx:
-            raise MemoryError("zstd: could not allocate a compression context")
-        if self.settings != (level, checksum):
-            for param, value in ((_LEVEL, level), (_CHECKSUM, int(checksum)), (_CONTENT_SIZE, 1)):
-                if self._lib.ZSTD_isError(self._lib.ZSTD_CCtx_setParameter(self.ctx, param, value)):
-                    raise ValueError(f"zstd refuses parameter {param}={value}")
-            self.settings = (level, checksum)
-        return self.ctx
-
-    def __del__(self) -> None:
-        if self.ctx:
-            self._lib.ZSTD_freeCCtx(self.ctx)
-            self.ctx = 0
 
 
 def compress_bound(nbytes: int) -> int:
@@ -156,7 +135,8 @@ class GridEncoder:
     def __init__(
         self, lib: Any, level: int, checksum: bool, dtype: np.dtype[Any], fill_value: Any
     ) -> None:
-        self._contexts = _Contexts(lib)
+        self._contexts = compress_contexts(lib)
+        self._buffers = _Buffers()
         self._level, self._checksum = level, checksum
         self.dtype = dtype
         self._pattern, self._mask = _fill_bytes(dtype, fill_value)
@@ -193,8 +173,8 @@ class GridEncoder:
         for g, step in zip(grid, steps, strict=True):
             origins = (origins[:, None] + np.arange(g, dtype=np.int64) * step).reshape(-1)
         nbytes = math.prod(chunk_shape) * itemsize
-        local = self._contexts
-        cctx = local.get(self._level, self._checksum)
+        cctx = self._contexts.get(self._level, self._checksum)
+        local = self._buffers
         if local.scratch.shape[0] != nbytes:
             local.scratch = np.empty(nbytes, np.uint8)
         need = start + origins.shape[0] * compress_bound(nbytes) + extra

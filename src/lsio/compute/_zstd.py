@@ -21,9 +21,11 @@ import numcodecs.zstd
 import numpy as np
 
 __all__ = [
+    "CompressContexts",
     "DecompressContexts",
     "RawDecoder",
     "ZstdError",
+    "compress_contexts",
     "load_zstd_decoder",
     "load_zstd_decoders",
     "newest_zstd",
@@ -44,7 +46,20 @@ Decoder = Callable[[memoryview, np.ndarray], None]
 RawDecoder = Callable[[int, int, int, int], int]
 
 
-class DecompressContexts(threading.local):
+class _Contexts(threading.local):
+    """One zstd context per thread, made by ``create`` and freed by ``free`` with its thread."""
+
+    def __init__(self, create: Callable[[], int | None], free: Callable[[int], Any]) -> None:
+        self._free = free
+        self.ctx: int = create() or 0
+
+    def __del__(self) -> None:
+        if self.ctx:
+            self._free(self.ctx)
+            self.ctx = 0
+
+
+class DecompressContexts(_Contexts):
     """One decompression context per thread, freed when the thread's copy is dropped.
 
     ``ZSTD_decompress`` allocates and initialises a context (~100 KB) on every
@@ -52,19 +67,53 @@ class DecompressContexts(threading.local):
     """
 
     def __init__(self, lib: Any) -> None:
-        self._lib = lib
-        self.ctx: int = lib.ZSTD_createDCtx() or 0
+        super().__init__(lib.ZSTD_createDCtx, lib.ZSTD_freeDCtx)
 
-    def __del__(self) -> None:
-        if self.ctx:
-            self._lib.ZSTD_freeDCtx(self.ctx)
-            self.ctx = 0
+
+# ZSTD_cParameter values (zstd.h, stable API).
+_LEVEL, _CONTENT_SIZE, _CHECKSUM = 100, 200, 201
+
+
+class CompressContexts(_Contexts):
+    """One compression context per thread, set to the settings last asked for.
+
+    Use :func:`compress_contexts`: a context allocates its tables (about a
+    megabyte at level 3) on first use, which is worth doing once per thread.
+    """
+
+    def __init__(self, lib: Any) -> None:
+        super().__init__(lib.ZSTD_createCCtx, lib.ZSTD_freeCCtx)
+        self._lib = lib
+        self.settings: tuple[int, bool] | None = None
+
+    def get(self, level: int, checksum: bool) -> int:
+        """The calling thread's context, with zstd's level and checksum flag set."""
+        if not self.ctx:
+            raise MemoryError("zstd: could not allocate a compression context")
+        if self.settings != (level, checksum):
+            for param, value in ((_LEVEL, level), (_CHECKSUM, int(checksum)), (_CONTENT_SIZE, 1)):
+                if self._lib.ZSTD_isError(self._lib.ZSTD_CCtx_setParameter(self.ctx, param, value)):
+                    raise ValueError(f"zstd refuses parameter {param}={value}")
+            self.settings = (level, checksum)
+        return self.ctx
+
+
+@functools.cache
+def compress_contexts(lib: Any) -> CompressContexts:
+    """The per-thread compression contexts of ``lib``, kept for the process (a cache)."""
+    return CompressContexts(lib)
+
+
+@functools.cache
+def _system_path() -> str | None:
+    # find_library runs ldconfig: once per process.
+    return ctypes.util.find_library("zstd")
 
 
 @functools.cache
 def system_zstd() -> Any | None:
     """The system's libzstd (context functions declared), or ``None`` where absent."""
-    name = ctypes.util.find_library("zstd")
+    name = _system_path()
     if name is None:
         return None
     try:
@@ -107,7 +156,7 @@ def newest_zstd() -> Any | None:
     Decoding stays with :func:`system_zstd`: the ``zstd`` package's build lacks
     zstd's assembly decoder and decodes ~18% slower than the system's.
     """
-    paths = [ctypes.util.find_library("zstd"), getattr(numcodecs.zstd, "__file__", None)]
+    paths = [_system_path(), getattr(numcodecs.zstd, "__file__", None)]
     try:
         import zstd
 

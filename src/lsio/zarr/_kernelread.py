@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +29,16 @@ if TYPE_CHECKING:
     from lsio.zarr._array import Array
     from lsio.zarr._engine import ReadJob
 
-__all__ = ["KernelPlan", "KernelRun", "fill_absent", "plan_kernel_reads", "run_kernel_task"]
+__all__ = [
+    "KernelPlan",
+    "KernelRun",
+    "c_strides",
+    "decode_rows",
+    "fill_absent",
+    "plan_kernel_reads",
+    "raise_for_row",
+    "run_kernel_task",
+]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -133,10 +142,7 @@ def plan_kernel_reads(
         return [], None, rest
     chunk = array.read_chunk_shape
     dtype = array.dtype
-    ndim = len(chunk)
-    cstr = np.array(
-        [math.prod(chunk[d + 1 :]) * dtype.itemsize for d in range(ndim)], dtype=np.int64
-    )
+    cstr = c_strides(chunk, dtype.itemsize)
     outs = [out for _, out in mine]
     coords, pieces = _pieces(np.array([b for b, _ in mine], dtype=np.int64), outs, chunk, cstr)
     grid = grid_shape(array.shape, chunk)
@@ -258,42 +264,65 @@ def run_kernel_task(
     if data is None:  # the object is missing (or went away since its index was read)
         plan.kernel.run(tables, run.first, run.stop, 0, 0, 0, _fill_address(plan))
         return
+    buf = scratch.array((tables.chunk_nbytes,), np.dtype(np.uint8))
+    bad = decode_rows(plan.kernel, tables, run.first, run.stop, task, data, buf.ctypes.data)
+    if bad >= 0:
+        raise_for_row(plan.array, tables, plan.coords[bad], task, data, bad)
+
+
+def decode_rows(
+    kernel: ScatterKernel,
+    tables: ScatterTables,
+    first: int,
+    stop: int,
+    task: ReadTask[Any],
+    data: memoryview,
+    scratch: int,
+) -> int:
+    """Run the kernel on chunk rows ``first:stop``, read by ``task`` as ``data``.
+
+    Returns ``-1``, or the first row that did not decode or is cut off: a short
+    read (an object shorter than its index says) decodes what is there, and the
+    kernel never reads past the bytes it is given.
+    """
     whole = -1 if isinstance(task.range, ByteRange) else len(data)
     base = task.range.start if isinstance(task.range, ByteRange) else 0
     if whole == 0:
-        _raise_for(plan, task, data, run.first, base, whole)
-    stop = run.stop
+        return first
+    end = stop
     if whole < 0:
-        # A short read (the object is shorter than its index says): decode what
-        # is there, then name the first chunk that is cut off. The kernel never
-        # reads past the bytes it is given.
-        chunks = tables.chunks[run.first : run.stop]
+        chunks = tables.chunks[first:stop]
         cut = np.flatnonzero(chunks[:, 0] + chunks[:, 1] - base > len(data))
         if cut.size:
-            stop = run.first + int(cut[0])
+            end = first + int(cut[0])
     bad = -1
-    if stop > run.first:
-        buf = scratch.array((tables.chunk_nbytes,), np.dtype(np.uint8))
-        bad = plan.kernel.run(
-            tables, run.first, stop, buffer_address(data), base, buf.ctypes.data, 0, whole
-        )
-    if bad < 0 and stop < run.stop:
-        bad = stop
-    if bad >= 0:
-        _raise_for(plan, task, data, bad, base, whole)
+    if end > first:
+        bad = kernel.run(tables, first, end, buffer_address(data), base, scratch, 0, whole)
+    return end if bad < 0 and end < stop else bad
 
 
-def _raise_for(
-    plan: KernelPlan, task: ReadTask[KernelRun], data: memoryview, row: int, base: int, whole: int
-) -> None:
-    array = plan.array
-    offset, size = (int(v) for v in plan.tables.chunks[row, :2])
-    start = offset - base
-    part = data if whole >= 0 else data[start : start + size]
-    rng = task.range if whole >= 0 else ByteRange(offset, offset + size)
-    coords = tuple(int(c) for c in plan.coords[row])
+def raise_for_row(
+    array: Array,
+    tables: ScatterTables,
+    coords: _I64,
+    task: ReadTask[Any],
+    data: memoryview,
+    row: int,
+) -> NoReturn:
+    """Raise the error of chunk ``row`` (at grid ``coords``), which :func:`decode_rows` named."""
+    whole = not isinstance(task.range, ByteRange)
+    base = 0 if whole else task.range.start  # type: ignore[union-attr]
+    offset, size = (int(v) for v in tables.chunks[row, :2])
+    part = data if whole else data[offset - base : offset - base + size]
+    rng = task.range if whole else ByteRange(offset, offset + size)
+    where = tuple(int(c) for c in coords)
     try:
         array.chunk_decoder(part, np.empty(array.read_chunk_shape, array.dtype))
     except DecodeError as exc:
-        raise chunk_error(exc, task.key, rng, coords) from exc
-    raise chunk_error(DecodeError("chunk did not decode to its size"), task.key, rng, coords)
+        raise chunk_error(exc, task.key, rng, where) from exc
+    raise chunk_error(DecodeError("chunk did not decode to its size"), task.key, rng, where)
+
+
+def c_strides(shape: tuple[int, ...], itemsize: int) -> _I64:
+    """Byte strides of a C-ordered array of ``shape``."""
+    return np.array([math.prod(shape[d + 1 :]) * itemsize for d in range(len(shape))], np.int64)

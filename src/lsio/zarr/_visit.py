@@ -10,6 +10,7 @@ the IO queue, whatever the size of the array.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -216,6 +217,8 @@ def visit_chunks(
     store = ctx.store
     box = _kernel_box(array, sel, batch_chunks)
     kernel = load_scatter_kernel() if box is not None else None
+    if kernel is None:
+        box = None
     windows: Iterable[list[ChunkInfo]] = (
         _windows(array, sel, window_chunks)
         if box is None
@@ -234,14 +237,15 @@ def visit_chunks(
         return list(visitors.values())
 
     starts = [d.start for d in sel.dims if isinstance(d, Progression)]
+    whole = tuple(slice(0, n) for n in chunk_shape)
+    size = math.prod(chunk_shape)
 
     def info_of(coords: Any) -> ChunkInfo:
         out = tuple(
             slice(c * n - a, (c + 1) * n - a)
             for c, n, a in zip(coords, chunk_shape, starts, strict=True)
         )
-        whole = tuple(slice(0, n) for n in chunk_shape)
-        return ChunkInfo(tuple(coords), whole, out, True, int(np.prod(chunk_shape)))
+        return ChunkInfo(tuple(coords), whole, out, True, size)
 
     def handle_run(task: ReadTask[Run], data: memoryview | None) -> None:
         v = cast("BatchVisitor", visitor())
@@ -249,7 +253,7 @@ def visit_chunks(
             for coords in task.item.coords.tolist():
                 v.absent(info_of(coords))
             return
-        decode_run(array, kernel, task, data, v.batch(), decode)
+        decode_run(array, kernel, task, data, v.batch())
         v.commit_batch(task.item.coords.shape[0], info_of(task.item.coords[0].tolist()))
 
     for coords in full_windows(box, array.chunks_per_shard, window_chunks):
@@ -269,5 +273,4 @@ def _kernel_box(
     if not all(isinstance(d, Progression) and d.step == 1 for d in sel.dims):
         return None
     bounds = [(d.start, d.start + d.count) for d in sel.dims if isinstance(d, Progression)]
-    box = full_box(bounds, array.read_chunk_shape)
-    return box if box is not None and load_scatter_kernel() is not None else None
+    return full_box(bounds, array.read_chunk_shape)

@@ -22,15 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import DecodeError, ScatterKernel, ScatterTables
+from lsio.compute import ScatterKernel, ScatterTables
 from lsio.io import ByteRange
 from lsio.plan import ReadTask
-from lsio.zarr._boxread import buffer_address, chunk_error
-from lsio.zarr._kernelread import GAP_BYTES
+from lsio.zarr._kernelread import GAP_BYTES, c_strides, decode_rows, raise_for_row
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from lsio.zarr._array import Array
 
 __all__ = ["Run", "decode_run", "full_box", "full_windows", "plan_runs"]
@@ -44,15 +41,13 @@ class Run:
 
     Attributes:
         coords: ``(n, ndim)`` read-grid coordinates (equal along the batch dims).
-        chunks: The kernel's chunk rows (offset, size, piece).
-        pieces: The kernel's piece rows, each chunk into the next slot; their
-            destinations are relative to the batch buffer, whose address only
-            the worker knows.
+        tables: The kernel's tables, each chunk decoded into the next slot; the
+            pieces' destinations are relative to the batch buffer, whose address
+            only the worker knows.
     """
 
     coords: _I64
-    chunks: _I64
-    pieces: _I64
+    tables: ScatterTables
 
 
 def full_box(
@@ -119,8 +114,9 @@ def plan_runs(
     stop_bytes = np.maximum.reduceat(ends, starts)
     store = array.context.store
     shape = np.asarray(array.read_chunk_shape, dtype=np.int64)
-    strides = _c_strides(array.read_chunk_shape, array.dtype.itemsize)
-    nbytes = math.prod(array.read_chunk_shape) * array.dtype.itemsize
+    itemsize = array.dtype.itemsize
+    strides = c_strides(array.read_chunk_shape, itemsize)
+    nbytes = math.prod(array.read_chunk_shape) * itemsize
     tasks = []
     for s, e, end in zip(starts.tolist(), stops.tolist(), stop_bytes.tolist(), strict=True):
         m = e - s
@@ -132,58 +128,24 @@ def plan_runs(
         pieces[:, 0] = np.arange(m) * nbytes
         pieces[:, 2 : 2 + len(shape)] = shape
         pieces[:, 2 + len(shape) :] = strides
-        run = Run(coords[s:e], chunks, pieces)
+        tables = ScatterTables(
+            chunks, np.arange(m + 1, dtype=np.int64), pieces, strides, nbytes, itemsize
+        )
+        run = Run(coords[s:e], tables)
         tasks.append(ReadTask(store, keys[int(key_of[s])], ByteRange(int(offsets[s]), end), run))
     return tasks, absent
 
 
-def _c_strides(shape: tuple[int, ...], itemsize: int) -> _I64:
-    return np.cumprod([1, *shape[:0:-1]])[::-1].astype(np.int64) * itemsize
-
-
 def decode_run(
-    array: Array,
-    kernel: ScatterKernel,
-    task: ReadTask[Run],
-    data: memoryview,
-    buf: np.ndarray,
-    decode: Callable[[memoryview, np.ndarray], None],
+    array: Array, kernel: ScatterKernel, task: ReadTask[Run], data: memoryview, buf: np.ndarray
 ) -> None:
     """Decode the chunks of ``task`` into the first slots of ``buf`` (the batch buffer).
 
     Raises:
         ChunkError: Naming the first chunk that did not decode (or was cut off).
     """
-    run = task.item
-    assert isinstance(task.range, ByteRange), "runs are planned for sharded arrays"
-    base = task.range.start
-    n = run.chunks.shape[0]
-    # A short read (the object is shorter than its index says): decode what is
-    # there, then name the first chunk that is cut off.
-    cut = np.flatnonzero(run.chunks[:, 0] + run.chunks[:, 1] - base > len(data))
-    stop = int(cut[0]) if cut.size else n
-    run.pieces[:, 0] += buf.ctypes.data  # each run is decoded once
-    tables = ScatterTables(
-        run.chunks,
-        np.arange(n + 1, dtype=np.int64),
-        run.pieces,
-        _c_strides(array.read_chunk_shape, array.dtype.itemsize),
-        buf[0].nbytes,
-        array.dtype.itemsize,
-    )
-    bad = kernel.run(tables, 0, stop, buffer_address(data), base, 0, 0) if stop else -1
-    if bad < 0 and stop < n:
-        bad = stop
-    if bad < 0:
-        return
-    offset, size = (int(x) for x in run.chunks[bad, :2])
-    rng = ByteRange(offset, offset + size)
-    where = tuple(int(c) for c in run.coords[bad])
-    try:
-        decode(
-            data[offset - base : offset - base + size],
-            np.empty(array.read_chunk_shape, array.dtype),
-        )
-    except DecodeError as exc:
-        raise chunk_error(exc, task.key, rng, where) from exc
-    raise chunk_error(DecodeError("chunk did not decode to its size"), task.key, rng, where)
+    tables = task.item.tables
+    tables.pieces[:, 0] += buf.ctypes.data  # each run is decoded once
+    bad = decode_rows(kernel, tables, 0, len(tables.chunks), task, data, 0)
+    if bad >= 0:
+        raise_for_row(array, tables, task.item.coords[bad], task, data, bad)
