@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lsio import ReadError
+from lsio import ReadError, WriteError
 from lsio.io import (
     AutoStore,
     ByteRange,
@@ -128,6 +128,32 @@ class TestLocalStoreNoCoalescing(TestLocalStore):
         store = super().make_store(tmp_path)
         assert isinstance(store, LocalStore)
         return LocalStore(store.root, IOConfig(max_gap=0, max_read=1))
+
+
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_put_many_writes_each_object_whole(tmp_path: Path, kind: str) -> None:
+    store: LocalStore | MemoryStore = LocalStore(tmp_path) if kind == "local" else MemoryStore()
+    store.put("old/x", b"previous")
+    keys = ["old/x", "new/deep/y", "new/deep/z", "top", "empty"]
+    blobs = [b"replaced", b"y" * 70_000, b"z", b"t" * 3, b""]
+    data = np.frombuffer(b"".join(blobs), np.uint8)
+    offsets = np.cumsum([0, *map(len, blobs)])
+    store.put_many(keys, data, offsets)
+    assert [store.get(k) for k in keys] == blobs
+    if kind == "local":
+        assert not [p for p in tmp_path.rglob("*") if "lsio-tmp" in p.name]
+
+
+def test_put_many_names_the_object_it_cannot_write(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put("blocker", b"a file where a directory should be")
+    data = np.frombuffer(b"aabbcc", np.uint8)
+    with pytest.raises(WriteError, match="blocker/b") as info:
+        store.put_many(["first", "blocker/b", "third"], data, [0, 2, 4, 6])
+    assert isinstance(info.value, OSError)
+    assert store.get("first") == b"aa"  # objects before the failing one are written
+    assert store.get("third") is None
+    assert not [p for p in tmp_path.rglob("*") if "lsio-tmp" in p.name]
 
 
 def test_local_store_url_forms(tmp_path: Path) -> None:

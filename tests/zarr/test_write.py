@@ -191,9 +191,13 @@ _WRITER = textwrap.dedent(
 )
 
 
-def test_a_killed_writer_leaves_whole_objects(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shards", [(2, 32, 32), None])
+def test_a_killed_writer_leaves_whole_objects(
+    tmp_path: Path, shards: tuple[int, ...] | None
+) -> None:
     path = tmp_path / "a.zarr"
-    a = lsio.create(path, shape=(8, 64, 64), dtype="i4", chunks=(1, 16, 16), shards=(2, 32, 32))
+    a = lsio.create(path, shape=(8, 64, 64), dtype="i4", chunks=(1, 16, 16), shards=shards)
+    unit = shards or (1, 16, 16)
     a[...] = 1
     proc = subprocess.Popen(
         [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True
@@ -205,12 +209,12 @@ def test_a_killed_writer_leaves_whole_objects(tmp_path: Path) -> None:
     proc.wait()
     proc.stdout.close()
     data = zarr.open_array(str(path), mode="r")[...]  # every shard decodes (none torn)
-    for t in range(0, 8, 2):
-        for y in range(0, 64, 32):
-            for x in range(0, 64, 32):
-                shard = data[t : t + 2, y : y + 32, x : x + 32]
-                assert len(np.unique(shard)) == 1, "a shard mixes old and new values"
-                assert shard.flat[0] in (1, 2, 3)
+    for t in range(0, 8, unit[0]):
+        for y in range(0, 64, unit[1]):
+            for x in range(0, 64, unit[2]):
+                obj = data[t : t + unit[0], y : y + unit[1], x : x + unit[2]]
+                assert len(np.unique(obj)) == 1, "an object mixes old and new values"
+                assert obj.flat[0] in (1, 2, 3)
     np.testing.assert_array_equal(lsio.open_array(path)[...], data)
 
 
@@ -293,3 +297,38 @@ def test_write_many_writes_each_object_once(
     assert puts == ["c/0/0"]  # sixteen crops of one shard: one write
     with pytest.raises(lsio.InvalidArgumentError, match="2 selections but 1 values"):
         a.write_many(crops[:2], [1])
+
+
+def test_runs_of_whole_chunks_go_through_one_batched_put(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.zarr"
+    # 70 = 17 whole chunks of 4 and an edge of 2 along x: runs are cut at 16.
+    a = lsio.create(path, shape=(3, 16, 70), dtype="i2", chunks=(1, 8, 4), fill_value=5)
+    a[0:1] = 9  # chunks that later hold only the fill value must go away
+    store = a.context.store
+    batched: list[str] = []
+    original = type(store).put_many
+    monkeypatch.setattr(
+        type(store),
+        "put_many",
+        lambda self, keys, data, offsets: (
+            batched.extend(keys),
+            original(self, keys, data, offsets),
+        ),
+    )
+    rng = np.random.default_rng(1)
+    first = rng.integers(-100, 100, size=(3, 16, 70)).astype("i2")
+    first[0, :8, 8:24] = 5  # four whole fill-value chunks inside a run
+    second = rng.integers(-100, 100, size=(1, 8, 32)).astype("i2")
+    a.write_many([(slice(None),), (slice(2, 3), slice(8, 16), slice(4, 36))], [first, second])
+    want = first.copy()
+    want[2:3, 8:16, 4:36] = second
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], want)
+    np.testing.assert_array_equal(lsio.open_array(path)[...], want)
+    assert "c/0/0/2" not in batched  # only the fill value: deleted
+    assert not (path / "c/0/0/2").exists()
+    assert "c/2/1/3" in batched
+    assert "c/0/0/1" in batched
+    assert not any(k.endswith("/17") for k in batched)  # edge chunks go one by one
+    assert not [p for p in path.rglob("*") if "lsio-tmp" in p.name]

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from lsio.io._types import ByteRange, Range, ReadRequest, ReadResult, SuffixRange
 
 __all__ = ["ByteReader", "IOConfig", "Lister", "Store", "group_by_key", "resolve_range"]
@@ -106,6 +108,16 @@ class Writer(Protocol):
 
     def put(self, key: str, data: bytes | memoryview) -> None:
         """Store ``data`` under ``key``, replacing what was there, atomically."""
+        ...
+
+    def put_many(
+        self, keys: Sequence[str], data: np.ndarray, offsets: Sequence[int] | np.ndarray
+    ) -> None:
+        """Store ``data[offsets[i]:offsets[i + 1]]`` under ``keys[i]`` for every i, as :meth:`put`.
+
+        ``data`` is a C-contiguous uint8 buffer. Each object is replaced
+        atomically; on an error the objects before the failing one are written.
+        """
         ...
 
     def delete(self, key: str) -> None:

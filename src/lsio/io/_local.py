@@ -17,6 +17,7 @@ import numpy as np
 from lsio._errors import ReadError, WriteError
 from lsio.io._base import IOConfig, group_by_key, resolve_range
 from lsio.io._coalesce import coalesce_ranges
+from lsio.io._putmany import load_file_batch_writer
 from lsio.io._types import ByteRange, ReadRequest, ReadResult, describe_range
 
 __all__ = ["LocalStore", "path_from_url"]
@@ -130,6 +131,39 @@ class LocalStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise WriteError(str(exc), key=key) from exc
+
+    def put_many(
+        self, keys: Sequence[str], data: np.ndarray, offsets: Sequence[int] | np.ndarray
+    ) -> None:
+        """Store ``data[offsets[i]:offsets[i + 1]]`` under ``keys[i]``, each as :meth:`put` does.
+
+        The files are written by one compiled call without the GIL (see
+        :mod:`lsio.io._putmany`); an object that call cannot write (a new
+        directory, or an error) goes through :meth:`put`, which makes the
+        directory or raises the error for that key.
+
+        Args:
+            keys: Object keys.
+            data: A C-contiguous uint8 buffer with the objects back to back.
+            offsets: ``len(keys) + 1`` byte offsets into ``data``.
+        """
+        bounds = np.asarray(offsets, dtype=np.int64)
+        writer = load_file_batch_writer()
+        paths = [self._path(k) for k in keys]
+        first = 0
+        while first < len(keys):
+            failed = -1
+            if writer is not None:
+                failed = writer.write(
+                    paths[first:], data, bounds[first:-1], np.diff(bounds[first:])
+                )
+                if failed < 0:
+                    return
+                failed += first
+            else:
+                failed = first
+            self.put(keys[failed], data[bounds[failed] : bounds[failed + 1]].data)
+            first = failed + 1
 
     def delete(self, key: str) -> None:
         """Remove the file at ``key`` if there is one."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
+import numpy as np
+
 from lsio.io._base import resolve_range
 from lsio.io._types import ReadRequest, ReadResult
 
@@ -31,6 +33,13 @@ class MemoryStore:
     def put(self, key: str, data: bytes | memoryview) -> None:
         """Store ``data`` under ``key``, replacing what was there."""
         self._objects[key] = bytes(data)
+
+    def put_many(
+        self, keys: Sequence[str], data: np.ndarray, offsets: Sequence[int] | np.ndarray
+    ) -> None:
+        """Store ``data[offsets[i]:offsets[i + 1]]`` under ``keys[i]`` for every i."""
+        for i, key in enumerate(keys):
+            self.put(key, data[offsets[i] : offsets[i + 1]].data)
 
     def delete(self, key: str) -> None:
         """Remove the object at ``key`` if there is one."""

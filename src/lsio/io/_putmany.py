@@ -1,0 +1,128 @@
+"""Writing many small files atomically in one compiled call, without the GIL.
+
+Each object of an unsharded array is its own file: written to a temporary name
+beside the target and renamed over it. From Python that is five system calls
+per object (open, write, close, rename and the interpreter's bookkeeping), each
+winning the GIL back afterwards while another worker wants it: measured with
+two workers writing 90 KB chunks, a tenth of their time queued on the GIL.
+Here a Numba function makes the same calls through libc's C addresses for a
+whole batch of objects. It stops at the first object whose call fails and
+reports it; the caller then writes that object through the Python path, which
+creates missing directories and raises the error with its message.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FileBatchWriter", "load_file_batch_writer"]
+
+_I64 = npt.NDArray[np.int64]
+
+
+def _build(open_: Any, write: Any, close: Any, rename: Any, unlink: Any) -> Any:
+    @numba.njit(nogil=True)
+    def put(
+        names: Any, tmp_at: Any, path_at: Any, data: int, offsets: Any, sizes: Any, flags: int
+    ) -> int:  # pragma: no cover - compiled
+        base = names.ctypes.data
+        for i in range(offsets.shape[0]):
+            tmp = base + tmp_at[i]
+            fd = np.int64(np.int32(open_(tmp, flags, 0o666)))
+            if fd < 0:
+                return i
+            src = data + offsets[i]
+            left = sizes[i]
+            ok = True
+            while left > 0:
+                got = np.int64(write(fd, src, left))
+                if got <= 0:  # -1 (an error) reads as negative; 0 would loop forever
+                    ok = False
+                    break
+                src += got
+                left -= got
+            if np.int32(close(fd)) != 0:
+                ok = False
+            if ok and np.int32(rename(tmp, base + path_at[i])) != 0:
+                ok = False
+            if not ok:
+                unlink(tmp)
+                return i
+        return -1
+
+    return put
+
+
+class FileBatchWriter:
+    """Writes byte spans of one buffer to files, each through a temporary name and a rename.
+
+    Compiled on first use (about half a second per process).
+    """
+
+    def __init__(self, libc: Any) -> None:
+        # Every argument travels as a size_t: addresses and small ints alike
+        # (``open`` is variadic; its mode is read as an int from the same register).
+        def fn(name: str, args: int) -> Any:
+            address = ctypes.cast(getattr(libc, name), ctypes.c_void_p).value
+            if not address:
+                raise OSError(f"no address for {name}")
+            return ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * args)(address)
+
+        self._put = _build(
+            fn("open", 3), fn("write", 3), fn("close", 1), fn("rename", 2), fn("unlink", 1)
+        )
+        self._flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+    def write(self, paths: Sequence[str], data: np.ndarray, offsets: _I64, sizes: _I64) -> int:
+        """Write ``data[offsets[i]:offsets[i] + sizes[i]]`` to ``paths[i]``, in order.
+
+        Args:
+            paths: Target file paths; their directories must exist.
+            data: A C-contiguous buffer holding every object's bytes.
+            offsets: Byte offset of each object in ``data``.
+            sizes: Byte size of each object.
+
+        Returns:
+            ``-1`` when every file was written, else the index of the first that
+            was not (its temporary file removed; those before it are written).
+        """
+        suffix = f".{os.getpid()}.{threading.get_ident()}.lsio-tmp"
+        parts: list[bytes] = []
+        tmp_at = np.empty(len(paths), np.int64)
+        path_at = np.empty(len(paths), np.int64)
+        pos = 0
+        for i, path in enumerate(paths):
+            raw = os.fsencode(path)
+            tmp_at[i] = pos
+            path_at[i] = pos + len(raw) + len(suffix) + 1
+            parts += (raw, suffix.encode(), b"\0", raw, b"\0")
+            pos = int(path_at[i]) + len(raw) + 1
+        names = np.frombuffer(b"".join(parts), np.uint8)
+        result: int = self._put(
+            names,
+            tmp_at,
+            path_at,
+            data.ctypes.data,
+            np.ascontiguousarray(offsets, np.int64),
+            np.ascontiguousarray(sizes, np.int64),
+            self._flags,
+        )
+        return result
+
+
+@functools.cache
+def load_file_batch_writer() -> FileBatchWriter | None:
+    """The process's writer (compiled once), or ``None`` where libc's calls cannot be had."""
+    try:
+        return FileBatchWriter(ctypes.CDLL(None))
+    except (OSError, AttributeError):
+        return None
