@@ -25,9 +25,9 @@ class IOConfig:
             request. Defaults to 64 KiB, about what a local read costs in setup time.
         max_read: Soft upper bound on one merged read. Defaults to 16 MiB.
         backend: Local-file backend: ``"auto"`` (default: views of cached memory
-            maps for ranges of files whose pages are in the page cache, e.g.
-            crops and blocks of sharded arrays; ``preadv`` for whole files, runs
-            of tiny ranges and data on disk), ``"preadv"`` (a ``preadv`` per merged read,
+            maps for small parts of files whose pages are in the page cache, e.g.
+            random crops of sharded arrays; ``preadv`` for whole files, large
+            spans and data on disk), ``"preadv"`` (a ``preadv`` per merged read,
             from each worker thread), ``"io_uring"`` (all reads of a batch
             through one ring per thread; falls back to ``"preadv"``, with a
             logged warning, where the kernel or platform refuses it) or

@@ -127,24 +127,20 @@ def _resident(data: np.ndarray, reqs: list[ReadRequest]) -> bool:
 
 
 class AutoStore(MmapStore):
-    """Memory maps for byte ranges of files in the page cache, ``preadv`` for the rest.
+    """Memory maps for small parts of files, ``preadv`` for whole files and large spans.
 
-    Crops and blocks of sharded arrays read ranges of big shard files: views of
-    a cached mapping spare a read and a copy per range (the compiled decoder
-    reads the compressed bytes where the page cache holds them), but only while
-    the pages are in the page cache (``mincore`` says so; a page fault per page
-    is far slower than one ``preadv`` from disk). Measured on 90 KB inner
-    chunks of 8.6 MB shards (in-process A/B, fresh mappings each round):
-    whole-array statistics 1.26 against 1.18 GB/s with ``preadv``, whole-array
-    block reads 1.04 against 0.97 GB/s, random crops 8-16% faster. Whole
-    files (unsharded chunks) and runs of tiny ranges (8 KB chunks) are cheaper
-    with one coalesced ``preadv`` than with a new mapping and a view per range.
+    Random crops of sharded arrays read a few inner chunks of each big shard
+    file: views of a cached mapping spare a read and a copy per range, but
+    only while the pages are in the page cache (``mincore`` says so; a page
+    fault per page is far slower than one ``preadv`` from disk). Whole files
+    (unsharded chunks) and large spans (whole-array reads) are cheaper with one
+    ``preadv`` than with a new mapping or page faults.
 
     Args:
         root: Directory (or ``file://`` URL) that holds the objects.
         config: IO settings (coalescing applies to the ``preadv`` reads).
         map_below: Requests of one file in one batch that add up to fewer
-            bytes than this (default 1 GiB), averaging at least 16 KiB, are
+            bytes than this (default 4 MiB), averaging at least 16 KiB, are
             served from the mapping.
     """
 
@@ -152,7 +148,7 @@ class AutoStore(MmapStore):
         self,
         root: str | os.PathLike[str],
         config: IOConfig | None = None,
-        map_below: int = 1 << 30,
+        map_below: int = 4 * 1024 * 1024,
     ) -> None:
         super().__init__(root, config)
         self._map_below = map_below
