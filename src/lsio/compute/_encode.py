@@ -27,8 +27,9 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute._scatter import advance, function_address
+from lsio.compute._scatter import advance
 from lsio.compute._zstd import compress_contexts, newest_zstd
+from lsio.io import c_function
 
 __all__ = ["GridEncoder", "load_grid_encoder"]
 
@@ -215,14 +216,7 @@ def _fill_bytes(dtype: np.dtype[Any], fill_value: Any) -> tuple[_U8, _U8]:
 
 @functools.cache
 def _kernel(lib: Any) -> Any:
-    # Addresses travel as integers: every argument declared size_t.
-    compress = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 5)(
-        function_address(lib.ZSTD_compress2)
-    )
-    memcpy = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 3)(
-        function_address(ctypes.CDLL(None).memcpy)
-    )
-    return _build(compress, memcpy)
+    return _build(c_function(lib.ZSTD_compress2, 5), c_function(ctypes.CDLL(None).memcpy, 3))
 
 
 def load_grid_encoder(

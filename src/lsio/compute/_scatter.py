@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio.compute._zstd import DecompressContexts, system_zstd
+from lsio.io import c_function
 
 __all__ = ["ScatterKernel", "ScatterTables", "load_scatter_kernel", "plan_pieces"]
 
@@ -226,14 +227,6 @@ def plan_pieces(bounds: _I64, base: _I64, ostr: _I64, chunk: _I64, cstr: _I64) -
     return coords, rows
 
 
-def function_address(function: Any) -> int:
-    """The C address of a ctypes function, for compiled code to call."""
-    address = ctypes.cast(function, ctypes.c_void_p).value
-    if not address:
-        raise OSError(f"no address for {function}")
-    return address
-
-
 class ScatterKernel:
     """The compiled decode-and-scatter of runs of zstd chunks (see the module doc).
 
@@ -241,17 +234,8 @@ class ScatterKernel:
     """
 
     def __init__(self, lib: Any, libc: Any) -> None:
-        # Addresses travel as integers: declaring every argument size_t lets the
-        # compiled code pass them without pointer types (same registers on x86-64
-        # and aarch64).
-        decompress = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 5)(
-            function_address(lib.ZSTD_decompressDCtx)
-        )
-        memcpy = ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * 3)(
-            function_address(libc.memcpy)
-        )
         self._contexts = DecompressContexts(lib)
-        self._run = _build(decompress, memcpy)
+        self._run = _build(c_function(lib.ZSTD_decompressDCtx, 5), c_function(libc.memcpy, 3))
 
     def run(
         self,

@@ -4,6 +4,7 @@ import logging
 import os
 
 from lsio.io._base import ByteReader, IOConfig, Lister, Store, Writer, resolve_range
+from lsio.io._cfunc import c_function
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
@@ -37,6 +38,7 @@ __all__ = [
     "UringStore",
     "WholeObject",
     "Writer",
+    "c_function",
     "coalesce_ranges",
     "describe_range",
     "path_from_url",

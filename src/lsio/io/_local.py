@@ -152,18 +152,15 @@ class LocalStore:
         paths = [self._path(k) for k in keys]
         first = 0
         while first < len(keys):
-            failed = -1
             if writer is not None:
-                failed = writer.write(
+                stopped = writer.write(
                     paths[first:], data, bounds[first:-1], np.diff(bounds[first:])
                 )
-                if failed < 0:
+                if stopped < 0:
                     return
-                failed += first
-            else:
-                failed = first
-            self.put(keys[failed], data[bounds[failed] : bounds[failed + 1]].data)
-            first = failed + 1
+                first += stopped
+            self.put(keys[first], data[bounds[first] : bounds[first + 1]].data)
+            first += 1
 
     def delete(self, key: str) -> None:
         """Remove the file at ``key`` if there is one."""

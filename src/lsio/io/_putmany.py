@@ -24,6 +24,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from lsio.io._cfunc import c_function
+
 __all__ = ["FileBatchWriter", "load_file_batch_writer"]
 
 _I64 = npt.NDArray[np.int64]
@@ -69,16 +71,12 @@ class FileBatchWriter:
     """
 
     def __init__(self, libc: Any) -> None:
-        # Every argument travels as a size_t: addresses and small ints alike
-        # (``open`` is variadic; its mode is read as an int from the same register).
-        def fn(name: str, args: int) -> Any:
-            address = ctypes.cast(getattr(libc, name), ctypes.c_void_p).value
-            if not address:
-                raise OSError(f"no address for {name}")
-            return ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * args)(address)
-
         self._put = _build(
-            fn("open", 3), fn("write", 3), fn("close", 1), fn("rename", 2), fn("unlink", 1)
+            c_function(libc.open, 3),
+            c_function(libc.write, 3),
+            c_function(libc.close, 1),
+            c_function(libc.rename, 2),
+            c_function(libc.unlink, 1),
         )
         self._flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 

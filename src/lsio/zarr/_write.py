@@ -171,7 +171,7 @@ def write_many(array: Array, selections: Sequence[Any], values: Sequence[Any]) -
 
     runs: list[_WholeRun] = []
     if sharding is None and grid is not None:
-        runs = _whole_runs(per_object, [d.shape for d in datas], unit)
+        runs = _whole_runs(per_object, unit)
     in_runs = {c for run in runs for c in run.coords}
     items: list[tuple[int, ...] | _WholeRun] = [c for c in per_object if c not in in_runs]
     items += runs
@@ -211,7 +211,6 @@ def _first(item: tuple[int, ...] | _WholeRun) -> tuple[int, ...]:
 
 def _whole_runs(
     per_object: dict[tuple[int, ...], list[tuple[int, tuple[Any, ...]]]],
-    shapes: list[tuple[int, ...]],
     unit: tuple[int, ...],
 ) -> list[_WholeRun]:
     """Runs of objects that the last values written to them cover wholly, as blocks of those values.
@@ -223,6 +222,7 @@ def _whole_runs(
     """
     runs: list[_WholeRun] = []
     current: list[tuple[tuple[int, ...], int, tuple[slice, ...]]] = []
+    full = tuple(slice(0, n) for n in unit)
 
     def close() -> None:
         if len(current) > 1:
@@ -234,14 +234,10 @@ def _whole_runs(
     for coords in sorted(per_object):
         k, parts = per_object[coords][-1]
         sel = tuple(p[2] for p in parts)
-        whole = len(sel) == len(shapes[k]) and all(
-            isinstance(s, slice)
-            and s.stop - s.start == n
-            and isinstance(p[1], slice)
-            and (p[1].start, p[1].stop, p[1].step) in ((0, n, None), (0, n, 1))
-            for s, p, n in zip(sel, parts, unit, strict=True)
-        )
-        if not whole:
+        # Every dimension a slice of the values (no int index) taking the whole chunk.
+        if not all(isinstance(s, slice) for s in sel) or not _covers(
+            tuple(p[1] for p in parts), full
+        ):
             close()
             continue
         if current:
