@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -119,11 +120,15 @@ def test_plan_reads_each_chunk_once_and_leaves_steps_to_the_engine(tmp_path: Pat
 
     jobs = [job((slice(0, 8), slice(2, 10))), job((slice(4, 12), slice(2, 10)))]
     jobs.append(job((slice(0, 16, 2), slice(None))))
-    tasks, plan, rest = plan_kernel_reads(a, jobs, kernel)
+    groups, plan, rest = plan_kernel_reads(a, jobs, kernel, 4)
     assert plan is not None
     assert rest == [jobs[2]]  # a step: the general engine's
     # Rows 0-11 x cols 2-9: 3 x 3 chunks, the middle row needed by both crops, listed once.
     assert len(plan.tables.chunks) == 9
     assert len(plan.tables.pieces) == 12
-    covered = sorted((t.key, r) for t in tasks for r in range(t.item.first, t.item.stop))
-    assert [r for _, r in covered] == list(range(9))
+    reads = plan.box.reads
+    assert groups[0].first == 0
+    assert groups[-1].stop == len(reads)
+    assert all(g.stop == h.first for g, h in itertools.pairwise(groups))
+    covered = sorted(r for first, stop in reads[:, :2].tolist() for r in range(first, stop))
+    assert covered == list(range(9))

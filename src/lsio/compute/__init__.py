@@ -18,10 +18,11 @@ from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
 from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
 from lsio.compute._scatter import (
+    SEGMENT_COLUMNS,
     ScatterKernel,
     ScatterTables,
     load_scatter_kernel,
-    plan_pieces,
+    plan_pieces_compiled,
 )
 from lsio.compute._scratch import ScratchPool
 from lsio.compute._zstd import RawDecoder, zstd_content_size
@@ -49,7 +50,8 @@ __all__ = [
     "load_scatter_kernel",
     "moments_kind",
     "numcodecs_codec",
-    "plan_pieces",
+    "SEGMENT_COLUMNS",
+    "plan_pieces_compiled",
     "reduce_block",
     "run_all",
     "zstd_content_size",

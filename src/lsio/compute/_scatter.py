@@ -29,7 +29,13 @@ import numpy.typing as npt
 from lsio.compute._zstd import DecompressContexts, system_zstd
 from lsio.io import c_function
 
-__all__ = ["ScatterKernel", "ScatterTables", "load_scatter_kernel", "plan_pieces"]
+__all__ = [
+    "SEGMENT_COLUMNS",
+    "ScatterKernel",
+    "ScatterTables",
+    "load_scatter_kernel",
+    "plan_pieces_compiled",
+]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -38,6 +44,12 @@ OFFSET, SIZE, DIRECT = 0, 1, 2
 # Columns of the piece table before the per-dimension ones: the destination
 # address of the piece's first element and its byte offset in the chunk.
 DST, SRC = 0, 1
+# Columns of a segment (chunk rows read as one piece of memory): its chunk rows,
+# the address of its bytes (0: the object is missing), the object offset of the
+# first byte, the size of a whole-object chunk (-1: sizes come from the chunk
+# table) and how many bytes there are.
+SEG_FIRST, SEG_STOP, SEG_DATA, SEG_BASE, SEG_WHOLE, SEG_LENGTH = range(6)
+SEGMENT_COLUMNS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +131,10 @@ def _build(decompress: Any, memcpy: Any) -> Any:
     @numba.njit(nogil=True)
     def run(
         ctx: int,
-        data: int,
-        base: int,
-        whole: int,
+        segments: Any,
         chunks: Any,
         piece_ptr: Any,
         pieces: Any,
-        c0: int,
-        c1: int,
         scratch: int,
         fill: int,
         cstr: Any,
@@ -135,32 +143,39 @@ def _build(decompress: Any, memcpy: Any) -> Any:
     ) -> int:  # pragma: no cover - compiled
         ndim = cstr.shape[0]
         idx = np.zeros(ndim, dtype=np.int64)
-        for c in range(c0, c1):
-            size = chunks[c, SIZE]
-            skip = -1
-            if data == 0 or size < 0:
-                src = fill
-            else:
-                if whole >= 0:
-                    size = whole
-                direct = chunks[c, DIRECT]
-                dst = pieces[direct, DST] if direct >= 0 else scratch
-                got = decompress(ctx, dst, nbytes, data + chunks[c, OFFSET] - base, size)
-                if got != nbytes:
-                    return c
-                src = dst
-                skip = direct
-            for p in range(piece_ptr[c], piece_ptr[c + 1]):
-                if p != skip:
-                    row = pieces[p]
-                    copy_piece(src + row[SRC], row, ndim, cstr, itemsize, idx)
+        for s in range(segments.shape[0]):
+            data = segments[s, SEG_DATA]
+            base = segments[s, SEG_BASE]
+            whole = segments[s, SEG_WHOLE]
+            length = segments[s, SEG_LENGTH]
+            for c in range(segments[s, SEG_FIRST], segments[s, SEG_STOP]):
+                size = chunks[c, SIZE]
+                skip = -1
+                if data == 0 or size < 0:
+                    src = fill
+                else:
+                    if whole >= 0:
+                        size = whole
+                    start = chunks[c, OFFSET] - base
+                    if start < 0 or start + size > length:
+                        return c  # cut off: the object is shorter than its index says
+                    direct = chunks[c, DIRECT]
+                    dst = pieces[direct, DST] if direct >= 0 else scratch
+                    if decompress(ctx, dst, nbytes, data + start, size) != nbytes:
+                        return c
+                    src = dst
+                    skip = direct
+                for p in range(piece_ptr[c], piece_ptr[c + 1]):
+                    if p != skip:
+                        row = pieces[p]
+                        copy_piece(src + row[SRC], row, ndim, cstr, itemsize, idx)
         return -1
 
     return run
 
 
 @numba.njit(nogil=True, cache=True)
-def _plan_pieces(
+def plan_pieces_compiled(
     bounds: Any, base: Any, ostr: Any, chunk: Any, cstr: Any
 ) -> tuple[Any, Any]:  # pragma: no cover - compiled
     j_n, ndim = bounds.shape[0], bounds.shape[1]
@@ -208,25 +223,6 @@ def _plan_pieces(
     return coords, rows
 
 
-def plan_pieces(bounds: _I64, base: _I64, ostr: _I64, chunk: _I64, cstr: _I64) -> tuple[_I64, _I64]:
-    """The pieces of a set of boxes: read-grid coordinates and rows of the piece table.
-
-    Args:
-        bounds: ``(j, ndim, 2)``: start and stop of each box along each dimension.
-        base: ``(j,)``: address of each box's first output element.
-        ostr: ``(j, ndim)``: byte strides of each box's output (0 along a
-            dimension that an integer index drops).
-        chunk: ``(ndim,)``: the chunk shape.
-        cstr: ``(ndim,)``: byte strides of a decoded chunk.
-
-    Returns:
-        ``(p, ndim)`` chunk coordinates and the ``(p, 2 + 2 * ndim)`` piece rows
-        (see :class:`ScatterTables`), box by box, chunks in C order.
-    """
-    coords, rows = _plan_pieces(bounds, base, ostr, chunk, cstr)
-    return coords, rows
-
-
 class ScatterKernel:
     """The compiled decode-and-scatter of runs of zstd chunks (see the module doc).
 
@@ -237,50 +233,36 @@ class ScatterKernel:
         self._contexts = DecompressContexts(lib)
         self._run = _build(c_function(lib.ZSTD_decompressDCtx, 5), c_function(libc.memcpy, 3))
 
-    def run(
-        self,
-        tables: ScatterTables,
-        first: int,
-        stop: int,
-        data: int,
-        base: int,
-        scratch: int,
-        fill: int,
-        whole: int = -1,
-    ) -> int:
-        """Decode and scatter chunks ``first:stop`` of ``tables``.
+    def run(self, tables: ScatterTables, segments: _I64, scratch: int, fill: int) -> int:
+        """Decode and scatter the chunk rows of each segment of ``tables``.
 
         Args:
             tables: The plan.
-            first: First chunk row.
-            stop: One past the last chunk row.
-            data: Address of the bytes read (the chunks' offsets minus ``base``
-                index it), or 0 when the object was missing (all chunks then
-                read as the fill value).
-            base: Object offset of ``data``'s first byte.
+            segments: ``(s, 6)`` int64, one row per piece of memory: its first
+                and stop chunk rows, the address of its bytes (chunk offsets minus
+                its base index them; 0 when the object is missing, and all its
+                chunks read as the fill value), its base (the object offset of its
+                first byte), the size of the one chunk it holds when it is a whole
+                chunk object (the table's sizes are then unknown; ``-1``
+                otherwise), and its length (the kernel never reads past it).
             scratch: Address of a buffer of at least ``chunk_nbytes``.
             fill: Address of a decoded chunk of the fill value; may be 0 when
-                ``data`` is given and no chunk in the range is absent.
-            whole: The size of ``data`` when it is one whole chunk object (the
-                table's sizes are then unknown); ``-1`` otherwise.
+                no chunk is absent or missing.
 
         Returns:
-            ``-1``, or the row of the first chunk that did not decode to
-            exactly ``chunk_nbytes`` (chunks before it are done).
+            ``-1``, or the row of the first chunk that did not decode to exactly
+            ``chunk_nbytes`` or runs past its segment's length (chunks before it,
+            in segment order, are done).
         """
         ctx = self._contexts.ctx
         if not ctx:
             raise MemoryError("zstd: could not allocate a decompression context")
         result: int = self._run(
             ctx,
-            data,
-            base,
-            whole,
+            segments,
             tables.chunks,
             tables.piece_ptr,
             tables.pieces,
-            first,
-            stop,
             scratch,
             fill,
             tables.chunk_strides,
@@ -299,7 +281,7 @@ class ScatterKernel:
             1,
             1,
         )
-        self.run(tables, 0, 0, 0, 0, 0, 0)
+        self.run(tables, np.zeros((0, SEGMENT_COLUMNS), np.int64), 0, 0)
 
 
 @functools.cache

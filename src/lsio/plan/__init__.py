@@ -20,9 +20,11 @@ from lsio.plan._selection import (
     normalize_orthogonal,
     normalize_vectorized,
 )
+from lsio.plan._tables import BoxTables, plan_box_tables, touched_shards
 
 __all__ = [
     "Box",
+    "BoxTables",
     "ChunkProjection",
     "DimSelection",
     "IntIndex",
@@ -39,7 +41,9 @@ __all__ = [
     "normalize_basic",
     "normalize_orthogonal",
     "normalize_vectorized",
+    "plan_box_tables",
     "plan_boxes",
     "project",
     "project_dims",
+    "touched_shards",
 ]

@@ -71,6 +71,7 @@ def execute_reads(
     handle: Callable[[ReadTask[T], memoryview | None], None],
     pool: cf.Executor | None,
     batches: int,
+    workers: int | None = None,
 ) -> None:
     """Read every task's range and call ``handle(task, data)`` right after, in a worker.
 
@@ -80,8 +81,10 @@ def execute_reads(
     decodes each while it is hot in cache. ``data`` is ``None`` when the object
     does not exist. Tasks of several stores run together on the same workers.
 
-    If a read or a handler fails, no further batches start, running ones finish,
-    and the first error is raised (see :func:`lsio.compute.run_all`).
+    The calling thread and up to ``workers - 1`` pool threads (default: as
+    many as there are batches) share the batches. If a read or a handler
+    fails, no further batches start, running ones finish, and the first error
+    is raised (see :func:`lsio.compute.run_all`).
     """
     if not tasks:
         return
@@ -103,4 +106,4 @@ def execute_reads(
             for result in readers[rid].read_batch(requests):
                 handle(tasks[result.tag], result.data)
 
-    run_all(pool, run, groups)
+    run_all(pool, run, groups, workers)

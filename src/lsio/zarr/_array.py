@@ -278,7 +278,8 @@ class Array(Node[ArrayMetadata]):
         return out
 
     def _run(self, jobs: list[ReadJob]) -> None:
-        run_jobs(jobs, self._ctx.pool, self._ctx.batches, self._ctx.scratch)
+        ctx = self._ctx
+        run_jobs(jobs, ctx.pool, ctx.batches, ctx.scratch, ctx.workers)
 
     # -- the engine's view of the array ------------------------------------------------
 

@@ -186,9 +186,17 @@ def _box_out(out: np.ndarray, box: Box, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def run_boxes(
-    works: list[BoxWork], pool: cf.Executor | None, batches: int, scratch: ScratchPool
+    works: list[BoxWork],
+    pool: cf.Executor | None,
+    batches: int,
+    scratch: ScratchPool,
+    workers: int | None = None,
 ) -> None:
-    """Read every box on the workers, cut into up to ``batches`` tasks of similar size."""
+    """Read every box on the workers, cut into up to ``batches`` tasks of similar size.
+
+    ``workers`` threads at most share the tasks, the caller included (see
+    :func:`lsio.compute.run_all`).
+    """
     if not works:
         return
     total = sum(w.box.size for w in works)
@@ -219,7 +227,7 @@ def run_boxes(
         if small:
             read_chunkwise(small, scratch)
 
-    run_all(pool, run, groups)
+    run_all(pool, run, groups, workers)
 
 
 def _stacked(work: BoxWork) -> bool:
@@ -274,11 +282,11 @@ def _kept_sizes(out: np.ndarray, box: Box) -> list[int]:
 
 
 def buffer_address(data: memoryview) -> int:
-    try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(data))
-    except TypeError:  # read-only (bytes, a memory map): NumPy finds the address
+    """Address of the first byte of ``data`` (which must stay alive while it is used)."""
+    if data.readonly or not data.nbytes:  # bytes, a memory map: NumPy finds the address
         address: int = np.frombuffer(data, dtype=np.uint8).ctypes.data
         return address
+    return ctypes.addressof(ctypes.c_char.from_buffer(data))
 
 
 def _requests(work: BoxWork, tag0: int) -> tuple[list[ReadRequest], list[int]]:

@@ -18,11 +18,12 @@ import concurrent.futures as cf
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lsio.compute import DecodeError, ScratchPool, load_scatter_kernel
+from lsio.compute import DecodeError, ScratchPool, load_scatter_kernel, run_all
 from lsio.plan import (
     ChunkProjection,
     OrthogonalSelection,
@@ -35,7 +36,7 @@ from lsio.plan import (
     project_dims,
 )
 from lsio.zarr._boxread import BoxWork, buffer_address, chunk_error, plan_box_reads, run_boxes
-from lsio.zarr._kernelread import KernelRun, fill_absent, plan_kernel_reads, run_kernel_task
+from lsio.zarr._kernelread import KernelGroup, fill_absent, plan_kernel_reads, run_kernel_group
 from lsio.zarr._runs import RunWork, merge_runs
 
 if TYPE_CHECKING:
@@ -137,27 +138,33 @@ def fill_targets(value: Any, targets: list[Target]) -> None:
 
 
 def run_jobs(
-    jobs: Sequence[ReadJob], pool: cf.Executor | None, batches: int, scratch: ScratchPool
+    jobs: Sequence[ReadJob],
+    pool: cf.Executor | None,
+    batches: int,
+    scratch: ScratchPool,
+    workers: int | None = None,
 ) -> None:
     """Read every job; on failure raise the first error (outputs are then incomplete).
 
     Unit-step basic selections of zstd arrays go to the compiled kernel (see
     :mod:`lsio.zarr._kernelread`); those of other arrays are read box by box
     (see :mod:`lsio.zarr._boxread`); the rest, and boxes sharing a chunk with
-    another job, are planned chunk by chunk here.
+    another job, are planned chunk by chunk here. The calling thread and up to
+    ``workers - 1`` threads of ``pool`` do the work (see :func:`lsio.compute.run_all`).
     """
     per_array: dict[int, tuple[Array, list[ReadJob]]] = {}
     for job in jobs:
         per_array.setdefault(id(job.array), (job.array, []))[1].append(job)
     tasks: list[ReadTask[Any]] = []
     boxes: list[BoxWork] = []
+    groups: list[KernelGroup] = []
     for array, array_jobs in per_array.values():
         kernel = load_scatter_kernel() if array.raw_chunk_decoder is not None else None
         if kernel is not None:
-            kernel_tasks, plan, array_jobs = plan_kernel_reads(array, array_jobs, kernel)
+            array_groups, plan, array_jobs = plan_kernel_reads(array, array_jobs, kernel, batches)
             if plan is not None:
                 fill_absent(plan)
-            tasks.extend(kernel_tasks)
+            groups.extend(array_groups)
         works, rest, parts = plan_box_reads(array, array_jobs)
         boxes.extend(works)
         chunks: dict[tuple[int, ...], list[Target]] = {}
@@ -185,9 +192,6 @@ def run_jobs(
 
     def handle(task: ReadTask[Any], data: memoryview | None) -> None:
         work = task.item
-        if isinstance(work, KernelRun):
-            run_kernel_task(task, data, scratch)
-            return
         if isinstance(work, RunWork):
             _decode_run(work, task, data, scratch)
             return
@@ -200,8 +204,9 @@ def run_jobs(
         except DecodeError as exc:
             raise chunk_error(exc, task.key, task.range, work.coords) from exc
 
-    execute_reads(tasks, handle, pool, batches)
-    run_boxes(boxes, pool, batches, scratch)
+    run_all(pool, partial(run_kernel_group, scratch=scratch), groups, workers)
+    execute_reads(tasks, handle, pool, batches, workers)
+    run_boxes(boxes, pool, batches, scratch, workers)
 
 
 def _decode_run(

@@ -2,16 +2,19 @@
 
 For arrays whose chunks are plain native bytes compressed with zstd (the
 common case, and the one :attr:`Array.raw_chunk_decoder` names), every crop or
-block of a call is planned with NumPy into integer tables, with no Python
-object per chunk: the pieces each selection takes from each chunk, the union
-of the chunks (each read and decoded once however many selections need it),
-where each is stored, and reads of chunks stored close together in one object.
-A worker hands each read to :class:`lsio.compute.ScatterKernel`, which decodes
-and scatters every chunk of it without the GIL.
+block of a call is planned by one compiled function into integer tables (see
+:func:`lsio.plan.plan_box_tables`), with no Python object per chunk: the
+pieces each selection takes from each chunk, the union of the chunks (each
+read and decoded once however many selections need it), where each is stored,
+reads of chunks stored close together in one object, and groups of reads of
+about equal size. A worker reads a group with one ``read_batch`` and hands the
+bytes to :class:`lsio.compute.ScatterKernel`, which decodes and scatters every
+chunk without the GIL.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,9 +23,23 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import DecodeError, ScatterKernel, ScatterTables, ScratchPool, plan_pieces
-from lsio.io import ByteRange, WholeObject
-from lsio.plan import IntIndex, OrthogonalSelection, Progression, ReadTask, grid_shape
+from lsio.compute import (
+    DecodeError,
+    ScatterKernel,
+    ScatterTables,
+    ScratchPool,
+)
+from lsio.io import ByteRange, ReadRequest, WholeObject
+from lsio.plan import (
+    BoxTables,
+    IntIndex,
+    OrthogonalSelection,
+    Progression,
+    ReadTask,
+    grid_shape,
+    plan_box_tables,
+    touched_shards,
+)
 from lsio.zarr._boxread import buffer_address, chunk_error
 
 if TYPE_CHECKING:
@@ -30,14 +47,14 @@ if TYPE_CHECKING:
     from lsio.zarr._engine import ReadJob
 
 __all__ = [
+    "KernelGroup",
     "KernelPlan",
-    "KernelRun",
     "c_strides",
     "decode_rows",
     "fill_absent",
     "plan_kernel_reads",
     "raise_for_row",
-    "run_kernel_task",
+    "run_kernel_group",
 ]
 
 _I64 = npt.NDArray[np.int64]
@@ -45,9 +62,14 @@ _I64 = npt.NDArray[np.int64]
 # Chunks of one object closer than this are read by one request, gap included
 # (from the page cache a gap costs a copy; through a memory map, nothing).
 GAP_BYTES = 64 * 1024
-# Decoded bytes of one task at most: enough to amortise a task's Python, few
+# Decoded bytes of one read at most: enough to amortise its Python, few
 # enough that a batch still spreads over the workers.
 TASK_BYTES = 4 << 20
+# Decoded bytes of one worker's group of reads at most (reads are held until
+# decoded, so this bounds a worker's memory beyond its scratch).
+GROUP_BYTES = 16 << 20
+# A worker calls the kernel once this many decoded bytes are pending.
+FLUSH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +79,9 @@ class KernelPlan:
     Attributes:
         array: The array read.
         kernel: The compiled kernel.
-        tables: The plan (see :class:`lsio.compute.ScatterTables`).
-        coords: ``(c, ndim)`` read-grid coordinates of each chunk row (for errors).
-        absent: Chunk rows ``0:absent`` are known to be absent (not stored).
+        box: The plan (see :class:`lsio.plan.BoxTables`).
+        keys: Keys of the touched shards (as ``box.key_of`` indexes them); empty
+            when every chunk is an object of its own.
         fills: Holds a decoded chunk of the fill value once one is needed (made
             lazily: most reads meet no missing chunk, and a chunk can be large).
         outs: The outputs the pieces point into (kept alive here).
@@ -67,16 +89,20 @@ class KernelPlan:
 
     array: Array
     kernel: ScatterKernel
-    tables: ScatterTables
-    coords: _I64
-    absent: int
+    box: BoxTables
+    keys: list[str]
     fills: list[np.ndarray]
     outs: list[np.ndarray]
 
+    @property
+    def tables(self) -> ScatterTables:
+        """The kernel's tables."""
+        return self.box.tables
+
 
 @dataclass(frozen=True, slots=True)
-class KernelRun:
-    """Chunk rows ``first:stop`` of a plan, read by one request."""
+class KernelGroup:
+    """Reads ``first:stop`` of a plan, done by one worker with one kernel call per MiB or so."""
 
     plan: KernelPlan
     first: int
@@ -96,147 +122,83 @@ def _dim_bounds(sel: OrthogonalSelection) -> list[tuple[int, int, int]] | None:
     return out
 
 
-def _pieces(
-    bounds: _I64, outs: list[np.ndarray], chunk: tuple[int, ...], cstr: _I64
-) -> tuple[_I64, _I64]:
-    """Read-grid coordinates of every chunk the boxes touch, and the piece rows.
-
-    Args:
-        bounds: ``(j, ndim, 3)``: start, stop and whether the dimension is kept
-            in the output (0 for an integer index), per box and dimension.
-        outs: Each box's output.
-        chunk: The read chunk shape.
-        cstr: Byte strides of a decoded chunk.
-    """
-    j, ndim = bounds.shape[:2]
-    kept = bounds[:, :, 2].astype(bool)
-    ostr = np.zeros((j, ndim), dtype=np.int64)
-    for b, out in enumerate(outs):
-        ostr[b, kept[b]] = out.strides
-    base = np.array([out.ctypes.data for out in outs], dtype=np.int64)
-    return plan_pieces(
-        np.ascontiguousarray(bounds[:, :, :2]), base, ostr, np.asarray(chunk, np.int64), cstr
-    )
-
-
 def plan_kernel_reads(
-    array: Array, jobs: Sequence[ReadJob], kernel: ScatterKernel
-) -> tuple[list[ReadTask[KernelRun]], KernelPlan | None, list[ReadJob]]:
+    array: Array, jobs: Sequence[ReadJob], kernel: ScatterKernel, batches: int
+) -> tuple[list[KernelGroup], KernelPlan | None, list[ReadJob]]:
     """Plan the jobs of ``array`` the kernel can do.
 
+    Args:
+        array: The array.
+        jobs: Its jobs in this call.
+        kernel: The compiled kernel.
+        batches: Groups of reads to make at least (when there are that many).
+
     Returns:
-        The read tasks, the plan (whose chunks known to be absent are the rows
-        before the first task's; ``None`` when there is nothing to do), and the
+        The groups of reads, the plan (``None`` when there is nothing to do;
+        its chunks known to be absent are filled by :func:`fill_absent`), and the
         jobs left for the general engine (selections with steps or arrays).
     """
     rest: list[ReadJob] = []
-    mine: list[tuple[list[tuple[int, int, int]], np.ndarray]] = []
+    bounds: list[list[tuple[int, int, int]]] = []
+    outs: list[np.ndarray] = []
     for job in jobs:
         sel = job.selection
-        bounds = _dim_bounds(sel) if isinstance(sel, OrthogonalSelection) and sel.dims else None
-        if bounds is None or not job.out.flags.writeable or job.out.dtype != array.dtype:
+        dims = _dim_bounds(sel) if isinstance(sel, OrthogonalSelection) and sel.dims else None
+        if dims is None or not job.out.flags.writeable or job.out.dtype != array.dtype:
             rest.append(job)
         elif job.out.size:
-            mine.append((bounds, job.out))
-    if not mine:
+            bounds.append(dims)
+            outs.append(job.out)
+    if not outs:
         return [], None, rest
+    ndim = array.ndim
+    b3 = np.array(bounds, dtype=np.int64)
+    box_bounds = np.ascontiguousarray(b3[:, :, :2])
+    kept = b3[:, :, 2].astype(bool)
+    ostr = np.zeros((len(outs), ndim), dtype=np.int64)
+    for j, out in enumerate(outs):
+        ostr[j, kept[j]] = out.strides
+    base = np.array([out.ctypes.data for out in outs], dtype=np.int64)
     chunk = array.read_chunk_shape
-    dtype = array.dtype
-    cstr = c_strides(chunk, dtype.itemsize)
-    outs = [out for _, out in mine]
-    coords, pieces = _pieces(np.array([b for b, _ in mine], dtype=np.int64), outs, chunk, cstr)
-    grid = grid_shape(array.shape, chunk)
-    ids = np.ravel_multi_index(tuple(coords.T), grid)
-    uniq, inverse = np.unique(ids, return_inverse=True)
-    chunk_coords = np.stack(np.unravel_index(uniq, grid), axis=1).astype(np.int64)
-    keys, key_of, offsets, sizes = array.locate_table(chunk_coords)
-    # Chunks known absent first, then by object and offset (the order of a shard file).
-    order = np.lexsort((offsets, key_of, sizes >= 0))
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    piece_chunk = rank[inverse.reshape(-1)]
-    by_chunk = np.argsort(piece_chunk, kind="stable")
-    pieces = pieces[by_chunk]
-    piece_chunk = piece_chunk[by_chunk]
-    n_chunks = len(order)
-    piece_ptr = np.zeros(n_chunks + 1, dtype=np.int64)
-    np.cumsum(np.bincount(piece_chunk, minlength=n_chunks), out=piece_ptr[1:])
-    table = np.empty((n_chunks, 3), dtype=np.int64)
-    table[:, 0] = offsets[order]
-    table[:, 1] = sizes[order]
-    table[:, 2] = _direct_rows(pieces, piece_chunk, n_chunks, chunk, cstr, dtype.itemsize)
-    tables = ScatterTables(
-        table, piece_ptr, pieces, cstr, math.prod(chunk) * dtype.itemsize, dtype.itemsize
-    )
-    plan = KernelPlan(
-        array,
-        kernel,
-        tables,
-        chunk_coords[order],
-        int(np.count_nonzero(sizes < 0)),
-        [],
-        outs,
-    )
-    return _tasks(plan, keys, key_of[order]), plan, rest
-
-
-def _direct_rows(
-    pieces: _I64, piece_chunk: _I64, n_chunks: int, chunk: tuple[int, ...], cstr: _I64, item: int
-) -> _I64:
-    """Per chunk, a piece that is the whole chunk in a C-contiguous block of its output."""
-    ndim = len(chunk)
-    shape = np.asarray(chunk, dtype=np.int64)
-    full = (pieces[:, 2 : 2 + ndim] == shape).all(axis=1)
-    # Strides only matter along dimensions longer than one.
-    strided = pieces[:, 2 + ndim :] == cstr
-    contiguous = (strided | (shape == 1)).all(axis=1) & (pieces[:, 0] % item == 0)
-    rows = np.flatnonzero(full & contiguous)
-    direct = np.full(n_chunks, -1, dtype=np.int64)
-    direct[piece_chunk[rows[::-1]]] = rows[::-1]  # the first such piece wins
-    return direct
-
-
-def _tasks(plan: KernelPlan, keys: list[str], key_of: _I64) -> list[ReadTask[KernelRun]]:
-    """Reads of chunks stored close together in one object (chunk rows in file order)."""
-    table = plan.tables.chunks
-    store = plan.array.store
-    n = len(table)
-    if not plan.array.reads_inner_chunks:
-        whole = WholeObject()
-        return [
-            ReadTask(store, keys[key_of[i]], whole, KernelRun(plan, i, i + 1)) for i in range(n)
-        ]
-    offsets, sizes = table[:, 0], table[:, 1]
-    first = plan.absent
-    if first == n:
-        return []
-    # A task ends where the object changes, where a gap of more than GAP_BYTES
-    # opens (the bytes between chunks are read too), or at TASK_BYTES decoded.
-    per_task = max(1, TASK_BYTES // max(1, plan.tables.chunk_nbytes))
-    ends = offsets + sizes
-    cut = np.ones(n, dtype=bool)
-    cut[first + 1 :] = (key_of[first + 1 :] != key_of[first:-1]) | (
-        offsets[first + 1 :] - ends[first:-1] > GAP_BYTES
-    )
-    # Split long runs every per_task chunks.
-    run_start = np.maximum.accumulate(np.where(cut, np.arange(n), 0))
-    cut[first:] |= (np.arange(first, n) - run_start[first:]) % per_task == 0
-    firsts = np.flatnonzero(cut[first:]) + first
-    stops = np.append(firsts[1:], n)
-    # The end of a task's range: the furthest end of its chunks (file order may
-    # repeat an offset for chunks that share stored bytes).
-    last_end = np.maximum.reduceat(ends, firsts)
-    return [
-        ReadTask(store, keys[k], ByteRange(o, e), KernelRun(plan, a, b))
-        for k, o, e, a, b in zip(
-            key_of[firsts].tolist(),
-            offsets[firsts].tolist(),
-            last_end.tolist(),
-            firsts.tolist(),
-            stops.tolist(),
-            strict=True,
+    keys: list[str] = []
+    shards = array.shards
+    if shards is None:
+        shard_ids = np.zeros(0, dtype=np.int64)
+        index = np.zeros((0, 1, 2), dtype=np.int64)
+        per_shard = None
+    else:
+        per_shard = array.chunks_per_shard
+        shard_grid = grid_shape(array.shape, shards)
+        shard_ids = touched_shards(
+            box_bounds, np.asarray(shards, np.int64), np.asarray(shard_grid, np.int64)
         )
-    ]
+        coords = [tuple(c) for c in np.array(np.unravel_index(shard_ids, shard_grid)).T.tolist()]
+        found = array.shard_indexes(coords)
+        inner = math.prod(per_shard)
+        index = np.full((len(coords), inner, 2), -1, dtype=np.int64)
+        for i, c in enumerate(coords):
+            entry = found[c]
+            if entry is not None:  # MISSING (all ones) reads as -1
+                index[i] = entry.reshape(inner, 2).view(np.int64)
+        keys = [array.chunk_key(c) for c in coords]
+    box = plan_box_tables(
+        box_bounds,
+        base,
+        ostr,
+        chunk,
+        grid_shape(array.shape, chunk),
+        array.dtype.itemsize,
+        per_shard=per_shard,
+        shard_ids=shard_ids,
+        index=index,
+        gap=GAP_BYTES,
+        read_bytes=TASK_BYTES,
+        batches=batches,
+        group_bytes=GROUP_BYTES,
+    )
+    plan = KernelPlan(array, kernel, box, keys, [], outs)
+    groups = box.groups.tolist()
+    return [KernelGroup(plan, a, b) for a, b in itertools.pairwise(groups)], plan, rest
 
 
 def _fill_address(plan: KernelPlan) -> int:
@@ -250,24 +212,71 @@ def _fill_address(plan: KernelPlan) -> int:
 
 def fill_absent(plan: KernelPlan) -> None:
     """Write the fill value into the pieces of the chunks known to be absent."""
-    if plan.absent:
-        plan.kernel.run(plan.tables, 0, plan.absent, 0, 0, 0, _fill_address(plan))
+    if plan.box.absent:
+        segment = np.array([[0, plan.box.absent, 0, 0, -1, 0]], dtype=np.int64)
+        plan.kernel.run(plan.tables, segment, 0, _fill_address(plan))
 
 
-def run_kernel_task(
-    task: ReadTask[KernelRun], data: memoryview | None, scratch: ScratchPool
+def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
+    """Read a group's reads, decode and scatter their chunks (a chunk that fails is named).
+
+    The kernel is called once per :data:`FLUSH_BYTES` of decoded chunks or so,
+    with every read since the last call, so a crop costs a few Python calls
+    rather than a few per read, while the reads of large groups (whole-array
+    blocks) are still decoded soon after they arrive.
+    """
+    plan = group.plan
+    box, array = plan.box, plan.array
+    reads = box.reads[group.first : group.stop].tolist()
+    if plan.keys:
+        keys = plan.keys
+        requests = [ReadRequest(i, keys[r[2]], ByteRange(r[3], r[4])) for i, r in enumerate(reads)]
+    else:
+        whole = WholeObject()
+        firsts = [r[0] for r in reads]
+        requests = [
+            ReadRequest(i, array.chunk_key(tuple(c)), whole)
+            for i, c in enumerate(box.coords[firsts].tolist())
+        ]
+    nbytes = plan.tables.chunk_nbytes
+    buf = scratch.array((nbytes,), np.dtype(np.uint8))
+    rows: list[tuple[int, int, int, int, int, int]] = []
+    held: list[tuple[ReadRequest, memoryview | None]] = []
+    pending = 0
+    for result in array.store.read_batch(requests):
+        data = result.data
+        first, stop, _, start, _ = reads[result.tag]
+        if data is None:  # the object is missing (or went away since its index was read)
+            rows.append((first, stop, 0, 0, -1, 0))
+        elif plan.keys:
+            rows.append((first, stop, buffer_address(data), start, -1, len(data)))
+        else:
+            rows.append((first, stop, buffer_address(data), 0, len(data), len(data)))
+        held.append((requests[result.tag], data))
+        pending += (stop - first) * nbytes
+        if pending >= FLUSH_BYTES:
+            _decode(plan, rows, held, buf)
+            rows, held, pending = [], [], 0
+    if rows:
+        _decode(plan, rows, held, buf)
+
+
+def _decode(
+    plan: KernelPlan,
+    rows: list[tuple[int, int, int, int, int, int]],
+    held: list[tuple[ReadRequest, memoryview | None]],
+    buf: np.ndarray,
 ) -> None:
-    """Decode and scatter the chunks of one read; a chunk that fails is named in the error."""
-    run = task.item
-    plan = run.plan
-    tables = plan.tables
-    if data is None:  # the object is missing (or went away since its index was read)
-        plan.kernel.run(tables, run.first, run.stop, 0, 0, 0, _fill_address(plan))
+    """Run the kernel on segments ``rows``, whose bytes ``held`` keeps alive."""
+    fill = _fill_address(plan) if any(data is None for _, data in held) else 0
+    bad = plan.kernel.run(plan.tables, np.array(rows, dtype=np.int64), buf.ctypes.data, fill)
+    if bad < 0:
         return
-    buf = scratch.array((tables.chunk_nbytes,), np.dtype(np.uint8))
-    bad = decode_rows(plan.kernel, tables, run.first, run.stop, task, data, buf.ctypes.data)
-    if bad >= 0:
-        raise_for_row(plan.array, tables, plan.coords[bad], task, data, bad)
+    i = next(i for i, row in enumerate(rows) if row[0] <= bad < row[1])
+    request, data = held[i]
+    assert data is not None
+    task = ReadTask(plan.array.store, request.key, request.range, None)
+    raise_for_row(plan.array, plan.tables, plan.box.coords[bad], task, data, bad)
 
 
 def decode_rows(
@@ -285,20 +294,13 @@ def decode_rows(
     read (an object shorter than its index says) decodes what is there, and the
     kernel never reads past the bytes it is given.
     """
-    whole = -1 if isinstance(task.range, ByteRange) else len(data)
-    base = task.range.start if isinstance(task.range, ByteRange) else 0
-    if whole == 0:
+    if isinstance(task.range, ByteRange):
+        segment = (first, stop, buffer_address(data), task.range.start, -1, len(data))
+    elif len(data):
+        segment = (first, stop, buffer_address(data), 0, len(data), len(data))
+    else:
         return first
-    end = stop
-    if whole < 0:
-        chunks = tables.chunks[first:stop]
-        cut = np.flatnonzero(chunks[:, 0] + chunks[:, 1] - base > len(data))
-        if cut.size:
-            end = first + int(cut[0])
-    bad = -1
-    if end > first:
-        bad = kernel.run(tables, first, end, buffer_address(data), base, scratch, 0, whole)
-    return end if bad < 0 and end < stop else bad
+    return kernel.run(tables, np.array([segment], dtype=np.int64), scratch, 0)
 
 
 def raise_for_row(

@@ -80,7 +80,7 @@ class ShardIndexes:
 
         ctx = self._ctx
         tasks = [ReadTask(ctx.store, self._key(s), self._range, s) for s in wanted]
-        execute_reads(tasks, handle, ctx.pool, ctx.batches)
+        execute_reads(tasks, handle, ctx.pool, ctx.batches, ctx.workers)
         with self._lock:
             for s in wanted:
                 self._cache[s] = found[s]

@@ -232,7 +232,7 @@ def visit_chunks(
                 visitor().absent(info)
             else:
                 tasks.append(ReadTask(store, where[0], where[1], info))
-        execute_reads(tasks, handle, ctx.pool, ctx.batches)
+        execute_reads(tasks, handle, ctx.pool, ctx.batches, ctx.workers)
     if box is None or kernel is None:
         return list(visitors.values())
 
@@ -260,7 +260,7 @@ def visit_chunks(
         runs, absent = plan_runs(array, coords, batch_dims, batch_chunks)
         for c in absent.tolist():
             visitor().absent(info_of(c))
-        execute_reads(runs, handle_run, ctx.pool, ctx.batches)
+        execute_reads(runs, handle_run, ctx.pool, ctx.batches, ctx.workers)
     return list(visitors.values())
 
 

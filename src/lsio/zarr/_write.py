@@ -181,7 +181,7 @@ def write_many(array: Array, selections: Sequence[Any], values: Sequence[Any]) -
     # "/"-separated keys, so workers do not queue on one directory's lock to
     # create and rename files (measured: 11% of the CPU time spinning on it with
     # C-order tasks on 2 workers). A run lies in one directory.
-    run_all(ctx.pool, task, sorted(items, key=lambda c: _first(c)[::-1]))
+    run_all(ctx.pool, task, sorted(items, key=lambda c: _first(c)[::-1]), ctx.workers)
     array.forget_shards(per_object)
 
 
