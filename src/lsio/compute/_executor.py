@@ -64,8 +64,8 @@ def run_all(
 
     futures = [pool.submit(work) for _ in range(helpers)]
     work()
-    for f in futures:
-        f.cancel()  # one that has not started has nothing left to do
-    cf.wait(futures)
+    # A helper that has not started has nothing left to do: cancel it rather
+    # than wait for a pool thread (which may be this very thread) to take it.
+    cf.wait([f for f in futures if not f.cancel()])
     if errors:
         raise errors[0]

@@ -44,7 +44,8 @@ class BoxTables:
         reads: ``(r, 5)``: per read its chunk rows ``first:stop``, the index of its
             object (as ``key_of``) and its byte range ``start:end`` (0:0 for a
             whole object).
-        groups: ``(g + 1,)``: group ``i`` is reads ``groups[i]:groups[i + 1]``.
+        groups: ``(g + 1,)``: group ``i`` is reads ``groups[i]:groups[i + 1]``
+            (non-empty; ``[0]`` when nothing is read).
     """
 
     tables: ScatterTables
@@ -248,19 +249,18 @@ def _plan(
         end = max(end, off + table[r, 1])
         reads[r_n - 1, 4] = end
     reads = reads[:r_n]
-    # Groups of reads of about equal chunk counts, at least `batches` of them
-    # (when there are that many reads) and at most `group_chunks` chunks each.
+    # Groups of reads cut at equal shares of the chunks: `batches` shares, or
+    # more so that a share is at most `group_chunks` chunks (a read that spans
+    # several shares makes fewer, larger groups).
     present = n - absent
-    n_groups = min(r_n, max(batches, -(-present // max(1, group_chunks))))
-    groups = np.empty(n_groups + 1, dtype=np.int64)
+    shares = max(batches, -(-present // max(1, group_chunks)))
+    groups = np.empty(r_n + 1, dtype=np.int64)
     groups[0] = 0
-    g = 1
+    g = 0
     for i in range(r_n):
-        done = reads[i, 1] - absent
-        if g < n_groups and done * n_groups >= g * present:
-            groups[g] = i + 1
+        if i == r_n - 1 or (reads[i, 1] - absent) * shares >= (g + 1) * present:
             g += 1
-    groups[g] = r_n
+            groups[g] = i + 1
     return table, piece_ptr, pieces, coords, key_sorted, absent, reads, groups[: g + 1]
 
 
@@ -298,8 +298,8 @@ def plan_box_tables(
             sizes of each shard's inner chunks, ``-1`` where not stored.
         gap: Chunks of one object closer than this are read by one request.
         read_bytes: Decoded bytes of one read at most (at least one chunk).
-        batches: Groups to make at least (when there are that many reads).
-        group_bytes: Decoded bytes of one group at most (at least one read).
+        batches: Shares of the chunks to cut the reads into groups at.
+        group_bytes: Decoded bytes of a share at most (a group is at least one read).
     """
     ndim = len(chunk)
     chunk_a = np.asarray(chunk, dtype=np.int64)

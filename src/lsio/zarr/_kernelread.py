@@ -131,7 +131,8 @@ def plan_kernel_reads(
         array: The array.
         jobs: Its jobs in this call.
         kernel: The compiled kernel.
-        batches: Groups of reads to make at least (when there are that many).
+        batches: Shares of the chunks to group the reads by (see
+            :func:`lsio.plan.plan_box_tables`).
 
     Returns:
         The groups of reads, the plan (``None`` when there is nothing to do;
