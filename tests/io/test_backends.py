@@ -70,6 +70,25 @@ class BackendSuite:
             7: b"hello world",
         }
 
+    def test_many_whole_objects_in_one_batch(self, store: Store) -> None:
+        # Sizes from empty to well past a first guess of the buffer, some objects missing.
+        rng = np.random.default_rng(3)
+        objects = {
+            f"w/{i}": rng.integers(0, 256, int(rng.choice([0, 100, 70_000, 300_000])), np.uint8)
+            for i in range(40)
+        }
+        for key, data in objects.items():
+            if key not in ("w/5", "w/17"):
+                store.put(key, data.tobytes())  # type: ignore[attr-defined]
+        reqs = [ReadRequest(i, key, WholeObject()) for i, key in enumerate(objects)]
+        got = {r.tag: r.data for r in store.read_batch(reqs)}
+        assert sorted(got) == list(range(40))
+        for i, (key, data) in enumerate(objects.items()):
+            if key in ("w/5", "w/17"):
+                assert got[i] is None
+            else:
+                assert bytes(got[i]) == data.tobytes()  # type: ignore[arg-type]
+
     def test_many_overlapping_ranges_of_one_object(self, store: Store) -> None:
         reqs = [ReadRequest(i, "a", ByteRange(i * 7, i * 7 + 50)) for i in range(100)]
         for r in store.read_batch(reqs):
@@ -271,3 +290,17 @@ class TestAutoStore(TestLocalStore):
         assert bytes(tiny[7]) == data[700:750]
         store.put("shard", bytes(64 * kib))  # replaced: mapped again, never stale
         assert bytes(read(ReadRequest(0, "shard", ByteRange(0, 32 * kib)))[0]) == bytes(32 * kib)
+
+
+@pytest.mark.parametrize("backend", ["preadv", "auto"])
+def test_a_batch_of_whole_objects_names_the_one_it_cannot_read(
+    tmp_path: Path, backend: str
+) -> None:
+    store = local_store(tmp_path, IOConfig(backend=backend))
+    for i in range(5):
+        store.put(f"k/{i}", bytes([i]) * 1000)
+    (tmp_path / "k" / "2").unlink()
+    (tmp_path / "k" / "2").mkdir()  # a directory where a chunk file should be
+    reqs = [ReadRequest(i, f"k/{i}", WholeObject()) for i in range(5)]
+    with pytest.raises(ReadError, match="k/2"):
+        list(store.read_batch(reqs))

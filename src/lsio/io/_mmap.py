@@ -23,7 +23,14 @@ import numpy as np
 from lsio._errors import ReadError
 from lsio.io._base import IOConfig, group_by_key, resolve_range
 from lsio.io._local import LocalStore
-from lsio.io._types import ByteRange, ReadRequest, ReadResult, SuffixRange, describe_range
+from lsio.io._types import (
+    ByteRange,
+    ReadRequest,
+    ReadResult,
+    SuffixRange,
+    WholeObject,
+    describe_range,
+)
 
 __all__ = ["AutoStore", "MmapStore"]
 
@@ -154,8 +161,15 @@ class AutoStore(MmapStore):
         self._map_below = map_below
 
     def read_batch(self, requests: Sequence[ReadRequest]) -> Iterator[ReadResult]:
-        """Serve each file's requests from its mapping or with ``preadv``, by their sizes."""
+        """Serve each file's requests from its mapping or with ``preadv``, by their sizes.
+
+        Whole objects (chunk files) are read, several in one compiled call.
+        """
+        whole: list[ReadRequest] = []
         for key, reqs in group_by_key(requests).items():
+            if len(reqs) == 1 and isinstance(reqs[0].range, WholeObject):
+                whole.append(reqs[0])
+                continue
             total = 0
             for req in reqs:
                 rng = req.range
@@ -175,3 +189,4 @@ class AutoStore(MmapStore):
                 yield from _views(data, reqs)
             else:
                 yield from self._read_file(key, reqs)
+        yield from self._read_whole(whole)
