@@ -21,8 +21,9 @@ class ReadConfig:
     """Knobs of the read path; a value passed to ``lsio.open``, never global.
 
     Attributes:
-        threads: Worker threads that read and decode. ``None`` (default) means one
-            per CPU core; 1 runs everything in the calling thread.
+        threads: Threads that read and decode a call, the calling thread among
+            them (it works rather than waits). ``None`` (default) means one per
+            CPU core; 1 runs everything in the calling thread.
         io: Coalescing settings of the IO backend (gap, largest merged read).
         shard_index_cache: Shard indexes kept per array (LRU). Defaults to 4096,
             i.e. at most a few MiB for typical shards.

@@ -229,7 +229,8 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
     plan = group.plan
     box, array = plan.box, plan.array
     reads = box.reads[group.first : group.stop].tolist()
-    if plan.keys:
+    sharded = array.reads_inner_chunks
+    if sharded:
         keys = plan.keys
         requests = [ReadRequest(i, keys[r[2]], ByteRange(r[3], r[4])) for i, r in enumerate(reads)]
     else:
@@ -249,7 +250,7 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
         first, stop, _, start, _ = reads[result.tag]
         if data is None:  # the object is missing (or went away since its index was read)
             rows.append((first, stop, 0, 0, -1, 0))
-        elif plan.keys:
+        elif sharded:
             rows.append((first, stop, buffer_address(data), start, -1, len(data)))
         else:
             rows.append((first, stop, buffer_address(data), 0, len(data), len(data)))
