@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["c_function"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["c_function", "c_strings"]
 
 
 def c_function(function: Any, args: int) -> Any:
@@ -24,3 +28,16 @@ def c_function(function: Any, args: int) -> Any:
     if not address:
         raise OSError(f"no address for {function}")
     return ctypes.CFUNCTYPE(ctypes.c_size_t, *[ctypes.c_size_t] * args)(address)
+
+
+def c_strings(strings: Sequence[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """NUL-terminated copies of ``strings`` back to back in one buffer, and where each starts.
+
+    Compiled code passes ``buffer.ctypes.data + starts[i]`` to C functions that
+    take a path; the buffer must stay alive meanwhile.
+    """
+    starts = np.zeros(len(strings), dtype=np.int64)
+    if len(strings) > 1:
+        np.cumsum([len(s) + 1 for s in strings[:-1]], out=starts[1:])
+    buffer = np.frombuffer(b"".join(s + b"\0" for s in strings), np.uint8)
+    return buffer, starts

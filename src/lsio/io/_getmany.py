@@ -22,7 +22,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from lsio.io._cfunc import c_function
+from lsio.io._cfunc import c_function, c_strings
 
 __all__ = ["FileBatchReader", "load_file_batch_reader"]
 
@@ -89,10 +89,7 @@ class FileBatchReader:
             or read (missing, a directory, an error): the caller reads it again to
             learn which. Views stay valid while held (each buffer lives on with them).
         """
-        encoded = [os.fsencode(p) + b"\0" for p in paths]
-        name_at = np.zeros(len(paths), dtype=np.int64)
-        np.cumsum([len(e) for e in encoded[:-1]], out=name_at[1:])
-        names = np.frombuffer(b"".join(encoded), np.uint8)
+        names, name_at = c_strings([os.fsencode(p) for p in paths])
         sizes = np.zeros(len(paths), dtype=np.int64)
         first = 0
         cap = max(4096, guess) * len(paths)

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.io._cfunc import c_function
+from lsio.io._cfunc import c_function, c_strings
 
 __all__ = ["FileBatchWriter", "load_file_batch_writer"]
 
@@ -93,22 +93,16 @@ class FileBatchWriter:
             ``-1`` when every file was written, else the index of the first that
             was not (its temporary file removed; those before it are written).
         """
-        suffix = f".{os.getpid()}.{threading.get_ident()}.lsio-tmp"
-        parts: list[bytes] = []
-        tmp_at = np.empty(len(paths), np.int64)
-        path_at = np.empty(len(paths), np.int64)
-        pos = 0
-        for i, path in enumerate(paths):
+        suffix = f".{os.getpid()}.{threading.get_ident()}.lsio-tmp".encode()
+        strings: list[bytes] = []
+        for path in paths:
             raw = os.fsencode(path)
-            tmp_at[i] = pos
-            path_at[i] = pos + len(raw) + len(suffix) + 1
-            parts += (raw, suffix.encode(), b"\0", raw, b"\0")
-            pos = int(path_at[i]) + len(raw) + 1
-        names = np.frombuffer(b"".join(parts), np.uint8)
+            strings += (raw + suffix, raw)  # the temporary name, then the target
+        names, starts = c_strings(strings)
         result: int = self._put(
             names,
-            tmp_at,
-            path_at,
+            np.ascontiguousarray(starts[0::2]),
+            np.ascontiguousarray(starts[1::2]),
             data.ctypes.data,
             np.ascontiguousarray(offsets, np.int64),
             np.ascontiguousarray(sizes, np.int64),
