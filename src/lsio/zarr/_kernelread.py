@@ -64,7 +64,7 @@ _I64 = npt.NDArray[np.int64]
 GAP_BYTES = 64 * 1024
 # Decoded bytes of one read at most: enough to amortise its Python, few
 # enough that a batch still spreads over the workers.
-TASK_BYTES = 4 << 20
+READ_BYTES = 4 << 20
 # Decoded bytes of one worker's group of reads at most (reads are held until
 # decoded, so this bounds a worker's memory beyond its scratch).
 GROUP_BYTES = 16 << 20
@@ -193,7 +193,7 @@ def plan_kernel_reads(
         shard_ids=shard_ids,
         index=index,
         gap=GAP_BYTES,
-        read_bytes=TASK_BYTES,
+        read_bytes=READ_BYTES,
         batches=batches,
         group_bytes=GROUP_BYTES,
     )
