@@ -45,9 +45,9 @@ OFFSET, SIZE, DIRECT = 0, 1, 2
 # address of the piece's first element and its byte offset in the chunk.
 DST, SRC = 0, 1
 # Columns of a segment (chunk rows read as one piece of memory): its chunk rows,
-# the address of its bytes (0: the object is missing), the object offset of the
-# first byte, the size of a whole-object chunk (-1: sizes come from the chunk
-# table) and how many bytes there are.
+# the address of its bytes, the object offset of the first byte, the size of a
+# whole-object chunk (-1: sizes come from the chunk table) and how many bytes
+# there are (-1: the object is missing).
 SEG_FIRST, SEG_STOP, SEG_DATA, SEG_BASE, SEG_WHOLE, SEG_LENGTH = range(6)
 SEGMENT_COLUMNS = 6
 
@@ -151,7 +151,7 @@ def _build(decompress: Any, memcpy: Any) -> Any:
             for c in range(segments[s, SEG_FIRST], segments[s, SEG_STOP]):
                 size = chunks[c, SIZE]
                 skip = -1
-                if data == 0 or size < 0:
+                if length < 0 or size < 0:
                     src = fill
                 else:
                     if whole >= 0:
@@ -240,11 +240,11 @@ class ScatterKernel:
             tables: The plan.
             segments: ``(s, 6)`` int64, one row per piece of memory: its first
                 and stop chunk rows, the address of its bytes (chunk offsets minus
-                its base index them; 0 when the object is missing, and all its
-                chunks read as the fill value), its base (the object offset of its
-                first byte), the size of the one chunk it holds when it is a whole
-                chunk object (the table's sizes are then unknown; ``-1``
-                otherwise), and its length (the kernel never reads past it).
+                its base index them), its base (the object offset of its first
+                byte), the size of the one chunk it holds when it is a whole chunk
+                object (the table's sizes are then unknown; ``-1`` otherwise), and
+                its length (the kernel never reads past it; ``-1`` when the object
+                is missing, and all its chunks read as the fill value).
             scratch: Address of a buffer of at least ``chunk_nbytes``.
             fill: Address of a decoded chunk of the fill value; may be 0 when
                 no chunk is absent or missing.

@@ -20,7 +20,7 @@ from lsio.plan._selection import (
     normalize_orthogonal,
     normalize_vectorized,
 )
-from lsio.plan._tables import BoxTables, plan_box_tables, touched_shards
+from lsio.plan._tables import BoxTables, c_strides, plan_box_tables, touched_shards
 
 __all__ = [
     "Box",
@@ -34,6 +34,7 @@ __all__ = [
     "ReadTask",
     "VectorSelection",
     "box_chunk_coords",
+    "c_strides",
     "copy_from_chunk",
     "execute_reads",
     "fill_projection",

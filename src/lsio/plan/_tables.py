@@ -14,6 +14,7 @@ by object and offset (the order of a shard file).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy.typing as npt
 
 from lsio.compute import ScatterTables, plan_pieces_compiled
 
-__all__ = ["BoxTables", "plan_box_tables", "touched_shards"]
+__all__ = ["BoxTables", "c_strides", "plan_box_tables", "touched_shards"]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -54,6 +55,11 @@ class BoxTables:
     absent: int
     reads: _I64
     groups: _I64
+
+
+def c_strides(shape: tuple[int, ...], itemsize: int) -> _I64:
+    """Byte strides of a C-ordered array of ``shape``."""
+    return np.array([math.prod(shape[d + 1 :]) * itemsize for d in range(len(shape))], np.int64)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -303,8 +309,8 @@ def plan_box_tables(
     """
     ndim = len(chunk)
     chunk_a = np.asarray(chunk, dtype=np.int64)
-    cstr = np.array([int(np.prod(chunk[d + 1 :])) * itemsize for d in range(ndim)], dtype=np.int64)
-    nbytes = int(np.prod(chunk)) * itemsize
+    cstr = c_strides(chunk, itemsize)
+    nbytes = math.prod(chunk) * itemsize
     sharded = per_shard is not None
     table, piece_ptr, pieces, coords, key_of, absent, reads, groups = _plan(
         bounds,

@@ -374,23 +374,40 @@ class Array(Node[ArrayMetadata]):
             return keys, np.arange(n, dtype=np.int64), zeros, zeros.copy()
         # Vectorised: shard of each chunk, its index entry, all at once.
         per_shard = np.asarray(self.chunks_per_shard, dtype=np.int64)
-        shard_grid = grid_shape(self.shape, self._meta.chunk_shape)
         if self.ndim:
+            shard_grid = grid_shape(self.shape, self._meta.chunk_shape)
             ids = np.ravel_multi_index(tuple((coords // per_shard).T), shard_grid)
             uniq, key_of = np.unique(ids, return_inverse=True)
-            grid_coords = np.stack(np.unravel_index(uniq, shard_grid), axis=1)
         else:  # a 0-d array: one shard
-            key_of, grid_coords = np.zeros(n, dtype=np.int64), np.zeros((1, 0), dtype=np.int64)
-        shards = [tuple(c) for c in grid_coords.tolist()]
-        indexes = self.shard_indexes(shards)
-        absent = np.full((*per_shard.tolist(), 2), MISSING, dtype=np.uint64)
-        found = [indexes[c] for c in shards]
-        stacked = np.stack([absent if i is None else i for i in found])
+            uniq, key_of = np.zeros(1, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        keys, stacked = self.shard_index_table(uniq)
         entries = stacked[(key_of.reshape(-1), *(coords % per_shard).T)]
         stored = entries[:, 0] != MISSING
         offsets = np.where(stored, entries[:, 0], 0).astype(np.int64)
         sizes = np.where(stored, entries[:, 1], -1).astype(np.int64)
-        return [self._key(c) for c in shards], key_of.reshape(-1).astype(np.int64), offsets, sizes
+        return keys, key_of.reshape(-1).astype(np.int64), offsets, sizes
+
+    def shard_index_table(self, ids: _I64) -> tuple[list[str], npt.NDArray[np.uint64]]:
+        """Keys and indexes of the shards with linear ids ``ids`` (C order over the shard grid).
+
+        Returns:
+            The shards' keys, and their indexes stacked into one
+            ``(len(ids), *chunks_per_shard, 2)`` array (``MISSING`` throughout
+            for a shard that is not stored).
+        """
+        if self.ndim:
+            shard_grid = grid_shape(self.shape, self._meta.chunk_shape)
+            shards = [tuple(c) for c in np.array(np.unravel_index(ids, shard_grid)).T.tolist()]
+        else:
+            shards = [()] * len(ids)
+        per_shard = self.chunks_per_shard
+        indexes = self.shard_indexes(shards)
+        stacked = np.full((len(shards), *per_shard, 2), MISSING, dtype=np.uint64)
+        for i, c in enumerate(shards):
+            found = indexes[c]
+            if found is not None:
+                stacked[i] = found
+        return [self._key(c) for c in shards], stacked
 
     def chunk_key(self, coords: tuple[int, ...]) -> str:
         """Store key of the stored object (chunk or shard) at grid ``coords``."""

@@ -18,7 +18,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -29,13 +29,12 @@ from lsio.compute import (
     ScatterTables,
     ScratchPool,
 )
-from lsio.io import ByteRange, ReadRequest, WholeObject
+from lsio.io import ByteRange, Range, ReadRequest, WholeObject
 from lsio.plan import (
     BoxTables,
     IntIndex,
     OrthogonalSelection,
     Progression,
-    ReadTask,
     grid_shape,
     plan_box_tables,
     touched_shards,
@@ -49,12 +48,12 @@ if TYPE_CHECKING:
 __all__ = [
     "KernelGroup",
     "KernelPlan",
-    "c_strides",
     "decode_rows",
     "fill_absent",
     "plan_kernel_reads",
     "raise_for_row",
     "run_kernel_group",
+    "segment",
 ]
 
 _I64 = npt.NDArray[np.int64]
@@ -173,15 +172,9 @@ def plan_kernel_reads(
         shard_ids = touched_shards(
             box_bounds, np.asarray(shards, np.int64), np.asarray(shard_grid, np.int64)
         )
-        coords = [tuple(c) for c in np.array(np.unravel_index(shard_ids, shard_grid)).T.tolist()]
-        found = array.shard_indexes(coords)
-        inner = math.prod(per_shard)
-        index = np.full((len(coords), inner, 2), -1, dtype=np.int64)
-        for i, c in enumerate(coords):
-            entry = found[c]
-            if entry is not None:  # MISSING (all ones) reads as -1
-                index[i] = entry.reshape(inner, 2).view(np.int64)
-        keys = [array.chunk_key(c) for c in coords]
+        keys, stacked = array.shard_index_table(shard_ids)
+        # MISSING (all ones) reads as -1, which the planner takes for "not stored".
+        index = stacked.reshape(len(keys), math.prod(per_shard), 2).view(np.int64)
     box = plan_box_tables(
         box_bounds,
         base,
@@ -214,8 +207,24 @@ def _fill_address(plan: KernelPlan) -> int:
 def fill_absent(plan: KernelPlan) -> None:
     """Write the fill value into the pieces of the chunks known to be absent."""
     if plan.box.absent:
-        segment = np.array([[0, plan.box.absent, 0, 0, -1, 0]], dtype=np.int64)
-        plan.kernel.run(plan.tables, segment, 0, _fill_address(plan))
+        segments = np.array([segment(0, plan.box.absent, WholeObject(), None)], dtype=np.int64)
+        plan.kernel.run(plan.tables, segments, 0, _fill_address(plan))
+
+
+Segment = tuple[int, int, int, int, int, int]
+
+
+def segment(first: int, stop: int, rng: Range, data: memoryview | None) -> Segment:
+    """The kernel's segment for chunk rows ``first:stop``, read as ``data`` from ``rng``.
+
+    ``data`` is ``None`` when the object is missing (its chunks read as the fill
+    value); a range that is not a :class:`ByteRange` is a whole-chunk object.
+    """
+    if data is None:
+        return (first, stop, 0, 0, -1, -1)
+    if isinstance(rng, ByteRange):
+        return (first, stop, buffer_address(data), rng.start, -1, len(data))
+    return (first, stop, buffer_address(data), 0, len(data), len(data))
 
 
 def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
@@ -229,8 +238,7 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
     plan = group.plan
     box, array = plan.box, plan.array
     reads = box.reads[group.first : group.stop].tolist()
-    sharded = array.reads_inner_chunks
-    if sharded:
+    if array.reads_inner_chunks:
         keys = plan.keys
         requests = [ReadRequest(i, keys[r[2]], ByteRange(r[3], r[4])) for i, r in enumerate(reads)]
     else:
@@ -242,19 +250,14 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
         ]
     nbytes = plan.tables.chunk_nbytes
     buf = scratch.array((nbytes,), np.dtype(np.uint8))
-    rows: list[tuple[int, int, int, int, int, int]] = []
+    rows: list[Segment] = []
     held: list[tuple[ReadRequest, memoryview | None]] = []
     pending = 0
     for result in array.store.read_batch(requests):
-        data = result.data
-        first, stop, _, start, _ = reads[result.tag]
-        if data is None:  # the object is missing (or went away since its index was read)
-            rows.append((first, stop, 0, 0, -1, 0))
-        elif sharded:
-            rows.append((first, stop, buffer_address(data), start, -1, len(data)))
-        else:
-            rows.append((first, stop, buffer_address(data), 0, len(data), len(data)))
-        held.append((requests[result.tag], data))
+        request, data = requests[result.tag], result.data
+        first, stop = reads[result.tag][:2]
+        rows.append(segment(first, stop, request.range, data))
+        held.append((request, data))
         pending += (stop - first) * nbytes
         if pending >= FLUSH_BYTES:
             _decode(plan, rows, held, buf)
@@ -265,7 +268,7 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
 
 def _decode(
     plan: KernelPlan,
-    rows: list[tuple[int, int, int, int, int, int]],
+    rows: list[Segment],
     held: list[tuple[ReadRequest, memoryview | None]],
     buf: np.ndarray,
 ) -> None:
@@ -277,8 +280,8 @@ def _decode(
     i = next(i for i, row in enumerate(rows) if row[0] <= bad < row[1])
     request, data = held[i]
     assert data is not None
-    task = ReadTask(plan.array.store, request.key, request.range, None)
-    raise_for_row(plan.array, plan.tables, plan.box.coords[bad], task, data, bad)
+    coords = plan.box.coords[bad]
+    raise_for_row(plan.array, plan.tables, bad, coords, request.key, request.range, data)
 
 
 def decode_rows(
@@ -286,47 +289,41 @@ def decode_rows(
     tables: ScatterTables,
     first: int,
     stop: int,
-    task: ReadTask[Any],
+    rng: Range,
     data: memoryview,
     scratch: int,
 ) -> int:
-    """Run the kernel on chunk rows ``first:stop``, read by ``task`` as ``data``.
+    """Run the kernel on chunk rows ``first:stop``, read as ``data`` from ``rng``.
 
     Returns ``-1``, or the first row that did not decode or is cut off: a short
     read (an object shorter than its index says) decodes what is there, and the
     kernel never reads past the bytes it is given.
     """
-    if isinstance(task.range, ByteRange):
-        segment = (first, stop, buffer_address(data), task.range.start, -1, len(data))
-    elif len(data):
-        segment = (first, stop, buffer_address(data), 0, len(data), len(data))
-    else:
-        return first
-    return kernel.run(tables, np.array([segment], dtype=np.int64), scratch, 0)
+    segments = np.array([segment(first, stop, rng, data)], dtype=np.int64)
+    return kernel.run(tables, segments, scratch, 0)
 
 
 def raise_for_row(
     array: Array,
     tables: ScatterTables,
-    coords: _I64,
-    task: ReadTask[Any],
-    data: memoryview,
     row: int,
+    coords: _I64,
+    key: str,
+    rng: Range,
+    data: memoryview,
 ) -> NoReturn:
-    """Raise the error of chunk ``row`` (at grid ``coords``), which :func:`decode_rows` named."""
-    whole = not isinstance(task.range, ByteRange)
-    base = 0 if whole else task.range.start  # type: ignore[union-attr]
+    """Raise the error of chunk ``row`` (at grid ``coords``), which the kernel named.
+
+    ``data`` was read from ``rng`` of the object ``key``.
+    """
+    whole = not isinstance(rng, ByteRange)
+    base = 0 if whole else rng.start  # type: ignore[union-attr]
     offset, size = (int(v) for v in tables.chunks[row, :2])
     part = data if whole else data[offset - base : offset - base + size]
-    rng = task.range if whole else ByteRange(offset, offset + size)
+    where_range = rng if whole else ByteRange(offset, offset + size)
     where = tuple(int(c) for c in coords)
     try:
         array.chunk_decoder(part, np.empty(array.read_chunk_shape, array.dtype))
     except DecodeError as exc:
-        raise chunk_error(exc, task.key, rng, where) from exc
-    raise chunk_error(DecodeError("chunk did not decode to its size"), task.key, rng, where)
-
-
-def c_strides(shape: tuple[int, ...], itemsize: int) -> _I64:
-    """Byte strides of a C-ordered array of ``shape``."""
-    return np.array([math.prod(shape[d + 1 :]) * itemsize for d in range(len(shape))], np.int64)
+        raise chunk_error(exc, key, where_range, where) from exc
+    raise chunk_error(DecodeError("chunk did not decode to its size"), key, where_range, where)

@@ -24,8 +24,8 @@ import numpy.typing as npt
 
 from lsio.compute import ScatterKernel, ScatterTables
 from lsio.io import ByteRange
-from lsio.plan import ReadTask
-from lsio.zarr._kernelread import GAP_BYTES, c_strides, decode_rows, raise_for_row
+from lsio.plan import ReadTask, c_strides
+from lsio.zarr._kernelread import GAP_BYTES, decode_rows, raise_for_row
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -112,7 +112,7 @@ def plan_runs(
     starts = np.flatnonzero(cut)
     stops = np.append(starts[1:], n)
     stop_bytes = np.maximum.reduceat(ends, starts)
-    store = array.context.store
+    store = array.store
     shape = np.asarray(array.read_chunk_shape, dtype=np.int64)
     itemsize = array.dtype.itemsize
     strides = c_strides(array.read_chunk_shape, itemsize)
@@ -146,6 +146,6 @@ def decode_run(
     """
     tables = task.item.tables
     tables.pieces[:, 0] += buf.ctypes.data  # each run is decoded once
-    bad = decode_rows(kernel, tables, 0, len(tables.chunks), task, data, 0)
+    bad = decode_rows(kernel, tables, 0, len(tables.chunks), task.range, data, 0)
     if bad >= 0:
-        raise_for_row(array, tables, task.item.coords[bad], task, data, bad)
+        raise_for_row(array, tables, bad, task.item.coords[bad], task.key, task.range, data)
