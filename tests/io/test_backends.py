@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from lsio.io import (
     MemoryStore,
     MmapStore,
     ReadRequest,
+    ResidentMapper,
     Store,
     SuffixRange,
     UringStore,
@@ -290,6 +292,100 @@ class TestAutoStore(TestLocalStore):
         assert bytes(tiny[7]) == data[700:750]
         store.put("shard", bytes(64 * kib))  # replaced: mapped again, never stale
         assert bytes(read(ReadRequest(0, "shard", ByteRange(0, 32 * kib)))[0]) == bytes(32 * kib)
+
+
+def _evict(path: Path) -> None:
+    """Drop a file's pages from the page cache (written back first, so the kernel may)."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+class TestResidentMappings:
+    """``resident_mappings``: the objects a compiled reader may read in place."""
+
+    KIB = 1024
+
+    def _store(self, tmp_path: Path) -> tuple[AutoStore, dict[str, bytes]]:
+        store = AutoStore(tmp_path, IOConfig(), map_below=200 * self.KIB)
+        objects = {"s/0": bytes(range(256)) * 400, "s/1": bytes(reversed(range(256))) * 300}
+        for key, data in objects.items():
+            store.put(key, data)
+            (tmp_path / key).read_bytes()  # in the page cache now
+        return store, objects
+
+    def test_cached_chunk_sized_spans_are_mapped(self, tmp_path: Path) -> None:
+        store, objects = self._store(tmp_path)
+        keys = ["s/0", "s/gone", "s/1"]  # no span reads the missing one
+        spans = np.array(
+            [[0, 0, 20 * self.KIB], [2, 5, 40 * self.KIB], [0, 50 * self.KIB, 90 * self.KIB]]
+        )
+        maps = store.resident_mappings(keys, spans)
+        assert maps is not None
+        first, none, last = maps
+        assert none is None
+        assert first is not None
+        assert last is not None
+        assert bytes(first) == objects["s/0"]
+        assert bytes(last) == objects["s/1"]
+        assert _mapped(first)
+        assert _mapped(last)
+        # A span past the end of its object is still mapped; the reader sees it short.
+        past = np.array([[0, 90 * self.KIB, 120 * self.KIB]])
+        got = store.resident_mappings(["s/0"], past)
+        assert got is not None
+        assert got[0] is not None
+        assert got[0].size == len(objects["s/0"])
+
+    def test_other_spans_are_left_to_read_batch(self, tmp_path: Path) -> None:
+        store, _ = self._store(tmp_path)
+        kib = self.KIB
+        tiny = np.array([[0, i * 100, i * 100 + 50] for i in range(20)])
+        too_much = np.array([[0, 0, 100 * kib], [0, 100 * kib, 201 * kib]])
+        missing = np.array([[0, 0, 20 * kib], [1, 0, 20 * kib]])
+        assert store.resident_mappings(["s/0"], tiny) is None  # small: a copy is cheaper
+        assert store.resident_mappings(["s/0"], too_much) is None  # >= map_below: preadv
+        assert store.resident_mappings(["s/0", "s/gone"], missing) is None
+        assert store.resident_mappings(["s/0"], np.zeros((0, 3), dtype=np.int64)) is None
+        (tmp_path / "s" / "dir").mkdir()
+        assert store.resident_mappings(["s/dir"], np.array([[0, 0, 20 * kib]])) is None
+
+    def test_pages_not_in_the_page_cache_are_read(self, tmp_path: Path) -> None:
+        store, objects = self._store(tmp_path)
+        spans = np.array([[0, 0, 20 * self.KIB], [0, 60 * self.KIB, 80 * self.KIB]])
+        assert store.resident_mappings(["s/0"], spans) is not None
+        _evict(tmp_path / "s" / "0")
+        assert store.resident_mappings(["s/0"], spans) is None
+        # Reading them brings them back.
+        (tmp_path / "s" / "0").read_bytes()
+        maps = store.resident_mappings(["s/0"], spans)
+        assert maps is not None
+        assert maps[0] is not None
+        assert bytes(maps[0]) == objects["s/0"]
+
+    def test_a_replaced_object_is_mapped_again(self, tmp_path: Path) -> None:
+        store, _ = self._store(tmp_path)
+        spans = np.array([[0, 0, 20 * self.KIB]])
+        old = store.resident_mappings(["s/0"], spans)
+        store.put("s/0", bytes(64 * self.KIB))
+        new = store.resident_mappings(["s/0"], spans)
+        assert old is not None
+        assert new is not None
+        assert new[0] is not None
+        assert bytes(new[0]) == bytes(64 * self.KIB)
+
+    def test_the_mmap_backend_maps_every_object(self, tmp_path: Path) -> None:
+        store = MmapStore(tmp_path, IOConfig(backend="mmap"))
+        store.put("a", b"0123456789")
+        maps = store.resident_mappings(["a"], np.array([[0, 2, 4]]))  # tiny, still a view
+        assert maps is not None
+        assert maps[0] is not None
+        assert bytes(maps[0]) == b"0123456789"
+        assert store.resident_mappings(["gone"], np.array([[0, 0, 4]])) is None
+        # Stores without mappings do not offer them (readers then use read_batch).
+        assert not hasattr(LocalStore(tmp_path), "resident_mappings")
+        assert not isinstance(MemoryStore(), ResidentMapper)
+        assert isinstance(store, ResidentMapper)
 
 
 @pytest.mark.parametrize("backend", ["preadv", "auto"])

@@ -6,8 +6,10 @@ import dataclasses
 import itertools
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -132,3 +134,79 @@ def test_plan_reads_each_chunk_once_and_leaves_steps_to_the_engine(tmp_path: Pat
     assert all(g.stop == h.first for g, h in itertools.pairwise(groups))
     covered = sorted(r for first, stop in reads[:, :2].tolist() for r in range(first, stop))
     assert covered == list(range(9))
+
+
+def _chunky_shards(path: Path, index_location: str = "end") -> np.ndarray:
+    """Shards of 16 KiB inner chunks that do not compress: the reads a mapping serves."""
+    values = np.random.default_rng(0).integers(0, 2**31, (4, 256, 256), dtype="<i4")
+    z = zarr.create_array(
+        str(path),
+        shape=values.shape,
+        chunks=(1, 64, 64),
+        shards={"shape": (2, 256, 256), "index_location": index_location},
+        dtype="<i4",
+        compressors=[zarr.codecs.ZstdCodec()],
+        fill_value=0,
+    )
+    z[...] = values
+    for shard in path.glob("c/*/*/*"):
+        shard.read_bytes()  # in the page cache
+    return values
+
+
+def _plan(a: lsio.Array, sel: tuple[slice, ...]) -> Any:
+    kernel = load_scatter_kernel()
+    assert kernel is not None
+    norm = normalize_basic(sel, a.shape)
+    job = ReadJob(a, norm, np.empty(norm.shape, dtype=a.dtype))
+    return plan_kernel_reads(a, [job], kernel, 2)[1]
+
+
+def test_cached_shards_are_decoded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    values = _chunky_shards(path)
+    sels = [
+        (slice(1, 4), slice(30, 200), slice(60, 190)),
+        (slice(0, 2), slice(0, 64), slice(0, 128)),
+        (slice(3, 4), slice(250, 256), slice(0, 256)),
+    ]
+    a = lsio.open_array(path)
+    plan = _plan(a, sels[0])
+    assert plan.mapped is not None  # read through the mappings, no read_batch
+    for sel, got in zip(sels, a.read_many(sels), strict=True):
+        np.testing.assert_array_equal(got, values[sel])
+    # Without mappings (preadv) the same plan reads through read_batch, equally.
+    b = lsio.open_array(path, config=lsio.ReadConfig(io=lsio.IOConfig(backend="preadv")))
+    assert _plan(b, sels[0]).mapped is None
+    for sel, got in zip(sels, b.read_many(sels), strict=True):
+        np.testing.assert_array_equal(got, values[sel])
+
+
+def test_a_corrupt_chunk_in_a_mapped_shard_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    _chunky_shards(path)
+    shard = path / "c" / "0" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    # The index (32 offsets and sizes, then a checksum) ends the shard: spoil the
+    # frame header of inner chunk (0, 1, 1), in the middle of the shard.
+    index = np.frombuffer(bytes(raw[-(32 * 16 + 4) : -4]), "<u8").reshape(32, 2)
+    raw[int(index[5, 0])] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    shard.read_bytes()
+    a = lsio.open_array(path)
+    assert _plan(a, (slice(0, 2), slice(None), slice(None))).mapped is not None
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/0/0'.*inner chunk \(0, 1, 1\) at bytes"):
+        a[0:2]
+
+
+def test_a_shard_cut_short_names_the_first_chunk_cut_off_when_mapped(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    values = _chunky_shards(path, index_location="start")
+    shard = path / "c" / "1" / "0" / "0"
+    shard.write_bytes(shard.read_bytes()[:-5])
+    shard.read_bytes()
+    a = lsio.open_array(path)
+    assert _plan(a, (slice(2, 4), slice(None), slice(None))).mapped is not None
+    np.testing.assert_array_equal(a[2:4, :64, :64], values[2:4, :64, :64])  # before the cut
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/1/0/0'.*inner chunk \(3, 3, 3\) at bytes"):
+        a[2:4]

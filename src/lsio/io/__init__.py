@@ -3,7 +3,15 @@
 import logging
 import os
 
-from lsio.io._base import ByteReader, IOConfig, Lister, Store, Writer, resolve_range
+from lsio.io._base import (
+    ByteReader,
+    IOConfig,
+    Lister,
+    ResidentMapper,
+    Store,
+    Writer,
+    resolve_range,
+)
 from lsio.io._cfunc import c_function
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._local import LocalStore, path_from_url
@@ -31,6 +39,7 @@ __all__ = [
     "MemoryStore",
     "MmapStore",
     "Range",
+    "ResidentMapper",
     "ReadRequest",
     "ReadResult",
     "Store",

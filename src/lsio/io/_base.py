@@ -7,10 +7,19 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from lsio.io._types import ByteRange, Range, ReadRequest, ReadResult, SuffixRange
 
-__all__ = ["ByteReader", "IOConfig", "Lister", "Store", "group_by_key", "resolve_range"]
+__all__ = [
+    "ByteReader",
+    "IOConfig",
+    "Lister",
+    "ResidentMapper",
+    "Store",
+    "group_by_key",
+    "resolve_range",
+]
 
 
 _BACKENDS = ("preadv", "io_uring", "mmap", "auto")
@@ -71,6 +80,31 @@ class ByteReader(Protocol):
 
         A missing object gives ``data=None``; any other failure raises
         :class:`lsio.ReadError` naming the key and the range.
+        """
+        ...
+
+
+@runtime_checkable
+class ResidentMapper(Protocol):
+    """Hands out objects already in memory, so a compiled reader can take their bytes in place."""
+
+    def resident_mappings(
+        self, keys: Sequence[str], spans: npt.NDArray[np.int64]
+    ) -> list[np.ndarray | None] | None:
+        """The bytes of ``keys`` as read-only uint8 arrays, when worth reading in place.
+
+        Args:
+            keys: The objects.
+            spans: ``(n, 3)``: per byte range the caller will read, the index of
+                its object in ``keys``, its start and its end.
+
+        Returns:
+            Per key, the whole object (a view of memory the store keeps; it may
+            be shorter than a span asks when the object is), or ``None`` for a
+            key no span reads; or ``None`` instead of the list when the spans
+            are better read with :meth:`ByteReader.read_batch`: an object is
+            missing or not in memory, or the spans are too small or too large
+            for a view to pay.
         """
         ...
 

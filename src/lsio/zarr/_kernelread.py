@@ -84,6 +84,11 @@ class KernelPlan:
         fills: Holds a decoded chunk of the fill value once one is needed (made
             lazily: most reads meet no missing chunk, and a chunk can be large).
         outs: The outputs the pieces point into (kept alive here).
+        mapped: When every object read is in memory (see
+            :class:`lsio.io.ResidentMapper`): the kernel's segment of each read,
+            pointing into the mappings, and the mappings of ``keys`` (kept
+            alive here);
+            otherwise ``None`` and the reads go through ``read_batch``.
     """
 
     array: Array
@@ -92,6 +97,7 @@ class KernelPlan:
     keys: list[str]
     fills: list[np.ndarray]
     outs: list[np.ndarray]
+    mapped: tuple[_I64, list[np.ndarray | None]] | None = None
 
     @property
     def tables(self) -> ScatterTables:
@@ -190,9 +196,41 @@ def plan_kernel_reads(
         batches=batches,
         group_bytes=GROUP_BYTES,
     )
-    plan = KernelPlan(array, kernel, box, keys, [], outs)
+    mapped = _mapped_segments(array.store, keys, box.reads) if keys else None
+    plan = KernelPlan(array, kernel, box, keys, [], outs, mapped)
     groups = box.groups.tolist()
     return [KernelGroup(plan, a, b) for a, b in itertools.pairwise(groups)], plan, rest
+
+
+def _mapped_segments(
+    store: object, keys: list[str], reads: _I64
+) -> tuple[_I64, list[np.ndarray | None]] | None:
+    """The segments of ``reads`` in the store's mappings, if it maps every object read.
+
+    Reading in place spares a worker a ``read_batch`` (Python, a ``stat`` and
+    a ``mincore`` per group of reads) and a copy; the store looks once per
+    call.
+    """
+    # Not isinstance(store, ResidentMapper): a protocol check costs ~15 us a call.
+    resident_mappings = getattr(store, "resident_mappings", None)
+    if resident_mappings is None or not len(reads):
+        return None
+    maps = resident_mappings(keys, reads[:, 2:5])
+    if maps is None:
+        return None
+    bases = np.array([0 if m is None else m.ctypes.data for m in maps], dtype=np.int64)
+    sizes = np.array([0 if m is None else m.size for m in maps], dtype=np.int64)
+    which, start = reads[:, 2], reads[:, 3]
+    size = sizes[which]
+    segments = np.empty((len(reads), 6), dtype=np.int64)
+    segments[:, :2] = reads[:, :2]
+    # An object shorter than its index says gives a short segment: the kernel
+    # decodes what is there and names the first chunk cut off.
+    segments[:, 2] = bases[which] + np.minimum(start, size)
+    segments[:, 3] = start
+    segments[:, 4] = -1
+    segments[:, 5] = np.maximum(np.minimum(reads[:, 4], size) - start, 0)
+    return segments, maps
 
 
 def _fill_address(plan: KernelPlan) -> int:
@@ -237,6 +275,11 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
     """
     plan = group.plan
     box, array = plan.box, plan.array
+    nbytes = plan.tables.chunk_nbytes
+    buf = scratch.array((nbytes,), np.dtype(np.uint8))
+    if plan.mapped is not None:
+        _decode_mapped(group, buf)
+        return
     reads = box.reads[group.first : group.stop].tolist()
     if array.reads_inner_chunks:
         keys = plan.keys
@@ -248,8 +291,6 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
             ReadRequest(i, array.chunk_key(tuple(c)), whole)
             for i, c in enumerate(box.coords[firsts].tolist())
         ]
-    nbytes = plan.tables.chunk_nbytes
-    buf = scratch.array((nbytes,), np.dtype(np.uint8))
     rows: list[Segment] = []
     held: list[tuple[ReadRequest, memoryview | None]] = []
     pending = 0
@@ -264,6 +305,26 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
             rows, held, pending = [], [], 0
     if rows:
         _decode(plan, rows, held, buf)
+
+
+def _decode_mapped(group: KernelGroup, buf: np.ndarray) -> None:
+    """Decode and scatter a group's reads from the mappings, with one kernel call."""
+    plan = group.plan
+    assert plan.mapped is not None
+    segments, maps = plan.mapped
+    part = segments[group.first : group.stop]
+    bad = plan.kernel.run(plan.tables, part, buf.ctypes.data, 0)
+    if bad < 0:
+        return
+    i = group.first + int(np.flatnonzero((part[:, 0] <= bad) & (bad < part[:, 1]))[0])
+    _, _, key_index, start, end = (int(v) for v in plan.box.reads[i])
+    mapping = maps[key_index]
+    assert mapping is not None
+    data = mapping[start:end].data
+    coords = plan.box.coords[bad]
+    raise_for_row(
+        plan.array, plan.tables, bad, coords, plan.keys[key_index], ByteRange(start, end), data
+    )
 
 
 def _decode(
