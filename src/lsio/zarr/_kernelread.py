@@ -9,7 +9,10 @@ read and decoded once however many selections need it), where each is stored,
 reads of chunks stored close together in one object, and groups of reads of
 about equal size. A worker reads a group with one ``read_batch`` and hands the
 bytes to :class:`lsio.compute.ScatterKernel`, which decodes and scatters every
-chunk without the GIL.
+chunk without the GIL. Where the store can hand out every shard read in place
+(:class:`lsio.io.ResidentMapper`: cached memory maps of shards in the page
+cache), the planner points the kernel's segments into the mappings once per
+call, and a worker's group is one kernel call with no read at all.
 """
 
 from __future__ import annotations
