@@ -8,7 +8,10 @@ Usage::
 
 Every measurement reads page-cached files (each array is read once just before
 it is measured, since this machine evicts idle page cache within ~30 s), except
-the ``--cold`` rows, which drop the page cache first (needs root).
+the ``--cold`` rows, which drop the page cache first (needs root). The
+all-cores codec limit is measured again before each repeat, and "lsio / codec
+limit" is the median over repeats of lsio's value against the limit measured
+just before it: this machine's speed moves by tens of percent within a run.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ class Result:
     values: dict[str, list[float]] = field(default_factory=dict)
     limit: float | None = None  # the same unit at the machine's limit (all-cores codec)
     note: str = ""
+    # The limit measured again just before each repeat (warm runs), so a ratio to
+    # it pairs values taken under the same load from the machine's other tenants.
+    limits: list[float] = field(default_factory=list)
 
 
 def chunks_touched(sels: list[tuple[slice, ...]], chunk: tuple[int, ...]) -> set[tuple[int, ...]]:
@@ -154,6 +160,14 @@ def main() -> None:
         lim["raw_cold"] = nbytes / secs
         print(f"raw read cold: {lim['raw_cold'] / 1e9:.2f} GB/s stored", flush=True)
 
+    def codec_now(res: Result) -> float:
+        """The all-cores codec limit in ``res``'s unit, measured now."""
+        assert res.limit is not None
+        if res.unit == "chunks/s":
+            now = limits.codec_throughput(small_sample, small_nbytes, cores) / small_nbytes
+            return res.limit * now / small_n
+        return res.limit * limits.codec_throughput(sample, chunk_nbytes, cores) / codec_n
+
     def measure(
         res: Result, path: Path, run: Callable[[Reader, Any], Any], scale: float, cold: bool = False
     ) -> None:
@@ -180,6 +194,7 @@ def main() -> None:
             # other tenants falls on every reader alike rather than on one.
             times: dict[str, list[float]] = {r.name: [] for r in readers}
             for _ in range(args.repeats):
+                res.limits.append(codec_now(res))
                 for reader in readers:
                     limits.warm(path)
                     times[reader.name] += timed(
@@ -253,13 +268,29 @@ def main() -> None:
         meds = {n: statistics.median(v) for n, v in res.values.items()}
         peers = [v for n, v in meds.items() if not n.startswith("lsio")]
         ratio = f"{meds['lsio'] / max(peers):.2f}" if "lsio" in meds and peers else "-"
-        lim_ratio = f"{meds['lsio'] / res.limit:.2f}" if "lsio" in meds and res.limit else "-"
+        lim_ratio = "-"
+        if "lsio" in meds and res.limits:
+            # Each repeat against the limit measured just before it; the median pair.
+            paired = [v / lim for v, lim in zip(res.values["lsio"], res.limits, strict=True)]
+            lim_ratio = f"{statistics.median(paired):.2f}"
+        elif "lsio" in meds and res.limit:
+            lim_ratio = f"{meds['lsio'] / res.limit:.2f}"
         cells = " | ".join(fmt(res.values[n]) for n in names)
         print(f"| {res.workload} | {res.unit} | {cells} | {ratio} | {lim_ratio} |")
     print()
     for res in results:
         if res.note:
-            print(f"- {res.workload}: {res.note}; codec limit {res.limit:,.3g} {res.unit}")
+            limit = statistics.median(res.limits) if res.limits else res.limit
+            print(f"- {res.workload}: {res.note}; codec limit {limit:,.3g} {res.unit}")
+    for res in results:
+        if res.limits and "lsio" in res.values:
+            paired = ", ".join(
+                f"{v / lim:.2f}" for v, lim in zip(res.values["lsio"], res.limits, strict=True)
+            )
+            print(
+                f"- {res.workload}: codec limit per repeat {fmt(res.limits)} {res.unit}; "
+                f"lsio / limit per repeat {paired}"
+            )
     if args.json:
         Path(args.json).write_text(
             json.dumps({"limits": lim, "results": [r.__dict__ for r in results]}, indent=2)
