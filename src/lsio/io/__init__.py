@@ -16,7 +16,7 @@ from lsio.io._cfunc import c_function
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
-from lsio.io._mmap import AutoStore, MmapStore
+from lsio.io._mmap import AutoStore, MmapStore, mapping_addresses
 from lsio.io._types import (
     ByteRange,
     Range,
@@ -52,6 +52,7 @@ __all__ = [
     "describe_range",
     "path_from_url",
     "local_store",
+    "mapping_addresses",
     "resolve_range",
     "uring_available",
 ]

@@ -36,7 +36,7 @@ from lsio.io._types import (
     describe_range,
 )
 
-__all__ = ["AutoStore", "MmapStore"]
+__all__ = ["AutoStore", "MmapStore", "mapping_addresses"]
 
 _Identity = tuple[int, int, int]
 
@@ -183,6 +183,15 @@ def _resident(
     return bool(resident(bases, sizes, spans))
 
 
+def mapping_addresses(
+    maps: Sequence[np.ndarray | None],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The address and size of each mapping (0 and 0 for ``None``), for compiled code."""
+    bases = np.array([0 if m is None else m.ctypes.data for m in maps], dtype=np.int64)
+    sizes = np.array([0 if m is None else m.size for m in maps], dtype=np.int64)
+    return bases, sizes
+
+
 def _spans(data: np.ndarray, reqs: list[ReadRequest]) -> npt.NDArray[np.int64]:
     """The byte ranges that ``reqs`` ask of a mapping, as ``_resident`` takes them."""
     spans = np.zeros((len(reqs), 3), dtype=np.int64)
@@ -242,9 +251,7 @@ class AutoStore(MmapStore):
         maps = self._mappings(keys, spans)
         if maps is None:
             return None
-        bases = np.array([0 if m is None else m.ctypes.data for m in maps], dtype=np.int64)
-        sizes = np.array([0 if m is None else m.size for m in maps], dtype=np.int64)
-        return maps if _resident(bases, sizes, spans) else None
+        return maps if _resident(*mapping_addresses(maps), spans) else None
 
     def read_batch(self, requests: Sequence[ReadRequest]) -> Iterator[ReadResult]:
         """Serve each file's requests from its mapping or with ``preadv``, by their sizes.
@@ -269,9 +276,7 @@ class AutoStore(MmapStore):
                     data = self._mapping(key)
                 except OSError:  # e.g. not a regular file: preadv reports it with the range
                     data = None
-            if data is not None and _resident(
-                np.array([data.ctypes.data]), np.array([data.size]), _spans(data, reqs)
-            ):
+            if data is not None and _resident(*mapping_addresses([data]), _spans(data, reqs)):
                 yield from _views(data, reqs)
             else:
                 yield from self._read_file(key, reqs)

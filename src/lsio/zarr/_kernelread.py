@@ -32,7 +32,7 @@ from lsio.compute import (
     ScatterTables,
     ScratchPool,
 )
-from lsio.io import ByteRange, Range, ReadRequest, WholeObject
+from lsio.io import ByteRange, Range, ReadRequest, WholeObject, mapping_addresses
 from lsio.plan import (
     BoxTables,
     IntIndex,
@@ -90,8 +90,8 @@ class KernelPlan:
         mapped: When every object read is in memory (see
             :class:`lsio.io.ResidentMapper`): the kernel's segment of each read,
             pointing into the mappings, and the mappings of ``keys`` (kept
-            alive here);
-            otherwise ``None`` and the reads go through ``read_batch``.
+            alive here); otherwise ``None``, and the reads go through
+            ``read_batch``.
     """
 
     array: Array
@@ -221,8 +221,7 @@ def _mapped_segments(
     maps = resident_mappings(keys, reads[:, 2:5])
     if maps is None:
         return None
-    bases = np.array([0 if m is None else m.ctypes.data for m in maps], dtype=np.int64)
-    sizes = np.array([0 if m is None else m.size for m in maps], dtype=np.int64)
+    bases, sizes = mapping_addresses(maps)
     which, start = reads[:, 2], reads[:, 3]
     size = sizes[which]
     segments = np.empty((len(reads), 6), dtype=np.int64)
