@@ -158,7 +158,13 @@ def _build_resident(mincore: Any) -> Any:
 
 @functools.cache
 def _resident_function() -> Any:
-    """The compiled page-cache check, or ``None`` without ``mincore`` (then nothing is mapped)."""
+    """The compiled page-cache check, or ``None`` without ``mincore`` (then nothing is mapped).
+
+    Compiled on first use (about half a second per process). A ctypes loop
+    over the spans needs no compiling but cost ~60 µs more per call of a crop
+    (measured: 72 vs 9 µs on a dozen spans), on the calling thread's serial
+    planning of every read.
+    """
     try:
         mincore = ctypes.CDLL(None).mincore
     except (OSError, AttributeError):
