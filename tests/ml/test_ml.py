@@ -221,3 +221,31 @@ def test_per_sample_transform_errors(pair: Any) -> None:
         next(iter(Loader(sampler(pair), steps=1, sample_transform=ragged, prefetch=0)))
     with pytest.raises(lsio.InvalidArgumentError, match="must return a dict"):
         next(iter(Loader(sampler(pair), steps=1, sample_transform=lambda s: s["sat"])))
+
+
+def test_batch_memory_is_reused_only_after_the_caller_drops_it(tmp_path: Path) -> None:
+    big = make_sat_nwp(tmp_path, timesteps=10, side=256, channels=4, gap_at=None)
+    crop = {"sat": {"time": 2, "y": 256, "x": 256}, "nwp": {"step": 2, "y": 8, "x": 8}}
+    s = CropSampler(
+        {"sat": big.sat, "nwp": big.nwp}, crop=crop, align=ALIGN, seed=3, batch_size=5
+    )  # 1 MiB of satellite crop per sample, 5 MiB per batch: from the loader's pool
+    loader = Loader(s, steps=6, prefetch=1)
+    addresses = set()
+    held = kept = None
+    for i, batch in enumerate(loader):
+        assert not batch["sat"].flags.owndata  # a view of pooled memory
+        addresses.add(batch["sat"].__array_interface__["data"][0])
+        if i == 1:
+            held, kept = batch["sat"], batch["sat"].copy()
+        del batch
+    assert len(addresses) < 6  # dropped batches' memory came back
+    np.testing.assert_array_equal(held, kept)  # the one still held was never overwritten
+    direct = np.stack(
+        [
+            big.sat.read(
+                s.sources()["sat"].selection({d: int(v[i]) for d, v in s[1].starts["sat"].items()})
+            )
+            for i in range(5)
+        ]
+    )
+    np.testing.assert_array_equal(held, direct)

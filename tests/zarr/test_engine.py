@@ -68,3 +68,23 @@ def test_box_reads_stacked_chunkwise_and_split(
         ]
         for got, sel in zip(a.read_many(crops), crops, strict=True):
             np.testing.assert_array_equal(got, expected[sel])
+
+
+def test_block_reads_reuse_dropped_results_and_keep_held_ones(tmp_path: Path) -> None:
+    data = np.arange(8 * 256 * 1024, dtype="int32").reshape(8, 256, 1024)
+    z = zarr.create_array(
+        str(tmp_path / "a.zarr"), shape=data.shape, chunks=(1, 64, 256), dtype="int32"
+    )
+    z[...] = data
+    a = lsio.open_array(tmp_path / "a.zarr")  # blocks of 4 time steps: 4 MiB, pooled
+    block = a[0:4]
+    first = block.__array_interface__["data"][0]
+    del block
+    again = a[4:8]
+    assert again.__array_interface__["data"][0] == first  # the dropped block's memory
+    np.testing.assert_array_equal(again, data[4:8])
+    held = a[0:4]  # `again` is alive: new memory, and `again` keeps its values
+    np.testing.assert_array_equal(held, data[0:4])
+    np.testing.assert_array_equal(again, data[4:8])
+    off = lsio.open_array(tmp_path / "a.zarr", config=lsio.ReadConfig(output_pool=0))
+    assert off[0:4].flags.owndata

@@ -24,7 +24,7 @@ from lsio.compute._scatter import (
     load_scatter_kernel,
     plan_pieces_compiled,
 )
-from lsio.compute._scratch import ScratchPool
+from lsio.compute._scratch import OutputPool, ScratchPool
 from lsio.compute._zstd import RawDecoder, zstd_content_size
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "GridEncoder",
     "Moments",
     "NumcodecsCodec",
+    "OutputPool",
     "RawDecoder",
     "ScatterKernel",
     "ScatterTables",

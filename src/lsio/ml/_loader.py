@@ -1,7 +1,8 @@
 """``Loader``: batches of aligned crops, read with one ``lsio.Batch`` per step and prefetched.
 
 A background thread reads the next ``prefetch`` steps while the current one is
-used (a bounded queue, so memory stays at ``prefetch + 2`` batches). Each step's
+used (a bounded queue, so memory stays at ``prefetch + 3`` batches, whose
+memory is reused once the caller drops a batch). Each step's
 crops of every source are planned together, so chunks shared by several crops
 are read and decoded once, and decoded straight into the batch's buffers, which
 can be page-locked torch tensors ready for ``.to("cuda", non_blocking=True)``.
@@ -9,6 +10,7 @@ can be page-locked torch tensors ready for ``.to("cuda", non_blocking=True)``.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import warnings
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lsio._errors import InvalidArgumentError
+from lsio.compute import OutputPool
 from lsio.ml._sampler import CropSampler, Samples
 from lsio.zarr import Batch
 
@@ -27,10 +30,14 @@ Transform = Callable[[dict[str, Any]], dict[str, Any]]
 _OUTS = ("numpy", "torch")
 
 
-def _empty(shape: tuple[int, ...], dtype: np.dtype[Any], pin: bool) -> tuple[np.ndarray, Any]:
+def _empty(
+    shape: tuple[int, ...], dtype: np.dtype[Any], pin: bool, buffers: OutputPool | None
+) -> tuple[np.ndarray, Any]:
     """A buffer, as (NumPy view, tensor or ``None``); page-locked when ``pin``."""
     if not pin:
-        return np.empty(shape, dtype=dtype), None
+        # torch's own caching allocator recycles page-locked memory; ours recycles the rest.
+        arr = buffers.empty(shape, dtype) if buffers is not None else np.empty(shape, dtype)
+        return arr, None
     import torch
 
     tensor = torch.empty(
@@ -40,24 +47,36 @@ def _empty(shape: tuple[int, ...], dtype: np.dtype[Any], pin: bool) -> tuple[np.
 
 
 def _batch_buffer(
-    shape: tuple[int, ...], dtype: np.dtype[Any], out: str, pin: bool
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    out: str,
+    pin: bool,
+    buffers: OutputPool | None = None,
 ) -> tuple[np.ndarray, Any]:
     """A new batch buffer, as (NumPy view to fill, what the batch delivers for ``out``)."""
-    view, tensor = _empty(shape, dtype, pin)
+    view, tensor = _empty(shape, dtype, pin, buffers)
     return view, tensor if tensor is not None else (view if out == "numpy" else _torch(view))
 
 
 def read_step(
-    sampler: CropSampler, samples: Samples, out: str = "numpy", pin: bool = False
+    sampler: CropSampler,
+    samples: Samples,
+    out: str = "numpy",
+    pin: bool = False,
+    buffers: OutputPool | None = None,
 ) -> dict[str, Any]:
-    """Read one step's crops of every source into new buffers; see :class:`Loader` for the layout."""
+    """Read one step's crops of every source into new buffers; see :class:`Loader` for the layout.
+
+    The buffers come from ``buffers`` when given (memory of batches the caller
+    has dropped), else from ``np.empty``.
+    """
     sources = sampler.sources()
     batch: dict[str, Any] = {"step": samples.step, "ids": samples.ids}
     views: dict[str, np.ndarray] = {}
     coords: dict[str, dict[str, np.ndarray]] = {}
     for name, src in sources.items():
         views[name], batch[name] = _batch_buffer(
-            (len(samples), *src.crop_shape), src.array.dtype, out, pin
+            (len(samples), *src.crop_shape), src.array.dtype, out, pin, buffers
         )
         starts = samples.starts[name]
         coords[name] = {
@@ -74,7 +93,12 @@ def read_step(
 
 
 def apply_per_sample(
-    batch: dict[str, Any], fn: Transform, names: tuple[str, ...], out: str, pin: bool
+    batch: dict[str, Any],
+    fn: Transform,
+    names: tuple[str, ...],
+    out: str,
+    pin: bool,
+    buffers: OutputPool | None = None,
 ) -> dict[str, Any]:
     """Run ``fn`` on each sample of ``batch``; its outputs are gathered into batch buffers.
 
@@ -112,7 +136,7 @@ def apply_per_sample(
                     outs[key] = as_numpy[key]
                 else:
                     outs[key], batch[key] = _batch_buffer(
-                        (len(batch["ids"]), *arr.shape), arr.dtype, out, pin
+                        (len(batch["ids"]), *arr.shape), arr.dtype, out, pin, buffers
                     )
             target = outs.get(key)
             if target is None or target.shape[1:] != arr.shape or target.dtype != arr.dtype:
@@ -194,6 +218,14 @@ class Loader:
         self.step = start_step
         self.steps = steps if steps is not None else sampler.steps_per_epoch
         self._end = start_step + self.steps
+        step_bytes = sampler.batch_size * sum(
+            math.prod(src.crop_shape) * src.array.dtype.itemsize
+            for src in sampler.sources().values()
+        )
+        # Fresh batch buffers would be page-faulted and zeroed by the kernel on every step;
+        # room for the queued batches, the one being read, the one delivered and the one
+        # the caller still holds while it asks for the next.
+        self._buffers = OutputPool((prefetch + 3) * step_bytes)
 
     def state_dict(self) -> dict[str, Any]:
         """Where the loader stands: restoring it resumes with the next undelivered step."""
@@ -225,10 +257,14 @@ class Loader:
         self._end = int(state.get("end", self.step + self.steps))
 
     def _make(self, step: int) -> dict[str, Any]:
-        batch = read_step(self.sampler, self.sampler[step], self.out, self.pin_memory)
+        batch = read_step(
+            self.sampler, self.sampler[step], self.out, self.pin_memory, self._buffers
+        )
         if self.sample_transform is not None:
             names = tuple(self.sampler.sources())
-            batch = apply_per_sample(batch, self.sample_transform, names, self.out, self.pin_memory)
+            batch = apply_per_sample(
+                batch, self.sample_transform, names, self.out, self.pin_memory, self._buffers
+            )
         return self.transform(batch) if self.transform is not None else batch
 
     def __len__(self) -> int:

@@ -29,12 +29,17 @@ class ReadConfig:
             i.e. at most a few MiB for typical shards.
         tasks_per_thread: Batches a read is split into per worker thread, to balance
             uneven work. Defaults to 4.
+        output_pool: Bytes of memory behind results of 4 MiB and more that reads
+            reuse once the caller has dropped those results, instead of asking the
+            kernel for fresh (page-faulting, zeroed) memory every time; see
+            :class:`lsio.compute.OutputPool`. Defaults to 256 MiB; 0 turns it off.
     """
 
     threads: int | None = None
     io: IOConfig = field(default_factory=IOConfig)
     shard_index_cache: int = 4096
     tasks_per_thread: int = 4
+    output_pool: int = 256 << 20
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -43,6 +48,8 @@ class ReadConfig:
             raise ValueError(f"shard_index_cache must be >= 0, got {self.shard_index_cache}")
         if self.tasks_per_thread < 1:
             raise ValueError(f"tasks_per_thread must be >= 1, got {self.tasks_per_thread}")
+        if self.output_pool < 0:
+            raise ValueError(f"output_pool must be >= 0, got {self.output_pool}")
 
     @property
     def workers(self) -> int:

@@ -202,7 +202,7 @@ class Array(Node[ArrayMetadata]):
         """
         sel = normalize_basic(selection, self.shape)
         if batch is not None:
-            return batch.add(ReadJob(self, sel, _prepare_out(out, sel.shape, self.dtype)))
+            return batch.add(ReadJob(self, sel, self._prepare_out(out, sel.shape)))
         return self._read(sel, out)
 
     def read_many(
@@ -233,10 +233,10 @@ class Array(Node[ArrayMetadata]):
                     f"out= needs selections of one shape; got shapes {sorted(shapes)}"
                 )
             crop = shapes.pop() if shapes else out.shape[1:]
-            _prepare_out(out, (len(sels), *crop), self.dtype)
+            _check_out(out, (len(sels), *crop), self.dtype)
             outs = [out[i, ...] for i in range(len(sels))]  # views, also for 0-d crops
         else:
-            outs = [np.empty(s.shape, dtype=self.dtype) for s in sels]
+            outs = [self._ctx.outputs.empty(s.shape, self.dtype) for s in sels]
         self._run([ReadJob(self, s, o) for s, o in zip(sels, outs, strict=True)])
         return out if out is not None else outs
 
@@ -269,13 +269,18 @@ class Array(Node[ArrayMetadata]):
     def _read(
         self, sel: OrthogonalSelection | VectorSelection, out: np.ndarray | None
     ) -> np.ndarray:
-        out = _prepare_out(out, sel.shape, self.dtype)
+        out = self._prepare_out(out, sel.shape)
         if isinstance(sel, VectorSelection) and not out.flags.c_contiguous:
             # Points are scattered through a flat view, which needs contiguous memory.
             out[...] = self._read(sel, None)
             return out
         self._run([ReadJob(self, sel, out)])
         return out
+
+    def _prepare_out(self, out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+        if out is None:
+            return self._ctx.outputs.empty(shape, self.dtype)
+        return _check_out(out, shape, self.dtype)
 
     def _run(self, jobs: list[ReadJob]) -> None:
         ctx = self._ctx
@@ -475,11 +480,7 @@ def _has_ellipsis(selection: Any) -> bool:
     return any(x is Ellipsis for x in items)
 
 
-def _prepare_out(
-    out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype[Any]
-) -> np.ndarray:
-    if out is None:
-        return np.empty(shape, dtype=dtype)
+def _check_out(out: np.ndarray, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
     if not isinstance(out, np.ndarray):
         raise InvalidArgumentError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != shape:

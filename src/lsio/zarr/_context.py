@@ -6,7 +6,7 @@ import concurrent.futures as cf
 import os
 import threading
 
-from lsio.compute import ScratchPool
+from lsio.compute import OutputPool, ScratchPool
 from lsio.io import Store
 from lsio.plan import ReadConfig
 
@@ -29,6 +29,7 @@ class Context:
         self.workers = config.workers
         self.writable = writable
         self.scratch = ScratchPool()
+        self.outputs = OutputPool(config.output_pool)
         self._pool: cf.ThreadPoolExecutor | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -56,8 +57,9 @@ class Context:
         return self.workers * self.config.tasks_per_thread
 
     def close(self) -> None:
-        """Stop the worker threads (they restart if the nodes are used again)."""
+        """Stop the worker threads and drop pooled result memory (both come back on use)."""
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 self._pool = None
+        self.outputs.clear()

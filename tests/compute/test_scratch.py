@@ -1,0 +1,108 @@
+"""Result memory reused once the caller has dropped every view of it, never before."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from lsio.compute import OutputPool
+
+MiB = 1 << 20
+I16 = np.dtype("int16")
+
+
+def _addr(a: np.ndarray) -> int:
+    return int(a.__array_interface__["data"][0])
+
+
+def test_a_dropped_result_is_reused() -> None:
+    pool = OutputPool(64 * MiB)
+    a = pool.empty((4, MiB), I16)
+    first = _addr(a)
+    assert first % 4096 == 0
+    assert a.flags.c_contiguous
+    assert a.shape == (4, MiB)
+    del a
+    b = pool.empty((4, MiB), I16)
+    assert _addr(b) == first
+    assert pool.kept_bytes == 8 * MiB
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [
+        lambda a: a[1:],  # a slice
+        lambda a: a.reshape(-1).view(np.uint8),  # a reshaped, reinterpreted view
+        memoryview,  # a buffer export
+        lambda a: np.frombuffer(memoryview(a), dtype=np.int16),  # an array over the export
+    ],
+)
+def test_memory_any_view_refers_to_is_not_handed_out(keep: object) -> None:
+    pool = OutputPool(64 * MiB)
+    a = pool.empty((4, MiB), I16)
+    a.view(np.uint8)[...] = 7  # every byte
+    held = keep(a)  # type: ignore[operator]
+    del a
+    b = pool.empty((4, MiB), I16)
+    b[...] = -1
+    assert np.all(np.asarray(held).view(np.uint8) == np.uint8(7))
+    del held
+    c = pool.empty((4, MiB), I16)  # now the first buffer is free again
+    assert _addr(c) != _addr(b)
+
+
+def test_small_results_and_a_zero_limit_are_plain_allocations() -> None:
+    pool = OutputPool(64 * MiB)
+    small = pool.empty((100,), I16)
+    assert small.flags.owndata
+    assert pool.kept_bytes == 0
+    off = OutputPool(0)
+    big = off.empty((4, MiB), I16)
+    assert big.flags.owndata
+    assert off.kept_bytes == 0
+
+
+def test_the_limit_bounds_kept_memory() -> None:
+    pool = OutputPool(20 * MiB)
+    held = [pool.empty((4, MiB), I16) for _ in range(4)]  # 8 MiB each: two fit the limit
+    assert sum(not h.flags.owndata for h in held) == 2
+    assert pool.kept_bytes == 16 * MiB
+    del held
+    # Free buffers of another size make room for a new one instead of growing past the limit.
+    big = pool.empty((9, MiB), I16)
+    assert not big.flags.owndata
+    assert pool.kept_bytes <= 20 * MiB
+    pool.clear()
+    assert pool.kept_bytes == 0
+    assert big.shape == (9, MiB)
+
+
+def test_threads_never_share_a_buffer() -> None:
+    pool = OutputPool(256 * MiB)
+    seen: list[tuple[int, np.ndarray]] = []
+    lock = threading.Lock()
+
+    def work(k: int) -> None:
+        for _ in range(20):
+            a = pool.empty((2, MiB), I16)
+            a[...] = k
+            with lock:
+                seen.append((k, a))
+            assert np.all(a == k)
+            with lock:
+                seen.pop(next(i for i, (j, _) in enumerate(seen) if j == k))
+            del a  # each thread holds one result at a time
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert pool.kept_bytes <= 4 * 4 * MiB  # one buffer per thread at most
+
+
+def test_a_negative_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        OutputPool(-1)
