@@ -90,10 +90,12 @@ class OutputPool:
             self._pid = os.getpid()
         with self._lock:
             buf = self._take(nbytes)
-        if buf is None:
-            return np.empty(shape, dtype=dtype)
-        raw, offset = buf
-        return raw[offset : offset + nbytes].view(dtype).reshape(shape)
+            if buf is None:
+                return np.empty(shape, dtype=dtype)
+            raw, offset = buf
+            # The view is made under the lock: until it exists, nothing but the pool
+            # refers to the buffer, and another thread would see it free.
+            return raw[offset : offset + nbytes].view(dtype).reshape(shape)
 
     def clear(self) -> None:
         """Forget every buffer: results still in use stay valid, free memory goes back."""
