@@ -226,6 +226,10 @@ def test_region_and_progress(sat: Path, capsys: pytest.CaptureFixture[str]) -> N
         ({"bins": [3.0, 1.0]}, "increasing"),
         ({"selection": (slice(0, 4, 2),)}, "step 1"),
         ({"selection": (slice(3, 3),)}, "empty"),
+        ({"axis": 1.0}, "axis must be ints, got 1.0"),
+        ({"axis": (0, "x")}, "axis must be ints, got 'x'"),
+        ({"range": (0, 1)}, "needs bins= too"),
+        ({"scheduler": "tcp://127.0.0.1:1"}, "must be a dask.distributed.Client, got str"),
     ],
 )
 def test_bad_arguments(sat: Path, kwargs: dict[str, Any], message: str) -> None:
@@ -299,3 +303,17 @@ def test_kernel_runs_with_edges_and_holes(
     np.testing.assert_allclose(s.var, x.var(axis=axis), rtol=1e-12)
     assert sum(t for t, _ in runs) > 0, "the full chunks went through the kernel's runs"
     assert sum(n for _, n in runs) > 0, "absent full chunks were counted"
+
+
+def test_histogram_bins_from_infinite_data_are_refused(tmp_path: Path) -> None:
+    data = np.linspace(10, 110, 100).astype("f4")
+    data[50] = np.inf
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=data.shape, dtype="f4", chunks=(10,))
+    z[...] = data
+    a = lsio.open_array(tmp_path / "a.zarr")
+    with pytest.raises(lsio.InvalidArgumentError, match=r"spans \[10.0, inf\].*pass range="):
+        lsio.stats(a, bins=4)
+    h = lsio.stats(
+        a, bins=4, range=(10, 110)
+    ).histogram()  # with a range: inf is outside, as in NumPy
+    np.testing.assert_array_equal(h.counts, np.histogram(data, bins=4, range=(10, 110))[0])

@@ -178,6 +178,27 @@ def test_bad_writes_leave_the_store_as_it_was(tmp_path: Path) -> None:
     assert zarr.open_array(str(path), mode="r").shape == (2,)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "values", "bad"),
+    [
+        ("u1", np.array([-1, -2, 0, 1], dtype="i1"), "-2"),  # same width, other signedness
+        ("u8", -1, "-1"),
+        ("i8", 2**63, "9223372036854775808"),
+        ("i2", np.array([40000, 1], dtype="u2"), "40000"),
+        ("b1", np.array([0, 2]), "2"),
+    ],
+)
+def test_integers_out_of_range_are_refused_not_wrapped(
+    tmp_path: Path, dtype: str, values: Any, bad: str
+) -> None:
+    a = lsio.create(tmp_path / "a.zarr", shape=(4,), dtype=dtype, chunks=(4,))
+    with pytest.raises(lsio.InvalidArgumentError, match=f"value {bad} cannot be stored exactly"):
+        a[...] = values
+    assert set(_snapshot(tmp_path / "a.zarr")) == {"zarr.json"}  # no chunk written
+    a[...] = np.array([0, 1, 1, 0], dtype="i8")  # in range: written, whatever the source type
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a.zarr"))[...], [0, 1, 1, 0])
+
+
 _WRITER = textwrap.dedent(
     """
     import sys, numpy as np, lsio

@@ -158,10 +158,15 @@ def _resolve(array: Array, axis: Any, dims: Any, selection: Any) -> Region:
     elif axis is None:
         axes = list(range(array.ndim))
     else:
-        raw = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+        try:
+            raw = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+        except TypeError:
+            raw = (axis,)
         axes = []
         for a in raw:
-            if not isinstance(a, int | np.integer) or not -array.ndim <= a < array.ndim:
+            if isinstance(a, bool) or not isinstance(a, int | np.integer):
+                raise InvalidArgumentError(f"axis must be ints, got {a!r}")
+            if not -array.ndim <= a < array.ndim:
                 raise InvalidArgumentError(
                     f"axis {a!r} is out of range for an array of {array.ndim} dimensions"
                 )
@@ -256,9 +261,14 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
         lo_k = np.asarray(moments.minimum, dtype=np.float64)
         hi_k = np.asarray(moments.maximum, dtype=np.float64)
         rows = []
-        for lo, hi in zip(lo_k, hi_k, strict=True):
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                lo, hi = 0.0, 1.0  # no finite values at this position: nothing will be counted
+        for i, (lo, hi) in enumerate(zip(lo_k, hi_k, strict=True)):
+            if math.isnan(lo) or math.isnan(hi) or lo > hi:
+                lo, hi = 0.0, 1.0  # no values at this position: nothing will be counted
+            elif not (math.isfinite(lo) and math.isfinite(hi)):
+                raise InvalidArgumentError(
+                    f"the data at kept position {i} spans [{lo}, {hi}], which is not finite, so "
+                    "histogram bins cannot be derived from it; pass range=(low, high) or bin edges"
+                )
             lo, hi = _widen(lo, hi)
             rows.append(np.linspace(lo, hi, count + 1))
         return np.array(rows), True, count
@@ -312,10 +322,20 @@ def stats(
         A :class:`Stats` with arrays over the kept dimensions.
 
     Raises:
-        InvalidArgumentError: An unknown dimension, an axis out of range, a
-            repeated axis, bins < 1, a selection with steps or an empty selection.
+        InvalidArgumentError: An unknown dimension, an axis out of range or not
+            an int, a repeated axis, bins < 1, ``range`` without ``bins``, a
+            scheduler that is not a Dask client, a selection with steps or an
+            empty selection, or a histogram whose bins would come from data
+            holding infinities (give ``range``).
         UnsupportedError: A dtype without an order (complex, strings).
     """
+    if range is not None and bins is None:
+        raise InvalidArgumentError("range= sets the histogram's bins: it needs bins= too")
+    if scheduler is not None and not callable(getattr(scheduler, "submit", None)):
+        raise InvalidArgumentError(
+            f"scheduler must be a dask.distributed.Client, got {type(scheduler).__name__} "
+            "(connect first: Client('tcp://host:8786'))"
+        )
     region = _resolve(array, axis, dims, selection)
     kept_shape = tuple(region.shape[d] for d in region.kept)
     k = math.prod(kept_shape)

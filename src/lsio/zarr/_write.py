@@ -51,7 +51,18 @@ def cast_values(values: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np
         raise InvalidArgumentError(
             f"values of dtype {arr.dtype} cannot be written to a {dtype} array"
         )
-    if dtype.kind in "biu" and not np.can_cast(arr.dtype, dtype, casting="safe"):
+    if dtype.kind in "biu" and arr.dtype.kind in "biu":
+        if arr.size and not np.can_cast(arr.dtype, dtype, casting="safe"):
+            # Ranges, not round trips: -1 -> uint8 -> int8 comes back as -1.
+            lo, hi = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+            small, big = int(arr.min()), int(arr.max())
+            if small < lo or big > hi:
+                bad = small if small < lo else big
+                raise InvalidArgumentError(
+                    f"value {bad} cannot be stored exactly as {dtype} (range {lo}..{hi})"
+                )
+        cast = arr.astype(dtype, copy=False)
+    elif dtype.kind in "biu" and not np.can_cast(arr.dtype, dtype, casting="safe"):
         with np.errstate(invalid="ignore", over="ignore"):
             cast = arr.astype(dtype)
             exact = np.asarray(cast.astype(arr.dtype) == arr) & (
