@@ -172,6 +172,9 @@ def test_group_hierarchy(tmp_path: Path, zarr_format: int, consolidated: bool) -
     sub = g["sub"]
     assert isinstance(sub, lsio.Group)
     assert sub.attrs == {"level": 1}
+    assert list(sub) == ["y"]  # also from the root's consolidated entries
+    assert [n for n, _ in g["sub"].arrays()] == ["y"]
+    np.testing.assert_array_equal(sub["y"][...], [[3, 3], [0.5, 0.5]])
     y = g["sub/y"]
     assert isinstance(y, lsio.Array)
     assert y.path == "sub/y"

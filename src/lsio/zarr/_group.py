@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from lsio._errors import NodeNotFoundError, ReadOnlyError
@@ -70,7 +71,7 @@ class Group(Node[GroupMetadata]):
     def _children(self) -> dict[str, NodeMetadata]:
         cons = self._meta.consolidated
         if cons is not None:
-            return {p: m for p, m in cons.items() if "/" not in p}
+            return {p: _consolidated_member(cons, p) for p in cons if "/" not in p}
         found: dict[str, NodeMetadata] = {}
         _, dirs = self._ctx.store.list_dir(self._path)
         for name in dirs:
@@ -110,7 +111,7 @@ class Group(Node[GroupMetadata]):
                 raise _MemberNotFoundError(
                     f"group {self._path or '/'!r} of {self.store_url} has no member {name!r}"
                 )
-            return make_node(self._ctx, self._child_path(name), cons[name])
+            return make_node(self._ctx, self._child_path(name), _consolidated_member(cons, name))
         try:
             meta = load_node(self._ctx.store, self._child_path(name), self._meta.zarr_format)
         except NodeNotFoundError as exc:
@@ -143,3 +144,18 @@ class _MemberNotFoundError(NodeNotFoundError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+def _consolidated_member(cons: Mapping[str, NodeMetadata], name: str) -> NodeMetadata:
+    """The metadata of member ``name`` from its ancestor's consolidated metadata.
+
+    A member group gets the ancestor's entries below it as its own consolidated
+    metadata: zarr-python writes every descendant at the root with its full path
+    and leaves the nested groups' own consolidated entries empty.
+    """
+    meta = cons[name]
+    if isinstance(meta, GroupMetadata):
+        prefix = f"{name}/"
+        below = {p[len(prefix) :]: m for p, m in cons.items() if p.startswith(prefix)}
+        meta = dataclasses.replace(meta, consolidated={**(meta.consolidated or {}), **below})
+    return meta
