@@ -139,6 +139,9 @@ def _snapshot(path: Path) -> dict[str, bytes]:
         ({"dtype": "U3"}, "not supported"),
         ({"fill_value": 300, "dtype": "u1"}, "fill_value 300 is not a value of dtype uint8"),
         ({"compressor": "snappy"}, "unknown compressor 'snappy'"),
+        ({"compressor": "zstd:99"}, r"zstd level must be in -131072..22, got 99"),
+        ({"compressor": "gzip:10"}, r"gzip level must be in 0..9"),
+        ({"compressor": "blosc:42"}, r"blosc level must be in 0..9"),
         ({"dims": ("x",)}, "must name all 2 dimensions"),
         ({"attrs": {"x": object()}}, "JSON-serialisable"),
         ({"zarr_format": 2, "shards": (4, 4)}, "shards need zarr_format=3"),
@@ -150,7 +153,7 @@ def test_bad_create_arguments_leave_nothing(
     args: dict[str, Any] = {"shape": (8, 8), "dtype": "i2", "chunks": (2, 2), **kwargs}
     with pytest.raises(lsio.InvalidArgumentError, match=message):
         lsio.create(tmp_path / "a.zarr", **args)
-    assert _snapshot(tmp_path) == {}
+    assert not (tmp_path / "a.zarr").exists()  # not even an empty directory
 
 
 def test_bad_writes_leave_the_store_as_it_was(tmp_path: Path) -> None:
@@ -172,6 +175,9 @@ def test_bad_writes_leave_the_store_as_it_was(tmp_path: Path) -> None:
         lsio.open_array(path)[0] = 1
     with pytest.raises(lsio.NodeExistsError, match="overwrite=True"):
         lsio.create(path, shape=(2,), dtype="u1", chunks=(1,))
+    assert _snapshot(path) == before
+    with pytest.raises(lsio.WriteError, match="Not a directory"):
+        lsio.create(path / "zarr.json" / "x.zarr", shape=(2,), dtype="u1", chunks=(1,))
     assert _snapshot(path) == before
     replaced = lsio.create(path, shape=(2,), dtype="u1", chunks=(1,), overwrite=True)
     assert replaced.shape == (2,)

@@ -86,9 +86,17 @@ def _compressor(spec: str | None) -> tuple[str, int | None]:
     if not level:
         return name, None
     try:
-        return name, int(level)
+        value = int(level)
     except ValueError:
         raise InvalidArgumentError(f"compressor level in {spec!r} must be an int") from None
+    lo, hi = _LEVELS[name]
+    if not lo <= value <= hi:
+        raise InvalidArgumentError(f"{name} level must be in {lo}..{hi}, got {value} in {spec!r}")
+    return name, value
+
+
+# Levels each codec accepts (zstd's negative "fast" levels included, as zarr-python does).
+_LEVELS = {"zstd": (-131072, 22), "gzip": (0, 9), "blosc": (0, 9), "none": (0, 0)}
 
 
 def _v3_compressors(name: str, level: int | None, dtype: np.dtype[Any]) -> list[dict[str, Any]]:

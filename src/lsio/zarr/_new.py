@@ -20,7 +20,11 @@ _META_KEYS = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
 
 
 def writable_store(location: str | os.PathLike[str] | Store, config: ReadConfig) -> Store:
-    """The store at ``location`` for writing; a local directory is created if missing."""
+    """The store at ``location`` for writing.
+
+    A local directory is not created here but by the first object written into
+    it, after the arguments were checked: a call that fails leaves nothing behind.
+    """
     if isinstance(location, str | os.PathLike):
         try:
             path = path_from_url(location)
@@ -28,7 +32,6 @@ def writable_store(location: str | os.PathLike[str] | Store, config: ReadConfig)
             raise InvalidArgumentError(str(exc)) from exc
         if path.exists() and not path.is_dir():
             raise InvalidArgumentError(f"{os.fspath(location)!r} is a file, not a directory")
-        path.mkdir(parents=True, exist_ok=True)
         return local_store(path, config.io)
     return location
 
