@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import crc32c
 import numpy as np
 import pytest
 import zarr.codecs as zc
@@ -148,6 +149,23 @@ def test_corrupt_shard_index_checksum(tmp_path: Path) -> None:
         lsio.ChunkError, match=r"chunk 'c/1/1': shard index: crc32c checksum mismatch"
     ):
         lsio.open_array(tmp_path / "a.zarr")[...]
+
+
+@pytest.mark.parametrize("backend", ["auto", "preadv", "mmap", "io_uring"])
+def test_absurd_inner_chunk_length_in_a_valid_index(tmp_path: Path, backend: str) -> None:
+    _v3(tmp_path / "a.zarr", chunks=(2, 2), shards=(4, 4), compressors=[zc.ZstdCodec()])
+    shard = tmp_path / "a.zarr" / "c" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    index = len(raw) - 4 * 16 - 4  # four (offset, length) pairs, then their crc32c
+    raw[index + 24 : index + 32] = (2**62).to_bytes(8, "little")  # inner chunk (0, 1)
+    raw[-4:] = crc32c.crc32c(bytes(raw[index:-4])).to_bytes(4, "little")
+    shard.write_bytes(bytes(raw))
+    a = lsio.open_array(
+        tmp_path / "a.zarr", config=lsio.ReadConfig(io=lsio.IOConfig(backend=backend))
+    )
+    # Named, never a 4 EiB allocation.
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/0'.*inner chunk \(0, 1\) at bytes"):
+        a[0:2, 2:4]
 
 
 def test_inner_chunk_past_end_of_shard(tmp_path: Path) -> None:

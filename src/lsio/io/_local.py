@@ -292,6 +292,10 @@ def plan_file_reads(size: int, reqs: list[ReadRequest], config: IOConfig) -> lis
     ]
 
 
+# Reads above this size check the file's size before allocating their buffer.
+_LARGE_READ = 1 << 26
+
+
 def _pread_exact(fd: int, start: int, end: int, key: str, align: int = 1) -> np.ndarray:
     """Read ``[start, end)`` into a fresh buffer; a short file gives a short buffer.
 
@@ -301,6 +305,9 @@ def _pread_exact(fd: int, start: int, end: int, key: str, align: int = 1) -> np.
     """
     lo = start - start % align
     hi = -(-end // align) * align
+    if hi - lo > _LARGE_READ:
+        # A damaged shard index can ask for exabytes: allocate no more than the file holds.
+        hi = max(lo, min(hi, -(-os.fstat(fd).st_size // align) * align))
     raw = np.empty(hi - lo + align, dtype=np.uint8)
     shift = (-raw.ctypes.data) % align
     buf = raw[shift : shift + hi - lo]
