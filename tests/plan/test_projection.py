@@ -90,6 +90,17 @@ def test_vectorized_boolean_mask() -> None:
     )
 
 
+def test_mask_in_a_tuple_and_0d_integer_arrays() -> None:
+    full = _data((5, 6))
+    mask = full % 4 == 1
+    np.testing.assert_array_equal(
+        _assemble(full, (2, 4), normalize_vectorized((mask,), full.shape)), full[mask]
+    )
+    sel = normalize_basic((np.array(2), slice(1, 3)), full.shape)  # 0-d: an int, as in NumPy
+    np.testing.assert_array_equal(_assemble(full, (2, 4), sel), full[np.array(2), 1:3])
+    assert sel.shape == (2,)
+
+
 def test_negative_step_progression() -> None:
     sel = normalize_basic(slice(None, None, -3), (10,))
     assert sel.dims == (Progression(9, -3, 4),)

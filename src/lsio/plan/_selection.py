@@ -88,6 +88,8 @@ class VectorSelection:
 
 
 def _is_int(x: Any) -> bool:
+    if isinstance(x, np.ndarray):  # a 0-d integer array is an integer, as in NumPy
+        return x.ndim == 0 and x.dtype.kind in "iu"
     return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
 
 
@@ -206,6 +208,10 @@ def normalize_vectorized(selection: Any, shape: tuple[int, ...]) -> VectorSelect
     single boolean mask of the array's shape.
     """
     ndim = len(shape)
+    if isinstance(selection, tuple) and len(selection) == 1:
+        only = np.asarray(selection[0])
+        if only.dtype == np.bool_:  # (mask,), as zarr-python takes it
+            selection = only
     if isinstance(selection, np.ndarray) and selection.dtype == np.bool_:
         if selection.shape != shape:
             raise SelectionError(
