@@ -231,3 +231,15 @@ def test_bad_url_scheme_and_mode(tmp_path: Path) -> None:
         lsio.open(tmp_path, mode="w")
     with pytest.raises(lsio.InvalidArgumentError, match="are for creating one"):
         lsio.open(tmp_path, mode="r", shape=(3,))
+
+
+def test_shape_beyond_int64_and_selections_that_are_not_a_sequence(tmp_path: Path) -> None:
+    _v3(tmp_path / "a.zarr")
+    a = lsio.open_array(tmp_path / "a.zarr")
+    with pytest.raises(lsio.InvalidArgumentError, match="sequence of selections, got NoneType"):
+        a.read_many(None)  # type: ignore[arg-type]
+    _edit_json(tmp_path / "a.zarr" / "zarr.json", lambda m: m.update(shape=[2**70, 8]))
+    with pytest.raises(lsio.MetadataError, match=r"field 'shape'.*2\*\*62 elements or more"):
+        lsio.open_array(tmp_path / "a.zarr")
+    with pytest.raises(lsio.InvalidArgumentError, match=r"2\*\*62 elements or more"):
+        lsio.create(tmp_path / "b.zarr", shape=(2**40, 2**40), dtype="u1", chunks=(1, 1))

@@ -225,6 +225,10 @@ class Array(Node[ArrayMetadata]):
             InvalidArgumentError: ``out`` does not fit the selections.
             LsioError: The first failed read; the other results are then incomplete.
         """
+        if isinstance(selections, str | bytes) or not isinstance(selections, Iterable):
+            raise InvalidArgumentError(
+                f"selections must be a sequence of selections, got {type(selections).__name__}"
+            )
         sels = [normalize_basic(s, self.shape) for s in selections]
         if out is not None:
             shapes = {s.shape for s in sels}

@@ -49,9 +49,12 @@ def _fill(value: Any, dtype: np.dtype[Any]) -> Any:
         arr = np.asarray(value)
         if arr.ndim != 0:
             raise TypeError
-        cast = arr.astype(dtype)
-        if dtype.kind in "iub" and cast.astype(arr.dtype) != arr:
-            raise TypeError
+        with np.errstate(invalid="ignore", over="ignore"):  # checked below, not warned
+            cast = arr.astype(dtype)
+            if dtype.kind in "iub" and cast.astype(arr.dtype) != arr:
+                raise TypeError
+        if dtype.kind in "iu" and arr.dtype.kind in "iu" and int(cast) != int(arr):
+            raise TypeError  # wrapped into the other signedness: -1 -> 255 -> -1
     except (TypeError, ValueError, OverflowError):
         raise InvalidArgumentError(
             f"fill_value {value!r} is not a value of dtype {dtype}"
@@ -193,6 +196,11 @@ def array_documents(
             "dimension_separator": ".",
         }
         if dims is not None:
+            if not all(isinstance(d, str) for d in dims):
+                raise InvalidArgumentError(
+                    f"dims {tuple(dims)}: v2 stores names in _ARRAY_DIMENSIONS, which needs a "
+                    "string for every dimension (xarray's convention)"
+                )
             attributes["_ARRAY_DIMENSIONS"] = list(dims)
         docs = {".zarray": _dump(zarray), ".zattrs": _dump(attributes)}
         return docs, _parse(parse_v2_array, zarray, attributes, ".zarray")

@@ -114,6 +114,13 @@ def _shape(value: Any, name: str, document: str, positive: bool) -> tuple[int, .
         raise MetadataError(
             f"must be a list of {kind} integers, got {value!r}", document=document, field=name
         )
+    if math.prod(max(v, 1) for v in value) >= 2**62:
+        # Element counts and byte offsets are int64 throughout.
+        raise MetadataError(
+            f"{value!r} describes 2**62 elements or more, beyond what can be addressed",
+            document=document,
+            field=name,
+        )
     return tuple(value)
 
 

@@ -57,9 +57,9 @@ def cast_values(values: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np
             lo, hi = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
             small, big = int(arr.min()), int(arr.max())
             if small < lo or big > hi:
-                bad = small if small < lo else big
                 raise InvalidArgumentError(
-                    f"value {bad} cannot be stored exactly as {dtype} (range {lo}..{hi})"
+                    f"value {small if small < lo else big} cannot be stored exactly as {dtype} "
+                    f"(range {lo}..{hi})"
                 )
         cast = arr.astype(dtype, copy=False)
     elif dtype.kind in "biu" and not np.can_cast(arr.dtype, dtype, casting="safe"):
