@@ -78,6 +78,10 @@ class OutputPool:
         self._buffers: list[tuple[np.ndarray, int]] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        # What getrefcount reports for a buffer only the pool holds, measured the way
+        # _take asks (interpreters differ in whether the call's argument counts).
+        probe = [(np.empty(1, np.uint8), 0)]
+        self._free_refs = sys.getrefcount(probe[0][0])
 
     def empty(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
         """A C-contiguous array like ``np.empty(shape, dtype)``; its contents are undefined."""
@@ -111,9 +115,8 @@ class OutputPool:
     def _take(self, nbytes: int) -> tuple[np.ndarray, int] | None:
         bufs = self._buffers
         # Every view of a buffer refers to the array owning the memory (NumPy collapses
-        # view chains), so the owner of a free buffer has two references: the pool's
-        # tuple and getrefcount's argument.
-        free = [i for i in range(len(bufs)) if sys.getrefcount(bufs[i][0]) == 2]
+        # view chains), so the owner of a free buffer has no reference but the pool's.
+        free = [i for i in range(len(bufs)) if sys.getrefcount(bufs[i][0]) == self._free_refs]
         fits = [i for i in free if nbytes <= _usable(bufs[i][0]) <= 2 * nbytes]
         if fits:
             return bufs[min(fits, key=lambda i: _usable(bufs[i][0]))]
