@@ -16,6 +16,7 @@ import numpy as np
 from lsio._errors import InvalidArgumentError, LsioError
 from lsio.zarr._dtypes import SUPPORTED_DTYPES
 from lsio.zarr._metadata import ArrayMetadata, parse_v2_array, parse_v3_array
+from lsio.zarr._write import int_out_of_range
 
 __all__ = ["array_documents", "fill_value_json"]
 
@@ -53,8 +54,8 @@ def _fill(value: Any, dtype: np.dtype[Any]) -> Any:
             cast = arr.astype(dtype)
             if dtype.kind in "iub" and cast.astype(arr.dtype) != arr:
                 raise TypeError
-        if dtype.kind in "iu" and arr.dtype.kind in "iu" and int(cast) != int(arr):
-            raise TypeError  # wrapped into the other signedness: -1 -> 255 -> -1
+        if dtype.kind in "iub" and arr.dtype.kind in "iub" and int_out_of_range(arr, dtype):
+            raise TypeError
     except (TypeError, ValueError, OverflowError):
         raise InvalidArgumentError(
             f"fill_value {value!r} is not a value of dtype {dtype}"

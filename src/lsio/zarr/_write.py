@@ -33,7 +33,23 @@ from lsio.zarr._sharding import is_fill
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["cast_values", "resize_array", "write_many", "write_selection"]
+__all__ = ["cast_values", "int_out_of_range", "resize_array", "write_many", "write_selection"]
+
+
+def int_out_of_range(arr: np.ndarray, dtype: np.dtype[Any]) -> tuple[int, int, int] | None:
+    """For integer (or boolean) ``arr``: ``(value, low, high)`` of a value outside ``dtype``'s range.
+
+    ``None`` when every value fits.
+
+    Ranges, not round trips: ``int8 -1 -> uint8 -> int8`` comes back as -1.
+    """
+    if not arr.size or np.can_cast(arr.dtype, dtype, casting="safe"):
+        return None
+    lo, hi = (0, 1) if dtype.kind == "b" else (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+    small, big = int(arr.min()), int(arr.max())
+    if lo <= small and big <= hi:
+        return None
+    return (small if small < lo else big), lo, hi
 
 
 def cast_values(values: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
@@ -52,15 +68,11 @@ def cast_values(values: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np
             f"values of dtype {arr.dtype} cannot be written to a {dtype} array"
         )
     if dtype.kind in "biu" and arr.dtype.kind in "biu":
-        if arr.size and not np.can_cast(arr.dtype, dtype, casting="safe"):
-            # Ranges, not round trips: -1 -> uint8 -> int8 comes back as -1.
-            lo, hi = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
-            small, big = int(arr.min()), int(arr.max())
-            if small < lo or big > hi:
-                raise InvalidArgumentError(
-                    f"value {small if small < lo else big} cannot be stored exactly as {dtype} "
-                    f"(range {lo}..{hi})"
-                )
+        bad = int_out_of_range(arr, dtype)
+        if bad is not None:
+            raise InvalidArgumentError(
+                f"value {bad[0]} cannot be stored exactly as {dtype} (range {bad[1]}..{bad[2]})"
+            )
         cast = arr.astype(dtype, copy=False)
     elif dtype.kind in "biu" and not np.can_cast(arr.dtype, dtype, casting="safe"):
         with np.errstate(invalid="ignore", over="ignore"):
