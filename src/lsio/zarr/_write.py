@@ -68,10 +68,11 @@ def cast_values(values: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np
             f"values of dtype {arr.dtype} cannot be written to a {dtype} array"
         )
     if dtype.kind in "biu" and arr.dtype.kind in "biu":
-        bad = int_out_of_range(arr, dtype)
-        if bad is not None:
+        outside = int_out_of_range(arr, dtype)
+        if outside is not None:
+            value, lo, hi = outside
             raise InvalidArgumentError(
-                f"value {bad[0]} cannot be stored exactly as {dtype} (range {bad[1]}..{bad[2]})"
+                f"value {value} cannot be stored exactly as {dtype} (range {lo}..{hi})"
             )
         cast = arr.astype(dtype, copy=False)
     elif dtype.kind in "biu" and not np.can_cast(arr.dtype, dtype, casting="safe"):
