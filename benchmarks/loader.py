@@ -11,8 +11,9 @@ zstd level 1, in /tmp/lsio-bench/loader), page-cached. Every runner delivers
 batches of 32 samples; a sample is a sat crop (4, 11, 128, 128) and, where the
 runner can align two datasets, the matching NWP crop (1, 4, 4, 32, 32):
 
-- ``lsio``: ``Loader`` (prefetch 4); ``lsio-mmap`` the same over arrays opened
-  with ``IOConfig(backend="mmap")``.
+- ``lsio``: ``Loader`` (prefetch 4) over arrays opened with the default
+  configuration; ``lsio-preadv`` and ``lsio-mmap`` the same over arrays opened
+  with ``IOConfig(backend="preadv")`` or ``"mmap"``.
 - ``tensorstore-loop``: the same samples (lsio's sampler decides where),
   each batch's crops read by tensorstore with all reads in flight at once, in a
   plain loop.
@@ -24,12 +25,18 @@ runner can align two datasets, the matching NWP crop (1, 4, 4, 32, 32):
 ``--stride 64`` puts every crop on the 64 x 64 chunk grid (no chunk decoded
 for less than all of it), for every runner alike.
 
-Reports samples/s and GB/s delivered (median of repeats) and lsio / runner.
+Reports samples/s and GB/s delivered (median of repeats) and lsio / runner, and
+the decode limit of the workload: the GB/s delivered if every chunk that a batch
+touches were decoded once (each source's stored chunks decoded by numcodecs on
+all cores, measured before each repeat), with lsio / limit paired by repeat.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -38,11 +45,13 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import limits
+
 ROOT = Path("/tmp/lsio-bench/loader")
 BATCH = 32
 
 
-def _data(backend: str = "preadv") -> Any:
+def _data(backend: str | None = None) -> Any:
     from lsio.ml import make_sat_nwp
 
     done = ROOT / "COMPLETE"
@@ -51,32 +60,34 @@ def _data(backend: str = "preadv") -> Any:
         done.write_text("ok\n")
     import lsio
 
-    cfg = lsio.ReadConfig(io=lsio.IOConfig(backend=backend))
+    cfg = (
+        lsio.ReadConfig() if backend is None else lsio.ReadConfig(io=lsio.IOConfig(backend=backend))
+    )
     return tuple(
         lsio.open_array(ROOT / f"{name}.zarr" / "data", config=cfg) for name in ("sat", "nwp")
     )
 
 
-def _sampler(stride: int, backend: str = "preadv") -> Any:
+def _sampler(stride: int, backend: str | None = None) -> Any:
     from lsio.ml._synthetic import SatNwp
 
     strides = {"y": stride, "x": stride}
     return SatNwp(*_data(backend)).sampler(seed=3, batch_size=BATCH, stride=strides)
 
 
-def _lsio(steps: int, stride: int, backend: str = "preadv") -> Iterator[int]:
+def _lsio(steps: int, stride: int, backend: str | None = None) -> Iterator[int]:
     from lsio.ml import Loader
 
     for batch in Loader(_sampler(stride, backend), prefetch=4, steps=steps):
         yield batch["sat"].nbytes + batch["nwp"].nbytes
 
 
+def _lsio_preadv(steps: int, stride: int) -> Iterator[int]:
+    return _lsio(steps, stride, "preadv")
+
+
 def _lsio_mmap(steps: int, stride: int) -> Iterator[int]:
     return _lsio(steps, stride, "mmap")
-
-
-def _ts_spec(path: Path) -> dict[str, Any]:
-    return {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
 
 
 def _tensorstore(steps: int, stride: int) -> Iterator[int]:
@@ -163,8 +174,55 @@ def _xbatcher(steps: int, stride: int) -> Iterator[int]:
         yield sum(int(next(items).values.nbytes) for _ in range(BATCH))
 
 
+def _stored_chunks(name: str, array: Any, limit: int = 2048) -> list[bytes]:
+    """Stored bytes of up to ``limit`` (inner) chunks of the source ``name``."""
+    files = limits.files_of(ROOT / f"{name}.zarr" / "data")
+    if array.shards is None:
+        return [f.read_bytes() for f in files[:limit]]
+    inner = math.prod(s // c for s, c in zip(array.shards, array.chunks, strict=True))
+    return limits.stored_inner_chunks(files, inner, limit)
+
+
+def decode_work(steps: int, stride: int) -> tuple[dict[str, int], int]:
+    """Bytes each source decodes if every chunk a batch touches is decoded once, and bytes
+    delivered, over the timed steps (the two warm-up steps left out, as in :func:`measure`)."""
+    sampler = _sampler(stride)
+    srcs = sampler.sources()
+    decoded = dict.fromkeys(srcs, 0)
+    delivered = 0
+    for step in range(2, steps + 2):
+        samples = sampler[step]
+        for name, src in srcs.items():
+            arr = src.array
+            touched: set[tuple[int, ...]] = set()
+            for i in range(len(samples)):
+                sel = src.selection({d: int(v[i]) for d, v in samples.starts[name].items()})
+                ranges = []
+                for s, n, c in zip(sel, arr.shape, arr.chunks, strict=True):
+                    start, stop, _ = s.indices(n)
+                    ranges.append(range(start // c, (stop - 1) // c + 1))
+                touched.update(itertools.product(*ranges))
+            decoded[name] += len(touched) * math.prod(arr.chunks) * arr.dtype.itemsize
+            delivered += len(samples) * math.prod(src.crop_shape) * arr.dtype.itemsize
+    return decoded, delivered
+
+
+def decode_limit(
+    work: tuple[dict[str, int], int], chunks: dict[str, tuple[list[bytes], int]]
+) -> float:
+    """GB/s delivered at the all-cores codec rate of each source, measured now."""
+    decoded, delivered = work
+    cores = os.cpu_count() or 1
+    secs = sum(
+        decoded[name] / limits.codec_throughput(stored, nbytes, cores)
+        for name, (stored, nbytes) in chunks.items()
+    )
+    return delivered / secs / 1e9
+
+
 RUNNERS: dict[str, Callable[[int, int], Iterator[int]]] = {
     "lsio": _lsio,
+    "lsio-preadv": _lsio_preadv,
     "lsio-mmap": _lsio_mmap,
     "tensorstore-loop": _tensorstore,
     "torch-zarr": _torch_zarr,
@@ -200,10 +258,25 @@ def main() -> None:
         help="step between crop starts along y and x (64: crops aligned to the chunks)",
     )
     args = parser.parse_args()
-    _data()
+    sources = dict(zip(("sat", "nwp"), _data(), strict=True))
+    chunks = {
+        name: (_stored_chunks(name, arr), math.prod(arr.chunks) * arr.dtype.itemsize)
+        for name, arr in sources.items()
+    }
+    work = decode_work(args.steps, args.stride)
+    decoded, delivered = work
+    print(
+        "decoded per byte delivered (each chunk once per batch): "
+        f"{sum(decoded.values()) / delivered:.2f} "
+        f"({', '.join(f'{n} {b / 1e9:.2f} GB' for n, b in decoded.items())}; "
+        f"delivered {delivered / 1e9:.2f} GB)"
+    )
     names = args.runners.split(",")
     rates: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    limit: list[float] = []
     for _ in range(args.repeats):
+        limit.append(decode_limit(work, chunks))
+        print(f"  decode limit: {limit[-1]:.2f} GB/s delivered", flush=True)
         for name in names:
             for p in ROOT.rglob("*"):  # page-cache the data just before each run
                 if p.is_file():
@@ -224,6 +297,16 @@ def main() -> None:
         print(
             f"| {name} | {statistics.median(s):.0f} [{min(s):.0f}-{max(s):.0f}] | "
             f"{statistics.median(g):.2f} | {ratio} |"
+        )
+    print(
+        f"| decode limit | | {statistics.median(limit):.2f} [{min(limit):.2f}-{max(limit):.2f}] | |"
+    )
+    if "lsio" in rates:
+        paired = [r[1] / lim for r, lim in zip(rates["lsio"], limit, strict=True)]
+        print()
+        print(
+            f"lsio / decode limit: {statistics.median(paired):.2f} "
+            f"(per repeat {', '.join(f'{x:.2f}' for x in paired)})"
         )
 
 
