@@ -37,3 +37,16 @@ def test_chunks_must_not_cut_the_arrays_chunks(store: Any) -> None:
     path, _ = store
     with pytest.raises(lsio.InvalidArgumentError, match="cut through"):
         lsio.to_dask(lsio.open_array(path), chunks=(3, 6, 10))
+    with pytest.raises(lsio.InvalidArgumentError, match="do not fit an array of shape"):
+        lsio.to_dask(lsio.open_array(path), chunks=0)
+    with pytest.raises(lsio.InvalidArgumentError, match="do not fit an array of shape"):
+        lsio.to_dask(lsio.open_array(path), chunks=(2, 3))
+
+
+def test_two_block_layouts_of_one_array_combine(store: Any) -> None:
+    path, data = store
+    a = lsio.open_array(path)
+    d1, d2 = lsio.to_dask(a, chunks=(2, 3, 5)), lsio.to_dask(a, chunks=(8, 6, 10))
+    assert d1.name != d2.name
+    assert d1.name == lsio.to_dask(lsio.open_array(path), chunks=(2, 3, 5)).name
+    np.testing.assert_array_equal((d1 + d2).compute(), 2 * data)

@@ -92,14 +92,15 @@ def test_a_secondary_source_can_be_required_to_hold_data(tmp_path: Path) -> None
         align={"b": {"time": ("time", "before"), "y": "y", "x": "x"}},
         skip_empty=["b"],
     )
-    # Without coordinates the dimensions are indices: b's crop starts at (t, y + 2, x + 2).
+    # Without coordinates the dimensions are indices: sat's crop centre is y + 5.5, and b's
+    # 6-long crop with that centre starts at y + 3.
     expected = {
         (t, y, x)
         for t, y, x in itertools.product(range(5), range(21), range(21))
-        if has[t, (y + 2) // 4 : (y + 7) // 4 + 1, (x + 2) // 4 : (x + 7) // 4 + 1].any()
+        if has[t, (y + 3) // 4 : (y + 8) // 4 + 1, (x + 3) // 4 : (x + 8) // 4 + 1].any()
     }
     picked = s.starts(np.arange(s.size))
-    assert np.array_equal(picked["b"]["y"], picked["sat"]["y"] + 2)
+    assert np.array_equal(picked["b"]["y"], picked["sat"]["y"] + 3)
     got = set(zip(*(picked["sat"][d].tolist() for d in ("time", "y", "x")), strict=True))
     assert got == expected
     assert s.size == len(expected)

@@ -214,6 +214,8 @@ def test_per_sample_transform(pair: Any, out: str) -> None:
 
 
 def test_per_sample_transform_errors(pair: Any) -> None:
+    first = int(sampler(pair)[0].ids[0])
+
     def ragged(sample: dict[str, Any]) -> dict[str, Any]:
         return {"sat": sample["sat"][: 1 + sample["id"] % 2]}
 
@@ -221,6 +223,45 @@ def test_per_sample_transform_errors(pair: Any) -> None:
         next(iter(Loader(sampler(pair), steps=1, sample_transform=ragged, prefetch=0)))
     with pytest.raises(lsio.InvalidArgumentError, match="must return a dict"):
         next(iter(Loader(sampler(pair), steps=1, sample_transform=lambda s: s["sat"])))
+    # A key the first sample returned and a later one did not: never uninitialised memory.
+    with pytest.raises(lsio.InvalidArgumentError, match=r"keys \[\] for sample 1; the first"):
+        next(
+            iter(
+                Loader(
+                    sampler(pair),
+                    steps=1,
+                    prefetch=0,
+                    sample_transform=lambda s: {"x": 7} if s["id"] == first else {},
+                )
+            )
+        )
+    with pytest.raises(lsio.InvalidArgumentError, match="transform must return the batch"):
+        next(iter(Loader(sampler(pair), steps=1, prefetch=0, transform=lambda b: None)))
+
+
+def test_per_sample_views_of_the_crop_are_applied(pair: Any) -> None:
+    s = sampler(pair)
+    plain = next(iter(Loader(s, steps=1, prefetch=0)))["sat"]
+    flipped = next(
+        iter(
+            Loader(
+                s, steps=1, prefetch=0, sample_transform=lambda smp: {"sat": smp["sat"][..., ::-1]}
+            )
+        )
+    )["sat"]
+    np.testing.assert_array_equal(flipped, plain[..., ::-1])
+    swapped = next(
+        iter(
+            Loader(
+                s,
+                steps=1,
+                prefetch=0,
+                out="torch",
+                sample_transform=lambda smp: {"sat": smp["sat"].swapaxes(-1, -2)},
+            )
+        )
+    )["sat"]
+    np.testing.assert_array_equal(swapped.numpy(), plain.swapaxes(-1, -2))
 
 
 def test_batch_memory_is_reused_only_after_the_caller_drops_it(tmp_path: Path) -> None:

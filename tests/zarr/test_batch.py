@@ -146,6 +146,17 @@ def test_batch_across_two_stores(stores: dict[bool, Path]) -> None:
     assert set(keys.values()) == {1}  # fa2's chunks are fa's: read once
 
 
+def test_batch_submitted_inside_its_block(stores: dict[bool, Path]) -> None:
+    a = lsio.open_array(stores[True])
+    with lsio.Batch() as batch:
+        f = a.read((0,), batch=batch)
+        batch.submit()
+        np.testing.assert_array_equal(f.result(), a[0])
+    np.testing.assert_array_equal(f.result(), a[0])
+    with pytest.raises(lsio.InvalidArgumentError, match="already done"):
+        batch.submit()
+
+
 def test_batch_abandoned_when_block_raises(stores: dict[bool, Path]) -> None:
     store = RecordingStore(stores[False])
     a = lsio.open_array(store)

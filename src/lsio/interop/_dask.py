@@ -47,26 +47,37 @@ def to_dask(array: Array, chunks: Any = None, name: str | None = None) -> Any:
             or URL from the Dask workers (they reopen it).
         chunks: Dask block shape. Default: the array's shards (or chunks when
             unsharded), so blocks are chunk-aligned and each chunk is read once.
-        name: Dask key prefix; default derived from the store URL and path.
+        name: Dask name of the collection; default ``lsio-<array name>-<token>``,
+            the token derived from the store URL, path, shape, dtype and blocks.
 
     Raises:
         InvalidArgumentError: When ``chunks`` cuts through the array's chunks.
     """
     try:
         import dask.array as da
+        from dask.base import tokenize
     except ImportError as exc:
         raise ImportError("to_dask needs dask: pip install 'lsio[dask]'") from exc
     if chunks is None:
         chunks = array.shards or array.chunks
     normalize = da.core.normalize_chunks
-    normalized = normalize(chunks, array.shape, dtype=array.dtype)  # type: ignore[no-untyped-call]
+    try:
+        normalized = normalize(chunks, array.shape, dtype=array.dtype)  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        raise InvalidArgumentError(
+            f"chunks {chunks!r} do not fit an array of shape {array.shape}: {exc}"
+        ) from None
+    if any(b < 1 for blocks in normalized for b in blocks) and array.size:
+        raise InvalidArgumentError(f"chunks {chunks!r} hold empty blocks; use sizes >= 1")
     for d, (blocks, c) in enumerate(zip(normalized, array.chunks, strict=True)):
         if any(b % c for b in blocks[:-1]):
             raise InvalidArgumentError(
                 f"chunks {chunks!r} cut through the array's chunks of {array.chunks} "
                 f"along dimension {d}; use multiples of the chunk shape"
             )
-    key = name or f"lsio-{array.store_url}/{array.path}"
+    # Two collections over one array with other blocks must not share keys.
+    token = tokenize(array.store_url, array.path, array.shape, str(array.dtype), normalized)
+    key = name or f"lsio-{array.path.rsplit('/', 1)[-1] or 'array'}-{token}"
     return da.from_array(  # type: ignore[no-untyped-call]
         _Source(array),
         chunks=normalized,

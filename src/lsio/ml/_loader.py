@@ -110,11 +110,13 @@ def apply_per_sample(
     buffer per key, allocated at the first sample and filled sample by sample.
 
     Raises:
-        InvalidArgumentError: ``fn`` returns something other than a dict, or
-            arrays whose shape or dtype change from sample to sample.
+        InvalidArgumentError: ``fn`` returns something other than a dict, keys
+            other than the first sample's, or arrays whose shape or dtype change
+            from sample to sample.
     """
     as_numpy = {name: _numpy(batch[name]) for name in names}
     outs: dict[str, np.ndarray] = {}
+    keys: set[str] = set()
     for i, sample_id in enumerate(batch["ids"].tolist()):
         sample: dict[str, Any] = {name: as_numpy[name][i] for name in names}
         sample["coords"] = {
@@ -125,6 +127,14 @@ def apply_per_sample(
         if not isinstance(result, dict):
             raise InvalidArgumentError(
                 f"sample_transform must return a dict, got {type(result).__name__}"
+            )
+        returned = set(result) - {"coords", "id"}
+        if i == 0:
+            keys = returned
+        elif returned != keys:
+            raise InvalidArgumentError(
+                f"sample_transform returned keys {sorted(returned)} for sample {i}; "
+                f"the first sample's were {sorted(keys)}"
             )
         for key, value in result.items():
             if key in ("coords", "id"):
@@ -145,9 +155,19 @@ def apply_per_sample(
                     f"for sample {i}; the first sample's was "
                     + (f"{target.shape[1:]} {target.dtype}" if target is not None else "absent")
                 )
-            if not np.shares_memory(target[i], arr):
-                target[i] = arr
+            dst = target[i, ...]  # a view, also of one element
+            if not _same_view(dst, arr):  # a different view may overlap: NumPy copies safely
+                dst[...] = arr
     return batch
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` are the same elements in the same order (nothing to copy)."""
+    return bool(
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+    )
 
 
 def _numpy(x: Any) -> np.ndarray:
@@ -168,6 +188,12 @@ class Loader:
     ``"coords"`` (per source, per cropped dimension, the coordinate values of
     every sample's crop, shape ``(batch, crop length)``), ``"step"`` and
     ``"ids"`` (the sample ids).
+
+    A loader is a cursor over steps ``start_step`` up to ``start_step + steps``:
+    iterating goes on from where the last iteration stopped (so a finished
+    loader yields nothing more). For several epochs pass ``steps=epochs *
+    sampler.steps_per_epoch``, or make a loader per epoch with ``start_step=
+    epoch * sampler.steps_per_epoch``.
 
     Args:
         sampler: Where the crops come from (its batch size, seed and ranks).
@@ -265,7 +291,14 @@ class Loader:
             batch = apply_per_sample(
                 batch, self.sample_transform, names, self.out, self.pin_memory, self._buffers
             )
-        return self.transform(batch) if self.transform is not None else batch
+        if self.transform is None:
+            return batch
+        result = self.transform(batch)
+        if not isinstance(result, dict):
+            raise InvalidArgumentError(
+                f"transform must return the batch as a dict, got {type(result).__name__}"
+            )
+        return result
 
     def __len__(self) -> int:
         return max(0, self._end - self.step)

@@ -2,17 +2,23 @@
 
 The first source is the primary one: a sample is a start position along each of
 its cropped dimensions. Other sources are aligned to it by coordinate values:
-a dimension matched ``"center"`` takes the crop whose centre is nearest to the
-primary crop's centre (e.g. y/x on another grid); one matched ``"before"`` starts
-at the last coordinate at or before the primary crop's first one (e.g. the
-latest forecast initialisation before the first satellite time). Start positions
-that would put any crop outside its source, across a gap in the primary's
-coordinates, or beyond a tolerance are excluded up front, per dimension, from
-the coordinates alone; the samples are the product of the remaining starts.
+a dimension matched ``"center"`` takes the crop whose centre (the mean of its
+first and last coordinate) is nearest to the primary crop's centre (e.g. y/x on
+another grid); one matched ``"before"`` starts at the last coordinate at or
+before the primary crop's first one (e.g. the latest forecast initialisation
+before the first satellite time). Start positions that would put any crop
+outside its source (for ``"center"``: a primary centre more than half a grid
+step beyond the secondary's first or last crop centre; for ``"before"``: no
+value at or before it, or the nearest one further back than the secondary
+coordinate's largest step, unless a tolerance says otherwise), across a gap in
+the primary's coordinates, or beyond a tolerance are excluded up front, per
+dimension, from the coordinates alone; the samples are the product of the
+remaining starts. Aligned coordinates must be strictly monotonic.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -118,16 +124,20 @@ class CropSampler:
     ) -> None:
         if not sources:
             raise InvalidArgumentError("sources must name at least one array")
+        seed, batch_size, rank, world_size = (
+            _integer(v, what)
+            for v, what in (
+                (seed, "seed"),
+                (batch_size, "batch_size"),
+                (rank, "rank"),
+                (world_size, "world_size"),
+            )
+        )
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
             raise InvalidArgumentError(
                 f"need batch_size >= 1 and 0 <= rank < world_size; got {batch_size}, {rank}, {world_size}"
             )
-        self.seed, self.batch_size, self.rank, self.world_size = (
-            int(seed),
-            batch_size,
-            rank,
-            world_size,
-        )
+        self.seed, self.batch_size, self.rank, self.world_size = seed, batch_size, rank, world_size
         unknown = set(crop) - set(sources)
         if unknown:
             raise InvalidArgumentError(f"crop names unknown sources {sorted(unknown)}")
@@ -137,7 +147,18 @@ class CropSampler:
         self.primary = next(iter(self._sources))
         primary = self._sources[self.primary]
         self._dims = [d for d in primary.dims if d in primary.crop]
-        strides, gaps = stride or {}, max_gap or {}
+        strides, gaps = dict(stride or {}), dict(max_gap or {})
+        for what, rule in (("stride", strides), ("max_gap", gaps)):
+            unknown = set(rule) - set(self._dims)
+            if unknown:
+                raise InvalidArgumentError(
+                    f"{what} names {sorted(unknown)}, which the primary {self.primary!r} does not "
+                    f"crop; its cropped dimensions are {self._dims}"
+                )
+        strides = {d: _integer(v, f"stride of {d!r}") for d, v in strides.items()}
+        if any(v < 1 for v in strides.values()):
+            raise InvalidArgumentError(f"strides must be >= 1, got {strides}")
+        _check_tolerance(tolerance or {}, align or {})
         valid = {
             d: self._primary_starts(primary, d, strides.get(d, 1), gaps.get(d)) for d in self._dims
         }
@@ -147,7 +168,7 @@ class CropSampler:
             if name not in self._sources or name == self.primary:
                 raise InvalidArgumentError(f"align names {name!r}, which is not a secondary source")
             for sdim, how in spec.items():
-                pdim, *mode = (how, "center") if isinstance(how, str) else tuple(how)
+                pdim, *mode = _alignment(name, sdim, how)
                 tol = (tolerance or {}).get(name, {}).get(sdim)
                 by_primary.setdefault(pdim, []).append((name, sdim, tuple(mode), tol))
         self._mapped: dict[str, dict[str, tuple[str, _Arr]]] = {
@@ -249,10 +270,10 @@ class CropSampler:
     @staticmethod
     def _primary_starts(src: _Source, d: str, stride: int, max_gap: float | None) -> _Arr:
         n, length = src.array.shape[src.dims.index(d)], src.crop[d]
-        starts = np.arange(0, n - length + 1, max(1, int(stride)), dtype=np.int64)
+        starts = np.arange(0, n - length + 1, stride, dtype=np.int64)
         if max_gap is not None and length > 1:
             coords = src.coords[d]
-            gaps = np.diff(coords) > max_gap
+            gaps = np.abs(np.diff(coords)) > max_gap
             # Windows [s, s + length) must not contain a gap between s .. s + length - 1.
             bad = np.concatenate(([0], np.cumsum(gaps)))
             starts = starts[bad[starts + length - 1] - bad[starts] == 0]
@@ -283,26 +304,44 @@ class CropSampler:
             sec.crop[sdim] = 1
         pc, sc = primary.coords[pdim], sec.coords[sdim]
         length, slen, n = primary.crop[pdim], sec.crop[sdim], sc.size
+        step = np.diff(sc)
+        if not (np.all(step > 0) or np.all(step < 0)):
+            raise InvalidArgumentError(
+                f"coordinates of {sec.name}.{sdim} must be strictly increasing or decreasing "
+                "to align by them"
+            )
         descending = n > 1 and sc[0] > sc[-1]
         ordered = sc[::-1] if descending else sc
+        widest = np.max(np.abs(step)) if n > 1 else None
         if mode == "center":
             target = (pc[pstarts] + pc[pstarts + length - 1]) / 2
-            pos = np.clip(np.searchsorted(ordered, target), 1, max(1, n - 1))
-            left = ordered[pos - 1]
-            right = ordered[np.minimum(pos, n - 1)]
-            idx = np.where(np.abs(target - left) <= np.abs(right - target), pos - 1, pos)
-            idx = np.minimum(idx, n - 1)
-            dist = np.abs(ordered[idx] - target)
-            idx = (n - 1 - idx) if descending else idx
-            start = idx - slen // 2
+            m = n - slen + 1  # secondary starts that fit
+            centres = (ordered[:m] + ordered[slen - 1 :]) / 2
+            pos = np.clip(np.searchsorted(centres, target), 1, max(1, m - 1))
+            left = centres[pos - 1]
+            right = centres[np.minimum(pos, m - 1)]
+            idx = np.minimum(np.where(target - left <= right - target, pos - 1, pos), m - 1)
+            dist = np.abs(centres[idx] - target)
+            # A centre beyond the first or last crop's by more than half a grid step
+            # would need a crop sticking out of the secondary.
+            if n > 1:
+                edge = (np.abs(ordered[1] - ordered[0]) / 2, np.abs(ordered[-1] - ordered[-2]) / 2)
+                inside = (target >= centres[0] - edge[0]) & (target <= centres[-1] + edge[1])
+            else:
+                inside = np.ones(target.shape, dtype=bool)
+            start = (m - 1 - idx) if descending else idx
         else:
             # "before": the last coordinate at or before the crop's first one; "lead": the
-            # same, of offsets from the coordinate another dimension was aligned to.
+            # same, of offsets from the coordinate another dimension was aligned to. One
+            # further back than the coordinate's widest step lies outside what it covers.
             target = pc[pstarts] - (base if base is not None else 0)
             pos = np.searchsorted(ordered, target, side="right") - 1
             dist = np.where(pos >= 0, target - ordered[np.maximum(pos, 0)], np.inf)
             start = (n - 1 - pos) if descending else pos
-        ok = (start >= 0) & (start + slen <= n) & np.isfinite(dist.astype(np.float64))
+            inside = np.ones(target.shape, dtype=bool)
+            if tol is None and widest is not None:
+                tol = float(widest)
+        ok = inside & (start >= 0) & (start + slen <= n) & np.isfinite(dist.astype(np.float64))
         if tol is not None:
             ok &= dist <= tol
         return start.astype(np.int64), ok
@@ -323,19 +362,23 @@ class CropSampler:
         return dict(self._sources)
 
     def ids(self, step: int) -> _Arr:
-        """Sample ids of ``step`` for this rank (a function of seed, step, batch size and ranks)."""
+        """Sample ids of ``step`` for this rank (a function of seed, step, batch size and ranks).
+
+        Epoch ``e`` is steps ``e * steps_per_epoch`` up to the next epoch's first:
+        a keyed permutation of all samples, dealt out in order, each step's
+        ``batch_size * world_size`` positions shared by the ranks. Where the
+        samples do not fill the epoch's last step, it is filled up with the
+        epoch's first positions again (as torch's ``DistributedSampler`` pads),
+        so every sample comes once in every epoch, and those few twice.
+        """
+        step = _integer(step, "step")
         if step < 0:
             raise InvalidArgumentError(f"step must be >= 0, got {step}")
-        b = self.batch_size
-        first = (step * self.world_size + self.rank) * b
-        g = first + np.arange(b, dtype=np.int64)
-        # Epochs are whole passes over the samples; each is shuffled with its own key.
-        epoch, k = np.divmod(g, self.size)
-        out = np.empty(b, dtype=np.int64)
-        for e in np.unique(epoch):
-            sel = epoch == e
-            out[sel] = permute(k[sel], self.size, self.seed, int(e))
-        return out
+        b, per_step = self.batch_size, self.batch_size * self.world_size
+        spe = self.steps_per_epoch
+        epoch, j = divmod(step, spe)
+        g = j * per_step + self.rank * b + np.arange(b, dtype=np.int64)
+        return permute(g % self.size, self.size, self.seed, epoch)
 
     def starts(self, ids: _Arr) -> dict[str, dict[str, _Arr]]:
         """Crop starts of every source for sample ``ids``."""
@@ -366,7 +409,7 @@ def _source(name: str, array: Any, crop: Mapping[str, int]) -> _Source:
         if d not in dims:
             raise InvalidArgumentError(f"crop of {name!r} names {d!r}; its dimensions are {dims}")
         size = array.shape[dims.index(d)]
-        if not 1 <= int(length) <= size:
+        if not 1 <= _integer(length, f"crop of {name}.{d}") <= size:
             raise InvalidArgumentError(
                 f"crop of {length} along {name}.{d} does not fit its length {size}"
             )
@@ -376,6 +419,49 @@ def _source(name: str, array: Any, crop: Mapping[str, int]) -> _Source:
         for d, n in zip(dims, array.shape, strict=True)
     }
     return _Source(name, array, dims, {d: int(v) for d, v in crop.items()}, coords)
+
+
+def _integer(value: Any, what: str) -> int:
+    """``value`` as an int; floats, bools and ``None`` are refused with a clear error."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise InvalidArgumentError(f"{what} must be an integer, got {value!r}")
+
+
+def _alignment(name: str, sdim: str, how: Any) -> tuple[str, ...]:
+    """``how`` of ``align[name][sdim]`` as (primary dimension, mode, [base dimension])."""
+    spec = (how, "center") if isinstance(how, str) else how
+    ok = (
+        isinstance(spec, tuple | list)
+        and all(isinstance(x, str) for x in spec)
+        and (len(spec) == 3 if len(spec) > 1 and spec[1] == "lead" else len(spec) == 2)
+    )
+    if not ok:
+        raise InvalidArgumentError(
+            f"align of {name}.{sdim} must be a primary dimension, (dimension, 'center' | "
+            f"'before') or (dimension, 'lead', another dimension of {name!r}); got {how!r}"
+        )
+    return tuple(spec)
+
+
+def _check_tolerance(
+    tolerance: Mapping[str, Mapping[str, float]], align: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Every tolerance names an aligned source and one of its aligned dimensions."""
+    for name, dims in tolerance.items():
+        if name not in align:
+            raise InvalidArgumentError(
+                f"tolerance names {name!r}, which align does not name; aligned: {sorted(align)}"
+            )
+        unknown = set(dims) - set(align[name])
+        if unknown:
+            raise InvalidArgumentError(
+                f"tolerance of {name!r} names {sorted(unknown)}, which align does not map; "
+                f"aligned dimensions: {sorted(align[name])}"
+            )
 
 
 def random_crops(

@@ -80,7 +80,8 @@ class Batch:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.submit()
+            if self.state == "open":  # not already submitted inside the block
+                self.submit()
         elif self.state == "open":
             self.state = "abandoned"
             self._jobs.clear()
