@@ -177,6 +177,9 @@ def test_ready_made_transforms(pair: Any) -> None:
         Downsample(("sat",), 5)(dict(raw))
     with pytest.raises(lsio.InvalidArgumentError, match="exactly one dimension"):
         Normalize({"sat": lsio.stats(pair.sat)}, axis={"sat": 1})
+    for wrong_axis in (2, 7):  # y (24 long, 3 channels), and no such axis
+        with pytest.raises(lsio.InvalidArgumentError, match=f"have no axis {wrong_axis} of length"):
+            Normalize({"sat": stats}, axis={"sat": wrong_axis})(dict(raw))
 
 
 def _flip_and_label(sample: dict[str, Any]) -> dict[str, Any]:

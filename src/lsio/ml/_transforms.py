@@ -51,6 +51,11 @@ class Normalize:
             x = batch[name]
             torch_out = not isinstance(x, np.ndarray)
             arr = x.numpy() if torch_out else x
+            if not 0 <= ax < arr.ndim - 1 or arr.shape[ax + 1] != mean.size:
+                raise InvalidArgumentError(
+                    f"Normalize: {name!r} samples of shape {arr.shape[1:]} have no axis {ax} "
+                    f"of length {mean.size} (the statistics' kept positions)"
+                )
             shape = [1] * arr.ndim
             shape[ax + 1] = -1  # + 1: the batch axis comes first
             out = np.empty(arr.shape, dtype=self._dtype)
