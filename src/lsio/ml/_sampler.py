@@ -94,7 +94,8 @@ class CropSampler:
             coordinate values inside a crop (e.g. excluding crops across missing
             timesteps).
         tolerance: Secondary name -> {dimension: largest allowed distance between
-            the aligned coordinate values}.
+            the aligned coordinate values}. ``"before"`` and ``"lead"`` default
+            to the coordinate's widest step; ``"center"`` to none.
         skip_empty: Sources (``True``: all) whose crops must touch at least one
             stored chunk: samples whose crop of such a source would hold only
             the fill value (no chunk of it stored) are excluded, decided from the
@@ -103,8 +104,10 @@ class CropSampler:
             with zarr-python's ``write_empty_chunks=True``) count as data.
 
     Raises:
-        InvalidArgumentError: Unknown sources or dimensions, a crop larger than
-            its array, no valid position at all (e.g. no overlapping time range).
+        InvalidArgumentError: Unknown sources or dimensions (in crops, alignments
+            and rules), a crop larger than its array, non-integer sizes, aligned
+            coordinates that are not strictly monotonic, no valid position at
+            all (e.g. no overlapping time range).
     """
 
     def __init__(
