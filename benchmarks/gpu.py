@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.loader import BATCH, ROOT, _sampler
+from benchmarks.loader import BATCH, ROOT, _sampler, batch_nbytes
 
 
 def _sync(device: str) -> None:
@@ -125,10 +125,7 @@ def main() -> None:
     name = "cpu (dry run)" if device == "cpu" else torch.cuda.get_device_name(device)
     print(f"device: {name}, torch {torch.__version__}")
     sampler = _sampler(args.stride)
-    batch_bytes = sum(
-        BATCH * int(np.prod(src.crop_shape)) * src.array.dtype.itemsize
-        for src in sampler.sources().values()
-    )
+    batch_bytes = batch_nbytes(sampler)
     check_first_batch(args.stride, device)
     print("first batch on the device equals direct reads")
     rows: dict[str, list[tuple[float, float]]] = {

@@ -183,6 +183,14 @@ def _stored_chunks(name: str, array: Any, limit: int = 2048) -> list[bytes]:
     return limits.stored_inner_chunks(files, inner, limit)
 
 
+def batch_nbytes(sampler: Any) -> int:
+    """Bytes of one batch of every source's crops."""
+    return sum(
+        sampler.batch_size * math.prod(src.crop_shape) * src.array.dtype.itemsize
+        for src in sampler.sources().values()
+    )
+
+
 def decode_work(steps: int, stride: int) -> tuple[dict[str, int], int]:
     """Bytes each source decodes if every chunk a batch touches is decoded once, and bytes
     delivered, over the timed steps (the two warm-up steps left out, as in :func:`measure`)."""
@@ -192,6 +200,7 @@ def decode_work(steps: int, stride: int) -> tuple[dict[str, int], int]:
     delivered = 0
     for step in range(2, steps + 2):
         samples = sampler[step]
+        delivered += batch_nbytes(sampler)
         for name, src in srcs.items():
             arr = src.array
             touched: set[tuple[int, ...]] = set()
@@ -203,7 +212,6 @@ def decode_work(steps: int, stride: int) -> tuple[dict[str, int], int]:
                     ranges.append(range(start // c, (stop - 1) // c + 1))
                 touched.update(itertools.product(*ranges))
             decoded[name] += len(touched) * math.prod(arr.chunks) * arr.dtype.itemsize
-            delivered += len(samples) * math.prod(src.crop_shape) * arr.dtype.itemsize
     return decoded, delivered
 
 

@@ -313,9 +313,8 @@ class CropSampler:
                 f"coordinates of {sec.name}.{sdim} must be strictly increasing or decreasing "
                 "to align by them"
             )
-        descending = n > 1 and sc[0] > sc[-1]
+        descending = n > 1 and step[0] < 0
         ordered = sc[::-1] if descending else sc
-        widest = np.max(np.abs(step)) if n > 1 else None
         if mode == "center":
             target = (pc[pstarts] + pc[pstarts + length - 1]) / 2
             m = n - slen + 1  # secondary starts that fit
@@ -342,8 +341,8 @@ class CropSampler:
             dist = np.where(pos >= 0, target - ordered[np.maximum(pos, 0)], np.inf)
             start = (n - 1 - pos) if descending else pos
             inside = np.ones(target.shape, dtype=bool)
-            if tol is None and widest is not None:
-                tol = float(widest)
+            if tol is None and n > 1:
+                tol = float(np.max(np.abs(step)))
         ok = inside & (start >= 0) & (start + slen <= n) & np.isfinite(dist.astype(np.float64))
         if tol is not None:
             ok &= dist <= tol
