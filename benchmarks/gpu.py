@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.loader import BATCH, ROOT, _sampler, batch_nbytes
+from benchmarks.loader import BATCH, Workload, _sampler, batch_nbytes
 
 
 def _sync(device: str) -> None:
@@ -65,7 +65,13 @@ def _loader(stride: int, prefetch: int, steps: int, device: str) -> Any:
     from lsio.ml import Loader
 
     pin = device != "cpu"
-    return Loader(_sampler(stride), prefetch=prefetch, out="torch", pin_memory=pin, steps=steps)
+    return Loader(
+        _sampler(Workload(stride=stride)),
+        prefetch=prefetch,
+        out="torch",
+        pin_memory=pin,
+        steps=steps,
+    )
 
 
 def loader_rate(
@@ -124,7 +130,7 @@ def main() -> None:
         raise SystemExit(2)
     name = "cpu (dry run)" if device == "cpu" else torch.cuda.get_device_name(device)
     print(f"device: {name}, torch {torch.__version__}")
-    sampler = _sampler(args.stride)
+    sampler = _sampler(Workload(stride=args.stride))
     batch_bytes = batch_nbytes(sampler)
     check_first_batch(args.stride, device)
     print("first batch on the device equals direct reads")
@@ -134,7 +140,9 @@ def main() -> None:
         "loader -> gpu": [],
     }
     for _ in range(args.repeats):
-        for p in ROOT.rglob("*"):  # page-cache the data just before each repeat
+        for p in Workload(stride=args.stride).root.rglob(
+            "*"
+        ):  # page-cache the data just before each repeat
             if p.is_file():
                 p.read_bytes()
         limit = h2d_limit(batch_bytes, device)

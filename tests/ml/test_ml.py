@@ -141,6 +141,14 @@ def test_torch_dataloader_workers_give_the_same_batches(pair: Any) -> None:
         assert torch.equal(x, y)
 
 
+def test_synthetic_pair_takes_the_satellite_chunk_side(tmp_path: Path) -> None:
+    small = make_sat_nwp(tmp_path / "a", timesteps=4, side=64, channels=2, gap_at=None, chunk=16)
+    assert small.sat.chunks == (1, 2, 16, 16)
+    assert small.sat.shards == (4, 2, 64, 64)
+    with pytest.raises(lsio.InvalidArgumentError, match="chunk=48 must be a positive divisor of"):
+        make_sat_nwp(tmp_path / "b", timesteps=4, side=64, chunk=48)
+
+
 def test_errors_say_what_is_wrong(pair: Any) -> None:
     with pytest.raises(lsio.InvalidArgumentError, match=r"crop of 99 along sat\.y does not fit"):
         CropSampler({"sat": pair.sat}, crop={"sat": {"y": 99}})

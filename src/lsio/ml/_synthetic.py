@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from lsio._errors import InvalidArgumentError
 from lsio.ml._sampler import CropSampler
 from lsio.zarr import Array, Group, create_group
 
@@ -51,6 +52,7 @@ def make_sat_nwp(
     gap_at: int | None = 20,
     seed: int = 0,
     compressor: str | None = "zstd:1",
+    chunk: int = 64,
 ) -> SatNwp:
     """Write the pair under ``root`` (two groups) and open both arrays.
 
@@ -59,7 +61,18 @@ def make_sat_nwp(
     metres). NWP: runs every 6 hours covering the satellite period, 8 hourly
     steps, 4 float32 variables on a 4 km grid over a larger area. Both stored
     with ``compressor`` (default zstd level 1).
+
+    The satellite is sharded: inner chunks (1, channels, chunk, chunk) (default
+    64), shards of 4 timesteps and up to 256 x 256 pixels.
+
+    Raises:
+        InvalidArgumentError: ``chunk`` is not positive or does not divide the shard's side.
     """
+    shard_side = min(256, side)
+    if chunk <= 0 or shard_side % chunk:
+        raise InvalidArgumentError(
+            f"make_sat_nwp: chunk={chunk} must be a positive divisor of the shard side {shard_side}"
+        )
     root = Path(root)
     rng = np.random.default_rng(seed)
     hours = np.arange(timesteps + (1 if gap_at is not None else 0), dtype=np.int64)
@@ -73,8 +86,8 @@ def make_sat_nwp(
         "data",
         shape=(timesteps, channels, side, side),
         dtype="int16",
-        chunks=(1, channels, 64, 64),
-        shards=(4, channels, min(256, side), min(256, side)),
+        chunks=(1, channels, chunk, chunk),
+        shards=(4, channels, shard_side, shard_side),
         dims=("time", "channel", "y", "x"),
         compressor=compressor,
     )
