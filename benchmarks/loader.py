@@ -5,11 +5,15 @@ Usage::
     python -m benchmarks.loader [--steps 40] [--repeats 3] [--runners lsio,tensorstore-loop,...]
                                 [--stride 64] [--chunk 32]
 
-Data: a synthetic satellite (48, 11, 512, 512) int16 + NWP (init_time, 8 steps,
-4 variables, 144, 144) float32 pair with coordinates (``lsio.ml.make_sat_nwp``,
-zstd level 1, in /tmp/lsio-bench/loader), page-cached. Every runner delivers
-batches of 32 samples; a sample is a sat crop (4, 11, 128, 128) and, where the
-runner can align two datasets, the matching NWP crop (1, 4, 4, 32, 32):
+Data: a synthetic satellite (480, 11, 512, 512) int16 (2 GB stored) + NWP
+(init_time, 8 steps, 4 variables, 144, 144) float32 pair with coordinates
+(``lsio.ml.make_sat_nwp``, zstd level 1, in /tmp/lsio-bench/loader-t480),
+page-cached. Every runner delivers batches of 32 samples; a sample is a sat crop
+(4, 11, 128, 128) and, where the runner can align two datasets, the matching NWP
+crop (1, 4, 4, 32, 32). With 480 hours the crops of a batch rarely share a
+chunk, as on a dataset of years; ``--timesteps 48`` makes them share about a
+quarter of the chunks they touch (read once by ``lsio``, once per crop by a
+loop of independent reads). The runners:
 
 - ``lsio``: ``Loader`` (prefetch 4) over arrays opened with the default
   configuration; ``lsio-preadv`` and ``lsio-mmap`` the same over arrays opened
@@ -25,13 +29,16 @@ runner can align two datasets, the matching NWP crop (1, 4, 4, 32, 32):
 ``--stride 64`` puts every crop on the 64 x 64 chunk grid (no chunk decoded
 for less than all of it), for every runner alike. ``--chunk 32`` stores the
 satellite in (1, 11, 32, 32) inner chunks instead of (1, 11, 64, 64) (its own
-copy, /tmp/lsio-bench/loader-chunk32): a crop then decodes ~1.5 bytes per byte
-it keeps instead of ~2.2.
+copy): a crop then decodes ~1.5 bytes per byte it keeps instead of ~2.2, but
+zstd decodes 22 KB frames ~20% slower per byte than 90 KB ones.
 
-Reports samples/s and GB/s delivered (median of repeats) and lsio / runner, and
-the decode limit of the workload: the GB/s delivered if every chunk that a batch
-touches were decoded once (each source's stored chunks decoded by numcodecs on
-all cores, measured before each repeat), with lsio / limit paired by repeat.
+Reports the bytes decoded per byte delivered (each chunk once per batch, and
+each crop alone), samples/s and GB/s delivered (median of repeats) and lsio /
+runner, and the decode limit of the workload: the GB/s delivered if every chunk
+that a batch touches were decoded once (a sample of each source's stored chunks
+decoded on all cores by the fastest zstd decoder at hand, see
+:func:`benchmarks.limits.codec_throughput`, measured before each repeat), with
+lsio / limit paired by repeat.
 """
 
 from __future__ import annotations
@@ -57,18 +64,21 @@ BATCH = 32
 
 @dataclass(frozen=True)
 class Workload:
-    """Where the crops start (``stride`` along y and x) and how the satellite is chunked.
+    """Where the crops start (``stride`` along y and x) and the satellite's size and chunks.
 
-    ``chunk``: side of the satellite's inner chunks (1, 11, chunk, chunk); each
-    layout lives in its own directory under :data:`ROOT`.
+    ``chunk``: side of the satellite's inner chunks (1, 11, chunk, chunk);
+    ``timesteps``: its length in time. Each layout lives in its own directory
+    under :data:`ROOT`.
     """
 
     stride: int = 1
     chunk: int = 64
+    timesteps: int = 480
 
     @property
     def root(self) -> Path:
-        return ROOT / ("loader" if self.chunk == 64 else f"loader-chunk{self.chunk}")
+        chunk = "" if self.chunk == 64 else f"-chunk{self.chunk}"
+        return ROOT / f"loader-t{self.timesteps}{chunk}"
 
 
 def _data(w: Workload, backend: str | None = None) -> Any:
@@ -76,7 +86,7 @@ def _data(w: Workload, backend: str | None = None) -> Any:
 
     done = w.root / "COMPLETE"
     if not done.exists():
-        make_sat_nwp(w.root, timesteps=48, side=512, chunk=w.chunk)
+        make_sat_nwp(w.root, timesteps=w.timesteps, side=512, chunk=w.chunk)
         done.write_text("ok\n")
     import lsio
 
@@ -211,18 +221,45 @@ def batch_nbytes(sampler: Any) -> int:
     )
 
 
-def decode_work(steps: int, w: Workload) -> tuple[dict[str, int], int]:
-    """Bytes each source decodes if every chunk a batch touches is decoded once, and bytes
-    delivered, over the timed steps (the two warm-up steps left out, as in :func:`measure`)."""
+@dataclass(frozen=True)
+class DecodeWork:
+    """Bytes decoded and delivered over the timed steps of a workload.
+
+    Attributes:
+        decoded: Per source, bytes decoded if every chunk a batch touches is
+            decoded once (what ``lsio`` does).
+        alone: Bytes decoded (all sources) if each crop decoded its chunks on its
+            own (what a loop of independent reads does).
+        delivered: Bytes of the batches.
+    """
+
+    decoded: dict[str, int]
+    alone: int
+    delivered: int
+
+    def report(self) -> str:
+        total = sum(self.decoded.values())
+        per_source = ", ".join(f"{n} {b / 1e9:.2f} GB" for n, b in self.decoded.items())
+        return (
+            f"decoded per byte delivered: {total / self.delivered:.2f} with each chunk once per "
+            f"batch ({per_source}), {self.alone / self.delivered:.2f} with each crop alone; "
+            f"delivered {self.delivered / 1e9:.2f} GB"
+        )
+
+
+def decode_work(steps: int, w: Workload) -> DecodeWork:
+    """What the timed steps decode and deliver (the two warm-up steps left out, as in
+    :func:`measure`)."""
     sampler = _sampler(w)
     srcs = sampler.sources()
     decoded = dict.fromkeys(srcs, 0)
-    delivered = 0
+    alone = delivered = 0
     for step in range(2, steps + 2):
         samples = sampler[step]
         delivered += batch_nbytes(sampler)
         for name, src in srcs.items():
             arr = src.array
+            nbytes = math.prod(arr.chunks) * arr.dtype.itemsize
             touched: set[tuple[int, ...]] = set()
             for i in range(len(samples)):
                 sel = src.selection({d: int(v[i]) for d, v in samples.starts[name].items()})
@@ -231,21 +268,19 @@ def decode_work(steps: int, w: Workload) -> tuple[dict[str, int], int]:
                     start, stop, _ = s.indices(n)
                     ranges.append(range(start // c, (stop - 1) // c + 1))
                 touched.update(itertools.product(*ranges))
-            decoded[name] += len(touched) * math.prod(arr.chunks) * arr.dtype.itemsize
-    return decoded, delivered
+                alone += math.prod(len(r) for r in ranges) * nbytes
+            decoded[name] += len(touched) * nbytes
+    return DecodeWork(decoded, alone, delivered)
 
 
-def decode_limit(
-    work: tuple[dict[str, int], int], chunks: dict[str, tuple[list[bytes], int]]
-) -> float:
+def decode_limit(work: DecodeWork, chunks: dict[str, tuple[list[bytes], int]]) -> float:
     """GB/s delivered at the all-cores codec rate of each source, measured now."""
-    decoded, delivered = work
     cores = os.cpu_count() or 1
     secs = sum(
-        decoded[name] / limits.codec_throughput(stored, nbytes, cores)
+        work.decoded[name] / limits.codec_throughput(stored, nbytes, cores)
         for name, (stored, nbytes) in chunks.items()
     )
-    return delivered / secs / 1e9
+    return work.delivered / secs / 1e9
 
 
 RUNNERS: dict[str, Callable[[int, Workload], Iterator[int]]] = {
@@ -291,21 +326,22 @@ def main() -> None:
         default=64,
         help="side of the satellite's inner chunks (1, 11, chunk, chunk); must divide 256",
     )
+    parser.add_argument(
+        "--timesteps",
+        type=int,
+        default=480,
+        help="hours of satellite data (the NWP covers the same period); 48: crops of a "
+        "batch share ~1/4 of their chunks",
+    )
     args = parser.parse_args()
-    w = Workload(stride=args.stride, chunk=args.chunk)
+    w = Workload(stride=args.stride, chunk=args.chunk, timesteps=args.timesteps)
     sources = dict(zip(("sat", "nwp"), _data(w), strict=True))
     chunks = {
         name: (_stored_chunks(w, name, arr), math.prod(arr.chunks) * arr.dtype.itemsize)
         for name, arr in sources.items()
     }
     work = decode_work(args.steps, w)
-    decoded, delivered = work
-    print(
-        "decoded per byte delivered (each chunk once per batch): "
-        f"{sum(decoded.values()) / delivered:.2f} "
-        f"({', '.join(f'{n} {b / 1e9:.2f} GB' for n, b in decoded.items())}; "
-        f"delivered {delivered / 1e9:.2f} GB)"
-    )
+    print(work.report())
     names = args.runners.split(",")
     rates: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     limit: list[float] = []

@@ -201,6 +201,7 @@ def _demo_loader(root: Path, out: TextIO, seconds: float = 3.0) -> None:
     elapsed = time.perf_counter() - t0
     print(
         f"delivered {samples} samples in {elapsed:.1f} s: {samples / elapsed:.0f} samples/s, "
-        f"{nbytes / elapsed / 1e9:.2f} GB/s",
+        f"{nbytes / elapsed / 1e9:.2f} GB/s (a small pair: the crops of a batch share many "
+        "chunks, each read once; `python -m benchmarks.loader` measures a larger one)",
         file=out,
     )
