@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.loader import BATCH, Workload, _sampler, batch_nbytes
+from benchmarks.loader import BATCH, Workload, _sampler
 
 
 def _sync(device: str) -> None:
@@ -131,7 +131,7 @@ def main() -> None:
     name = "cpu (dry run)" if device == "cpu" else torch.cuda.get_device_name(device)
     print(f"device: {name}, torch {torch.__version__}")
     sampler = _sampler(Workload(stride=args.stride))
-    batch_bytes = batch_nbytes(sampler)
+    batch_bytes = sampler.batch_nbytes
     check_first_batch(args.stride, device)
     print("first batch on the device equals direct reads")
     rows: dict[str, list[tuple[float, float]]] = {

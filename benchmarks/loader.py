@@ -213,14 +213,6 @@ def _stored_chunks(w: Workload, name: str, array: Any, limit: int = 2048) -> lis
     return limits.stored_inner_chunks(files, inner, limit)
 
 
-def batch_nbytes(sampler: Any) -> int:
-    """Bytes of one batch of every source's crops."""
-    return sum(
-        sampler.batch_size * math.prod(src.crop_shape) * src.array.dtype.itemsize
-        for src in sampler.sources().values()
-    )
-
-
 @dataclass(frozen=True)
 class DecodeWork:
     """Bytes decoded and delivered over the timed steps of a workload.
@@ -256,7 +248,7 @@ def decode_work(steps: int, w: Workload) -> DecodeWork:
     alone = delivered = 0
     for step in range(2, steps + 2):
         samples = sampler[step]
-        delivered += batch_nbytes(sampler)
+        delivered += sampler.batch_nbytes
         for name, src in srcs.items():
             arr = src.array
             nbytes = math.prod(arr.chunks) * arr.dtype.itemsize

@@ -49,6 +49,10 @@ class Result:
     # it pairs values taken under the same load from the machine's other tenants.
     limits: list[float] = field(default_factory=list)
 
+    def paired(self) -> list[float]:
+        """lsio's value in each repeat over the limit measured just before it."""
+        return [v / lim for v, lim in zip(self.values["lsio"], self.limits, strict=True)]
+
 
 def chunks_touched(sels: list[tuple[slice, ...]], chunk: tuple[int, ...]) -> set[tuple[int, ...]]:
     touched: set[tuple[int, ...]] = set()
@@ -270,9 +274,7 @@ def main() -> None:
         ratio = f"{meds['lsio'] / max(peers):.2f}" if "lsio" in meds and peers else "-"
         lim_ratio = "-"
         if "lsio" in meds and res.limits:
-            # Each repeat against the limit measured just before it; the median pair.
-            paired = [v / lim for v, lim in zip(res.values["lsio"], res.limits, strict=True)]
-            lim_ratio = f"{statistics.median(paired):.2f}"
+            lim_ratio = f"{statistics.median(res.paired()):.2f}"
         elif "lsio" in meds and res.limit:
             lim_ratio = f"{meds['lsio'] / res.limit:.2f}"
         cells = " | ".join(fmt(res.values[n]) for n in names)
@@ -284,9 +286,7 @@ def main() -> None:
             print(f"- {res.workload}: {res.note}; codec limit {limit:,.3g} {res.unit}")
     for res in results:
         if res.limits and "lsio" in res.values:
-            paired = ", ".join(
-                f"{v / lim:.2f}" for v, lim in zip(res.values["lsio"], res.limits, strict=True)
-            )
+            paired = ", ".join(f"{x:.2f}" for x in res.paired())
             print(
                 f"- {res.workload}: codec limit per repeat {fmt(res.limits)} {res.unit}; "
                 f"lsio / limit per repeat {paired}"

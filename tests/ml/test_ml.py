@@ -141,6 +141,16 @@ def test_torch_dataloader_workers_give_the_same_batches(pair: Any) -> None:
         assert torch.equal(x, y)
 
 
+def test_batch_nbytes_is_what_a_batch_holds(pair: Any) -> None:
+    s = sampler(pair)
+    batch = next(iter(Loader(s, steps=1)))
+    assert (
+        s.batch_nbytes
+        == batch["sat"].nbytes + batch["nwp"].nbytes
+        == 5 * (3 * 3 * 24 * 24 * 2 + 2 * 4 * 8 * 8 * 4)
+    )
+
+
 def test_synthetic_pair_takes_the_satellite_chunk_side(tmp_path: Path) -> None:
     small = make_sat_nwp(tmp_path / "a", timesteps=4, side=64, channels=2, gap_at=None, chunk=16)
     assert small.sat.chunks == (1, 2, 16, 16)

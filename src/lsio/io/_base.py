@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from lsio.io._types import ByteRange, Range, ReadRequest, ReadResult, SuffixRange
+from lsio.io._types import ByteRange, Range, ReadRequest, ReadResult, SuffixRange, WholeObject
 
 __all__ = [
     "ByteReader",
@@ -19,6 +19,7 @@ __all__ = [
     "Store",
     "group_by_key",
     "resolve_range",
+    "split_whole",
 ]
 
 
@@ -178,3 +179,17 @@ def group_by_key(requests: Sequence[ReadRequest]) -> dict[str, list[ReadRequest]
     for req in requests:
         groups.setdefault(req.key, []).append(req)
     return groups
+
+
+def split_whole(
+    requests: Sequence[ReadRequest],
+) -> tuple[list[ReadRequest], dict[str, list[ReadRequest]]]:
+    """The requests that read a whole object alone (chunk files), and the others per key."""
+    whole: list[ReadRequest] = []
+    rest: dict[str, list[ReadRequest]] = {}
+    for key, reqs in group_by_key(requests).items():
+        if len(reqs) == 1 and isinstance(reqs[0].range, WholeObject):
+            whole.append(reqs[0])
+        else:
+            rest[key] = reqs
+    return whole, rest

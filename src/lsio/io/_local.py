@@ -15,11 +15,11 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from lsio._errors import ReadError, WriteError
-from lsio.io._base import IOConfig, group_by_key, resolve_range
+from lsio.io._base import IOConfig, resolve_range, split_whole
 from lsio.io._coalesce import coalesce_ranges
 from lsio.io._getmany import load_file_batch_reader
 from lsio.io._putmany import load_file_batch_writer
-from lsio.io._types import ByteRange, ReadRequest, ReadResult, WholeObject, describe_range
+from lsio.io._types import ByteRange, ReadRequest, ReadResult, describe_range
 
 __all__ = ["LocalStore", "path_from_url"]
 
@@ -207,12 +207,9 @@ class LocalStore:
         Whole objects (chunk files) of a batch are read together by one compiled
         call (see :mod:`lsio.io._getmany`).
         """
-        whole: list[ReadRequest] = []
-        for key, reqs in group_by_key(requests).items():
-            if len(reqs) == 1 and isinstance(reqs[0].range, WholeObject):
-                whole.append(reqs[0])
-            else:
-                yield from self._read_file(key, reqs)
+        whole, rest = split_whole(requests)
+        for key, reqs in rest.items():
+            yield from self._read_file(key, reqs)
         yield from self._read_whole(whole)
 
     def _read_whole(self, reqs: list[ReadRequest]) -> Iterator[ReadResult]:

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio._errors import ReadError
-from lsio.io._base import IOConfig, group_by_key, resolve_range
+from lsio.io._base import IOConfig, group_by_key, resolve_range, split_whole
 from lsio.io._cfunc import c_function
 from lsio.io._local import LocalStore
 from lsio.io._types import (
@@ -32,7 +32,6 @@ from lsio.io._types import (
     ReadRequest,
     ReadResult,
     SuffixRange,
-    WholeObject,
     describe_range,
 )
 
@@ -250,9 +249,7 @@ class AutoStore(MmapStore):
         count = np.bincount(spans[:, 0], minlength=len(keys))
         total = np.bincount(spans[:, 0], spans[:, 2] - spans[:, 1], minlength=len(keys))
         read = count > 0
-        if not (
-            (total[read] < self._map_below) & (total[read] >= _MAP_MIN_AVERAGE * count[read])
-        ).all():
+        if not all(map(self._worth_mapping, total[read].tolist(), count[read].tolist())):
             return None
         maps = self._mappings(keys, spans)
         if maps is None:
@@ -264,11 +261,8 @@ class AutoStore(MmapStore):
 
         Whole objects (chunk files) are read, several in one compiled call.
         """
-        whole: list[ReadRequest] = []
-        for key, reqs in group_by_key(requests).items():
-            if len(reqs) == 1 and isinstance(reqs[0].range, WholeObject):
-                whole.append(reqs[0])
-                continue
+        whole, rest = split_whole(requests)
+        for key, reqs in rest.items():
             total = 0
             for req in reqs:
                 rng = req.range

@@ -10,7 +10,6 @@ can be page-locked torch tensors ready for ``.to("cuda", non_blocking=True)``.
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import warnings
@@ -244,14 +243,10 @@ class Loader:
         self.step = start_step
         self.steps = steps if steps is not None else sampler.steps_per_epoch
         self._end = start_step + self.steps
-        step_bytes = sampler.batch_size * sum(
-            math.prod(src.crop_shape) * src.array.dtype.itemsize
-            for src in sampler.sources().values()
-        )
         # Fresh batch buffers would be page-faulted and zeroed by the kernel on every step;
         # room for the queued batches, the one being read, the one delivered and the one
         # the caller still holds while it asks for the next.
-        self._buffers = OutputPool((prefetch + 3) * step_bytes)
+        self._buffers = OutputPool((prefetch + 3) * sampler.batch_nbytes)
 
     def state_dict(self) -> dict[str, Any]:
         """Where the loader stands: restoring it resumes with the next undelivered step."""

@@ -18,6 +18,7 @@ remaining starts. Aligned coordinates must be strictly monotonic.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -358,6 +359,13 @@ class CropSampler:
     def steps_per_epoch(self) -> int:
         """Steps after which every rank has seen its share of every sample once."""
         return -(-self.size // (self.batch_size * self.world_size))
+
+    @property
+    def batch_nbytes(self) -> int:
+        """Bytes of one batch's crops of every source, as read (before any transform)."""
+        return self.batch_size * sum(
+            math.prod(src.crop_shape) * src.array.dtype.itemsize for src in self._sources.values()
+        )
 
     def sources(self) -> dict[str, _Source]:
         """The sources, by name."""
