@@ -98,7 +98,8 @@ class TensorStore(Reader):
 
         cores = os.cpu_count() or 1
         spec = {
-            "driver": "zarr3",
+            # Zarr v2 arrays (a .zarray beside the chunks) need tensorstore's v2 driver.
+            "driver": "zarr" if (path / ".zarray").exists() else "zarr3",
             "kvstore": {"driver": "file", "path": str(path)},
             "context": {
                 "cache_pool": {"total_bytes_limit": 0},

@@ -263,12 +263,17 @@ def test_damaged_shard_is_named(tmp_path: Path, damage: str) -> None:
         lsio.stats(lsio.open_array(tmp_path / "a.zarr"), axis=(0, 2, 3))
 
 
-@pytest.mark.parametrize("axis", [(0, 2, 3), (1, 2, 3), (0, 1), ()])
+@pytest.mark.parametrize(
+    ("axis", "compressor"),
+    [((0, 2, 3), "zstd:1"), ((1, 2, 3), "zstd:1"), ((0, 1), "zstd:1"), ((), "zstd:1")]
+    + [((0, 2, 3), c) for c in ("blosc", "gzip:1", None)],
+)
 def test_kernel_runs_with_edges_and_holes(
-    tmp_path: Path, axis: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, axis: tuple[int, ...], compressor: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Full zstd chunks of a sharded array are planned as arrays and decoded in
-    # runs; edge chunks, deleted inner chunks and a missing shard go other ways.
+    # Full chunks of a sharded array (each compressor with a compiled decoder) are
+    # planned as arrays and decoded in runs; edge chunks, deleted inner chunks and
+    # a missing shard go other ways.
     import lsio.zarr._visit as visit
 
     runs = []
@@ -290,10 +295,11 @@ def test_kernel_runs_with_edges_and_holes(
         dtype="int16",
         chunks=(1, 3, 8, 8),
         shards=(2, 3, 16, 16),
-        compressor="zstd:1",
+        compressor=compressor,
         fill_value=7,
     )
     a[...] = data
+    assert a.c_decoder is not None
     region = (slice(1, 5), slice(None), slice(3, 37), slice(0, 40))
     s = lsio.stats(a, axis=axis, selection=region)
     x = data[region].astype(np.int64)

@@ -1,4 +1,4 @@
-"""The compiled decode-and-scatter path (plain zstd chunks, unit-step crops) against zarr-python."""
+"""The compiled decode-and-scatter path (plain chunks, unit-step crops) against zarr-python."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from crc32c import crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,10 +22,16 @@ from lsio.zarr._engine import ReadJob
 from lsio.zarr._kernelread import plan_kernel_reads
 from tests.zarr.zarr_stores import StoreSpec, store_specs, write_store
 
+# The compressors the compiled kernel decodes, per format (see lsio.compute.c_decoder).
+_KERNEL_COMPRESSORS = {
+    3: ["none", "zstd", "blosc", "gzip"],
+    2: ["none", "zstd", "blosc", "gzip", "zlib", "lz4"],
+}
 
-def _plain_zstd(spec: StoreSpec) -> StoreSpec:
-    """The spec with the codecs the kernel takes: native bytes, zstd, nothing else."""
-    codecs = dict(spec.codecs, compressor="zstd")
+
+def _plain(spec: StoreSpec, compressor: str) -> StoreSpec:
+    """The spec with the codecs the kernel takes: native bytes, ``compressor``, nothing else."""
+    codecs = dict(spec.codecs, compressor=compressor)
     if spec.zarr_format == 3:
         codecs.update(endian="little", transpose=False)
     else:
@@ -44,15 +51,17 @@ def _crop(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int | slice, ...]:
     return tuple(sel)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=90, deadline=None)
 @given(spec=store_specs(), data=st.data())
 def test_crops_match_zarr(spec: StoreSpec, data: st.DataObject) -> None:
-    spec = _plain_zstd(spec)
+    compressor = data.draw(st.sampled_from(_KERNEL_COMPRESSORS[spec.zarr_format]))
+    spec = _plain(spec, compressor)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "a.zarr"
         write_store(spec, path)
         a, z = lsio.open_array(path), zarr.open_array(str(path), mode="r")
-        assert a.raw_chunk_decoder is not None  # the kernel's case
+        assert a.c_decoder is not None  # the kernel's case
+        assert a.c_decoder.name == compressor
         full = z[...]
         if any(n == 0 for n in spec.shape):
             return
@@ -113,8 +122,8 @@ def test_plan_reads_each_chunk_once_and_leaves_steps_to_the_engine(tmp_path: Pat
     a = lsio.create(tmp_path / "a.zarr", shape=(16, 16), dtype="i2", chunks=(4, 4), shards=(8, 8))
     a[...] = np.arange(256, dtype="i2").reshape(16, 16)
     a = lsio.open_array(tmp_path / "a.zarr")
-    kernel = load_scatter_kernel()
-    assert kernel is not None
+    assert a.c_decoder is not None
+    kernel = load_scatter_kernel(a.c_decoder)
 
     def job(sel: tuple[slice, ...]) -> ReadJob:
         norm = normalize_basic(sel, a.shape)
@@ -155,8 +164,8 @@ def _chunky_shards(path: Path, index_location: str = "end") -> np.ndarray:
 
 
 def _plan(a: lsio.Array, sel: tuple[slice, ...]) -> Any:
-    kernel = load_scatter_kernel()
-    assert kernel is not None
+    assert a.c_decoder is not None
+    kernel = load_scatter_kernel(a.c_decoder)
     norm = normalize_basic(sel, a.shape)
     job = ReadJob(a, norm, np.empty(norm.shape, dtype=a.dtype))
     return plan_kernel_reads(a, [job], kernel, 2)[1]
@@ -210,3 +219,51 @@ def test_a_shard_cut_short_names_the_first_chunk_cut_off_when_mapped(tmp_path: P
     np.testing.assert_array_equal(a[2:4, :64, :64], values[2:4, :64, :64])  # before the cut
     with pytest.raises(lsio.ChunkError, match=r"chunk 'c/1/0/0'.*inner chunk \(3, 3, 3\) at bytes"):
         a[2:4]
+
+
+_V3_CODECS: dict[str, list[Any]] = {
+    "none": [],
+    "blosc": [zarr.codecs.BloscCodec(cname="lz4", shuffle="shuffle")],
+    "gzip": [zarr.codecs.GzipCodec(level=1)],
+}
+
+
+@pytest.mark.parametrize("compressor", sorted(_V3_CODECS))
+@pytest.mark.parametrize("mapped", [True, False])
+def test_a_corrupt_chunk_of_each_compressor_is_named(
+    tmp_path: Path, compressor: str, mapped: bool
+) -> None:
+    path = tmp_path / "a.zarr"
+    values = np.random.default_rng(0).integers(0, 2**31, (2, 256, 256), dtype="<i4")
+    z = zarr.create_array(
+        str(path),
+        shape=values.shape,
+        chunks=(1, 64, 64),
+        shards=(2, 256, 256),
+        dtype="<i4",
+        compressors=_V3_CODECS[compressor],
+        fill_value=0,
+    )
+    z[...] = values
+    shard = path / "c" / "0" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    index = np.frombuffer(bytes(raw[-(32 * 16 + 4) : -4]), "<u8").reshape(32, 2)
+    if compressor == "none":
+        # Nothing to spoil inside an uncompressed chunk: make its index entry one byte short.
+        entry = len(raw) - (32 * 16 + 4) + 5 * 16 + 8
+        raw[entry : entry + 8] = int(index[5, 1] - 1).to_bytes(8, "little")
+        raw[-4:] = crc32c(bytes(raw[-(32 * 16 + 4) : -4])).to_bytes(4, "little")
+    else:
+        raw[int(index[5, 0]) + 2 : int(index[5, 0]) + 40] = bytes(38)
+    shard.write_bytes(bytes(raw))
+    if mapped:
+        shard.read_bytes()  # in the page cache: served from a mapping
+    a = lsio.open_array(path)
+    assert a.c_decoder is not None
+    assert a.c_decoder.name == compressor
+    np.testing.assert_array_equal(a[1], values[1])  # other chunks read well
+    np.testing.assert_array_equal(a[0, :64], values[0, :64])
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/0/0'.*inner chunk \(0, 1, 1\)"):
+        a[0:1]
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/0/0'.*inner chunk \(0, 1, 1\)"):
+        a.read_many([(slice(0, 1), slice(60, 100), slice(70, 90))] * 3)

@@ -1,5 +1,6 @@
 """Level 2, compute: codecs that decode into caller buffers, and a batch executor."""
 
+from lsio.compute._cdecode import CDecoder, c_decoder
 from lsio.compute._codecs import (
     ArrayArrayCodec,
     ArrayBytesCodec,
@@ -32,6 +33,7 @@ __all__ = [
     "ArrayBytesCodec",
     "BytesBytesCodec",
     "BytesCodec",
+    "CDecoder",
     "CodecPipeline",
     "Crc32cCodec",
     "DecodeError",
@@ -44,6 +46,7 @@ __all__ = [
     "ScatterTables",
     "ScratchPool",
     "TransposeCodec",
+    "c_decoder",
     "check_order",
     "fill_moments",
     "histogram_block",

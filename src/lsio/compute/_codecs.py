@@ -23,8 +23,9 @@ import numpy.typing as npt
 import zstandard
 
 from lsio._errors import LsioError
+from lsio.compute._cdecode import CDecoder, c_decoder
 from lsio.compute._scratch import ScratchPool
-from lsio.compute._zstd import RawDecoder, ZstdError, load_zstd_decoders, zstd_content_size
+from lsio.compute._zstd import ZstdError, load_zstd_decoders, zstd_content_size
 
 __all__ = [
     "ArrayArrayCodec",
@@ -195,14 +196,10 @@ def _zstd_compressor(level: int, checksum: bool) -> Any:
     return found
 
 
+@functools.cache
 def zstd_decoder() -> Callable[[memoryview, np.ndarray], None]:
     """The process's zstd decoder; loading libzstd is done once (it is read-only state)."""
-    return _zstd_decoders()[0]
-
-
-@functools.cache
-def _zstd_decoders() -> tuple[Callable[[memoryview, np.ndarray], None], RawDecoder | None]:
-    return load_zstd_decoders()
+    return load_zstd_decoders()[0]
 
 
 def blosc_content_size(data: memoryview) -> int | None:
@@ -382,11 +379,7 @@ class CodecPipeline:
         over one compressor (or none) over plain native bytes, decompressed
         straight into the output. Other chains decode to a temporary and copy.
         """
-        plain = (
-            not self.array_array
-            and isinstance(self.array_bytes, BytesCodec)
-            and self.array_bytes.is_plain(dtype)
-        )
+        plain = self._plain(dtype)
         stages = list(self.bytes_bytes)
         checks: list[BytesBytesCodec] = []
         while stages and isinstance(stages[-1], Crc32cCodec):
@@ -417,14 +410,20 @@ class CodecPipeline:
 
         return decode
 
-    def raw_decoder(self, dtype: np.dtype[Any]) -> RawDecoder | None:
-        """A decoder of raw addresses (see :func:`load_zstd_decoders`), or ``None``.
+    def c_decoder(self, dtype: np.dtype[Any]) -> CDecoder | None:
+        """The compiled decoder of this chain's chunks (see :mod:`lsio.compute._cdecode`), or ``None``.
 
-        Available when a chunk is plain native bytes compressed with zstd and
-        nothing else, and the system's libzstd is loaded: then a chunk decodes
-        with one C call and no Python objects, which is what small chunks need.
+        Available when a chunk is plain native bytes, stored as they are or
+        compressed by one of zstd, blosc, gzip, zlib or lz4 and nothing else,
+        and the compressor's C library loads: then a chunk decodes with one C
+        call and no Python objects, which is what small chunks need.
         """
-        return None if self._plain_zstd(dtype) is None else _zstd_decoders()[1]
+        if not self._plain(dtype) or len(self.bytes_bytes) > 1:
+            return None
+        if not self.bytes_bytes:
+            return c_decoder("none")
+        codec = self.bytes_bytes[0]
+        return c_decoder(codec.name) if isinstance(codec, NumcodecsCodec) else None
 
     def zstd_settings(self, dtype: np.dtype[Any]) -> tuple[int, bool] | None:
         """Zstd's level and checksum flag, or ``None`` unless a chunk is zstd over plain bytes.
@@ -438,17 +437,20 @@ class CodecPipeline:
         return int(codec.codec.level), bool(getattr(codec.codec, "checksum", False))
 
     def _plain_zstd(self, dtype: np.dtype[Any]) -> NumcodecsCodec | None:
-        plain = (
-            not self.array_array
-            and isinstance(self.array_bytes, BytesCodec)
-            and self.array_bytes.is_plain(dtype)
-        )
-        if not plain or len(self.bytes_bytes) != 1:
+        if not self._plain(dtype) or len(self.bytes_bytes) != 1:
             return None
         codec = self.bytes_bytes[0]
         if not isinstance(codec, NumcodecsCodec) or codec.name != "zstd":
             return None
         return codec
+
+    def _plain(self, dtype: np.dtype[Any]) -> bool:
+        """Whether the chain serialises as plain native C-order bytes, with no array stage."""
+        return (
+            not self.array_array
+            and isinstance(self.array_bytes, BytesCodec)
+            and self.array_bytes.is_plain(dtype)
+        )
 
     def decode_into(self, data: memoryview, out: npt.NDArray[Any]) -> None:
         """Decode one stored chunk into ``out``, whose shape is the chunk's.

@@ -1,10 +1,10 @@
-"""Decode runs of zstd chunks and scatter each to its outputs, in one compiled call.
+"""Decode runs of compressed chunks and scatter each to its outputs, in one compiled call.
 
 The batched read path spends as much time in Python per chunk (a decode call,
 a NumPy view per destination, a copy call, winning the GIL back after each) as
 in zstd. Here a worker hands a whole run of chunks to one Numba function that
-runs without the GIL: for each chunk it calls ``ZSTD_decompressDCtx`` (through
-its C address) into a scratch buffer, or straight into the output when the
+runs without the GIL: for each chunk it calls the compressor's C decoder (see
+:mod:`lsio.compute._cdecode`) into a scratch buffer, or straight into the output when the
 chunk is a contiguous block of it, and copies every piece of the chunk that a
 selection needs into its place with ``memcpy`` per contiguous row, while the
 chunk is in cache.
@@ -17,7 +17,6 @@ the call.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +25,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute._zstd import DecompressContexts, system_zstd
-from lsio.io import c_function
+from lsio.compute._cdecode import CDecoder, c_memcpy
 
 __all__ = [
     "SEGMENT_COLUMNS",
@@ -89,7 +87,7 @@ def advance(idx: Any, n: Any, last: int) -> None:  # pragma: no cover - compiled
         d -= 1
 
 
-def _build(decompress: Any, memcpy: Any) -> Any:
+def _build(decoded_at: Any, memcpy: Any) -> Any:
     @numba.njit(nogil=True)
     def copy_piece(
         src: int, row: Any, ndim: int, cstr: Any, itemsize: int, idx: Any
@@ -143,6 +141,7 @@ def _build(decompress: Any, memcpy: Any) -> Any:
     ) -> int:  # pragma: no cover - compiled
         ndim = cstr.shape[0]
         idx = np.zeros(ndim, dtype=np.int64)
+        hdr = np.empty(4, dtype=np.uint32)
         for s in range(segments.shape[0]):
             data = segments[s, SEG_DATA]
             base = segments[s, SEG_BASE]
@@ -161,9 +160,12 @@ def _build(decompress: Any, memcpy: Any) -> Any:
                         return c  # cut off: the object is shorter than its index says
                     direct = chunks[c, DIRECT]
                     dst = pieces[direct, DST] if direct >= 0 else scratch
-                    if decompress(ctx, dst, nbytes, data + start, size) != nbytes:
+                    src = decoded_at(ctx, hdr, dst, nbytes, data + start, size)
+                    if src == 0:
                         return c
-                    src = dst
+                    if direct >= 0 and src != dst:  # stored uncompressed: one copy
+                        memcpy(dst, src, nbytes)
+                        src = dst
                     skip = direct
                 for p in range(piece_ptr[c], piece_ptr[c + 1]):
                     if p != skip:
@@ -224,14 +226,14 @@ def plan_pieces_compiled(
 
 
 class ScatterKernel:
-    """The compiled decode-and-scatter of runs of zstd chunks (see the module doc).
+    """The compiled decode-and-scatter of runs of one compressor's chunks (see the module doc).
 
-    Compiled on first use (about a second per process).
+    Compiled on first use (about a second per process and compressor).
     """
 
-    def __init__(self, lib: Any, libc: Any) -> None:
-        self._contexts = DecompressContexts(lib)
-        self._run = _build(c_function(lib.ZSTD_decompressDCtx, 5), c_function(libc.memcpy, 3))
+    def __init__(self, decoder: CDecoder) -> None:
+        self.decoder = decoder
+        self._run = _build(decoder.decoded_at, c_memcpy())
 
     def run(self, tables: ScatterTables, segments: _I64, scratch: int, fill: int) -> int:
         """Decode and scatter the chunk rows of each segment of ``tables``.
@@ -254,11 +256,8 @@ class ScatterKernel:
             ``chunk_nbytes`` or runs past its segment's length (chunks before it,
             in segment order, are done).
         """
-        ctx = self._contexts.ctx
-        if not ctx:
-            raise MemoryError("zstd: could not allocate a decompression context")
         result: int = self._run(
-            ctx,
+            self.decoder.context(),
             segments,
             tables.chunks,
             tables.piece_ptr,
@@ -285,14 +284,8 @@ class ScatterKernel:
 
 
 @functools.cache
-def load_scatter_kernel() -> ScatterKernel | None:
-    """The process's kernel (compiled once), or ``None`` without the system's libzstd."""
-    lib = system_zstd()
-    if lib is None:
-        return None
-    try:
-        kernel = ScatterKernel(lib, ctypes.CDLL(None))
-    except (OSError, AttributeError):
-        return None
+def load_scatter_kernel(decoder: CDecoder) -> ScatterKernel:
+    """The process's kernel for ``decoder``'s compressor (compiled once)."""
+    kernel = ScatterKernel(decoder)
     kernel.compile()
     return kernel

@@ -26,6 +26,7 @@ __all__ = [
     "RawDecoder",
     "ZstdError",
     "compress_contexts",
+    "contexts_of",
     "load_zstd_decoder",
     "load_zstd_decoders",
     "newest_zstd",
@@ -66,8 +67,29 @@ class DecompressContexts(_Contexts):
     call; reusing one makes small chunks decode ~25% faster.
     """
 
-    def __init__(self, lib: Any) -> None:
-        super().__init__(lib.ZSTD_createDCtx, lib.ZSTD_freeDCtx)
+    def __init__(
+        self,
+        lib: Any,
+        create: Callable[[], int | None] | None = None,
+        free: Callable[[int], Any] | None = None,
+    ) -> None:
+        # Another library's contexts (e.g. libdeflate's decompressors) with ``create``/``free``.
+        super().__init__(create or lib.ZSTD_createDCtx, free or lib.ZSTD_freeDCtx)
+
+
+def contexts_of(contexts: _Contexts) -> Callable[[], int]:
+    """A function returning the calling thread's context of ``contexts``.
+
+    Raises ``MemoryError`` (when called) if the context could not be allocated.
+    """
+
+    def context() -> int:
+        ctx = contexts.ctx
+        if not ctx:
+            raise MemoryError("could not allocate a decompression context")
+        return ctx
+
+    return context
 
 
 # ZSTD_cParameter values (zstd.h, stable API).

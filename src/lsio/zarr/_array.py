@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio._errors import InvalidArgumentError
-from lsio.compute import RawDecoder
+from lsio.compute import CDecoder, RawDecoder
 from lsio.io import ByteRange, Range, Store, WholeObject
 from lsio.plan import (
     IntIndex,
@@ -63,7 +63,7 @@ class Array(Node[ArrayMetadata]):
         self._read_chunks = sharding.chunk_shape if sharding is not None else meta.chunk_shape
         pipeline = sharding.inner if sharding is not None else meta.pipeline
         self._decoder = pipeline.contiguous_decoder(meta.dtype)
-        self._raw_decoder = pipeline.raw_decoder(meta.dtype)
+        self._c_decoder = pipeline.c_decoder(meta.dtype)
 
     # -- description -----------------------------------------------------------------
 
@@ -327,7 +327,16 @@ class Array(Node[ArrayMetadata]):
     @property
     def raw_chunk_decoder(self) -> RawDecoder | None:
         """Decodes one unit of reading between raw addresses, where the codecs allow it."""
-        return self._raw_decoder
+        return None if self._c_decoder is None else self._c_decoder.raw
+
+    @property
+    def c_decoder(self) -> CDecoder | None:
+        """The compiled decoder of one unit of reading, where the codecs allow it.
+
+        See :meth:`lsio.compute.CodecPipeline.c_decoder`: plain bytes stored as
+        they are or compressed by zstd, blosc, gzip, zlib or lz4.
+        """
+        return self._c_decoder
 
     def chunk_tasks(self, chunks: dict[tuple[int, ...], list[Target]]) -> list[ReadTask[ChunkWork]]:
         """Reads for the given chunks (read-grid coordinates) and their targets.

@@ -146,7 +146,7 @@ def run_jobs(
 ) -> None:
     """Read every job; on failure raise the first error (outputs are then incomplete).
 
-    Unit-step basic selections of zstd arrays go to the compiled kernel (see
+    Unit-step basic selections of arrays with a compiled decoder go to the compiled kernel (see
     :mod:`lsio.zarr._kernelread`); those of other arrays are read box by box
     (see :mod:`lsio.zarr._boxread`); the rest, and boxes sharing a chunk with
     another job, are planned chunk by chunk here. The calling thread and up to
@@ -159,7 +159,8 @@ def run_jobs(
     boxes: list[BoxWork] = []
     groups: list[KernelGroup] = []
     for array, array_jobs in per_array.values():
-        kernel = load_scatter_kernel() if array.raw_chunk_decoder is not None else None
+        decoder = array.c_decoder
+        kernel = load_scatter_kernel(decoder) if decoder is not None else None
         if kernel is not None:
             array_groups, plan, array_jobs = plan_kernel_reads(array, array_jobs, kernel, batches)
             if plan is not None:

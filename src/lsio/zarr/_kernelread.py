@@ -1,7 +1,8 @@
 """Reading unit-step basic selections through the compiled decode-and-scatter kernel.
 
-For arrays whose chunks are plain native bytes compressed with zstd (the
-common case, and the one :attr:`Array.raw_chunk_decoder` names), every crop or
+For arrays whose chunks are plain native bytes, stored as they are or
+compressed by a codec with a compiled decoder (zstd, blosc, gzip, zlib, lz4:
+see :attr:`Array.c_decoder`), every crop or
 block of a call is planned by one compiled function into integer tables (see
 :func:`lsio.plan.plan_box_tables`), with no Python object per chunk: the
 pieces each selection takes from each chunk, the union of the chunks (each

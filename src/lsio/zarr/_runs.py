@@ -48,13 +48,14 @@ class RunWork:
 def merge_runs(array: Array, tasks: list[ReadTask[ChunkWork]]) -> list[ReadTask[Any]]:
     """``tasks`` with chunks stored back to back in a shard merged into runs.
 
-    Only where the array's chunks decode with one raw zstd call (see
-    :attr:`Array.raw_chunk_decoder`); runs hold at most :data:`RUN_BYTES` of
+    Only where chunks back to back decode with one call (zstd frames,
+    uncompressed bytes: see :attr:`Array.c_decoder`); runs hold at most :data:`RUN_BYTES` of
     decoded data. The caller passes only chunks it wants decoded to a scratch
     buffer (not straight into the output).
     """
     per_run = RUN_BYTES // max(1, array.chunk_nbytes)
-    if not array.reads_inner_chunks or array.raw_chunk_decoder is None or per_run < 2:
+    decoder = array.c_decoder
+    if not array.reads_inner_chunks or decoder is None or not decoder.concatenates or per_run < 2:
         return list(tasks)
     out: list[ReadTask[Any]] = []
     located: list[tuple[ReadTask[ChunkWork], ByteRange]] = []

@@ -165,7 +165,7 @@ def visit_chunks(
             never split across windows).
         batch_chunks: When above 0 (default 0) the visitors are
             :class:`BatchVisitor` s with room for this many chunks, and the full
-            chunks of a sharded array of zstd over plain bytes are planned as
+            chunks of a sharded array of plain bytes with a compiled decoder are planned as
             arrays and decoded by the compiled kernel in runs into the batch
             buffers (see :mod:`lsio.zarr._visitruns`); the rest go one by one.
         batch_dims: Dimensions along which the chunks of a run agree (default
@@ -216,7 +216,8 @@ def visit_chunks(
 
     store = ctx.store
     box = _kernel_box(array, sel, batch_chunks)
-    kernel = load_scatter_kernel() if box is not None else None
+    decoder = array.c_decoder
+    kernel = load_scatter_kernel(decoder) if box is not None and decoder is not None else None
     if kernel is None:
         box = None
     windows: Iterable[list[ChunkInfo]] = (
@@ -268,7 +269,7 @@ def _kernel_box(
     array: Array, sel: OrthogonalSelection, batch_chunks: int
 ) -> list[tuple[int, int]] | None:
     """The chunk-coordinate box of the full chunks that go to the kernel, or ``None``."""
-    if batch_chunks <= 0 or array.raw_chunk_decoder is None or array.metadata.sharding is None:
+    if batch_chunks <= 0 or array.c_decoder is None or array.metadata.sharding is None:
         return None
     if not all(isinstance(d, Progression) and d.step == 1 for d in sel.dims):
         return None

@@ -3,7 +3,7 @@
 A visit of a whole array (statistics of a dataset) is almost all full chunks.
 Planning them one Python object at a time costs the calling thread ~10 µs per
 chunk, CPU the workers need on a small machine, and leaves them idle between
-windows. Here the full chunks of a sharded array (zstd over plain bytes) are
+windows. Here the full chunks of a sharded array (plain bytes with a compiled decoder) are
 planned as arrays, a window of whole shards at a time: located in one call,
 sorted by object, kept coordinates and offset, and cut into runs of chunks
 stored close together in one object whose coordinates along the visitor's
