@@ -98,6 +98,71 @@ def fmt(values: list[float]) -> str:
     return f"{med:,.3g} [{min(values):,.3g}-{max(values):,.3g}]"
 
 
+def measure_warm(
+    res: Result,
+    readers: Sequence[Reader],
+    path: Path,
+    run: Callable[[Reader, Any], Any],
+    scale: float,
+    repeats: int,
+    limit_now: Callable[[Result], float],
+) -> None:
+    """Time ``run`` for each reader on page-cached ``path``; ``scale`` units per run.
+
+    Each reader runs once first (opening files, filling metadata caches). The
+    repeats go round the readers, so a burst of load from the machine's other
+    tenants falls on every reader alike rather than on one; the files are read
+    just before each run (idle page cache is evicted within ~30 s here), and
+    ``limit_now`` measures the limit again before each repeat.
+    """
+    handles = {}
+    for reader in readers:
+        handles[reader.name] = reader.open(path)
+        run(reader, handles[reader.name])
+    times: dict[str, list[float]] = {r.name: [] for r in readers}
+    for _ in range(repeats):
+        res.limits.append(limit_now(res))
+        for reader in readers:
+            limits.warm(path)
+            times[reader.name] += timed(functools.partial(run, reader, handles[reader.name]), 1)
+    for reader in readers:
+        res.values[reader.name] = [scale / t for t in times[reader.name]]
+        print(
+            f"  {res.workload:<34} {reader.name:<20} {fmt(res.values[reader.name])} {res.unit}",
+            flush=True,
+        )
+
+
+def print_results(results: Sequence[Result], names: Sequence[str]) -> None:
+    """The Markdown table (medians, spread, lsio / best peer, lsio / limit) and the notes."""
+    print()
+    print("| workload | unit | " + " | ".join(names) + " | lsio / best peer | lsio / codec limit |")
+    print("|---|---|" + "---|" * len(names) + "---|---|")
+    for res in results:
+        meds = {n: statistics.median(v) for n, v in res.values.items()}
+        peers = [v for n, v in meds.items() if not n.startswith("lsio")]
+        ratio = f"{meds['lsio'] / max(peers):.2f}" if "lsio" in meds and peers else "-"
+        lim_ratio = "-"
+        if "lsio" in meds and res.limits:
+            lim_ratio = f"{statistics.median(res.paired()):.2f}"
+        elif "lsio" in meds and res.limit:
+            lim_ratio = f"{meds['lsio'] / res.limit:.2f}"
+        cells = " | ".join(fmt(res.values[n]) for n in names)
+        print(f"| {res.workload} | {res.unit} | {cells} | {ratio} | {lim_ratio} |")
+    print()
+    for res in results:
+        if res.note:
+            limit = statistics.median(res.limits) if res.limits else res.limit
+            print(f"- {res.workload}: {res.note}; codec limit {limit:,.3g} {res.unit}")
+    for res in results:
+        if res.limits and "lsio" in res.values:
+            paired = ", ".join(f"{x:.2f}" for x in res.paired())
+            print(
+                f"- {res.workload}: codec limit per repeat {fmt(res.limits)} {res.unit}; "
+                f"lsio / limit per repeat {paired}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -190,26 +255,7 @@ def main() -> None:
                     flush=True,
                 )
         else:
-            handles = {}
-            for reader in readers:
-                handles[reader.name] = reader.open(path)
-                run(reader, handles[reader.name])  # first use: opens files, fills metadata caches
-            # Repeats go round the readers, so a burst of load from the machine's
-            # other tenants falls on every reader alike rather than on one.
-            times: dict[str, list[float]] = {r.name: [] for r in readers}
-            for _ in range(args.repeats):
-                res.limits.append(codec_now(res))
-                for reader in readers:
-                    limits.warm(path)
-                    times[reader.name] += timed(
-                        functools.partial(run, reader, handles[reader.name]), 1
-                    )
-            for reader in readers:
-                res.values[reader.name] = [scale / t for t in times[reader.name]]
-                print(
-                    f"  {res.workload:<34} {reader.name:<20} {fmt(res.values[reader.name])} {res.unit}",
-                    flush=True,
-                )
+            measure_warm(res, readers, path, run, scale, args.repeats, codec_now)
         results.append(res)
 
     for key in ("sat_sharded", "sat_unsharded"):
@@ -265,32 +311,7 @@ def main() -> None:
         measure(res, paths["small_chunks"], functools.partial(read_each, sels=slabs), n_chunks)
 
     names = [r.name for r in readers]
-    print()
-    print("| workload | unit | " + " | ".join(names) + " | lsio / best peer | lsio / codec limit |")
-    print("|---|---|" + "---|" * len(names) + "---|---|")
-    for res in results:
-        meds = {n: statistics.median(v) for n, v in res.values.items()}
-        peers = [v for n, v in meds.items() if not n.startswith("lsio")]
-        ratio = f"{meds['lsio'] / max(peers):.2f}" if "lsio" in meds and peers else "-"
-        lim_ratio = "-"
-        if "lsio" in meds and res.limits:
-            lim_ratio = f"{statistics.median(res.paired()):.2f}"
-        elif "lsio" in meds and res.limit:
-            lim_ratio = f"{meds['lsio'] / res.limit:.2f}"
-        cells = " | ".join(fmt(res.values[n]) for n in names)
-        print(f"| {res.workload} | {res.unit} | {cells} | {ratio} | {lim_ratio} |")
-    print()
-    for res in results:
-        if res.note:
-            limit = statistics.median(res.limits) if res.limits else res.limit
-            print(f"- {res.workload}: {res.note}; codec limit {limit:,.3g} {res.unit}")
-    for res in results:
-        if res.limits and "lsio" in res.values:
-            paired = ", ".join(f"{x:.2f}" for x in res.paired())
-            print(
-                f"- {res.workload}: codec limit per repeat {fmt(res.limits)} {res.unit}; "
-                f"lsio / limit per repeat {paired}"
-            )
+    print_results(results, names)
     if args.json:
         Path(args.json).write_text(
             json.dumps({"limits": lim, "results": [r.__dict__ for r in results]}, indent=2)
