@@ -170,7 +170,7 @@ def main() -> None:
 
         def limit_now(res: Result, base: float = codec_n, now: Any = throughput) -> float:
             assert res.limit is not None
-            return res.limit * now() / base
+            return float(res.limit * now() / base)
 
         import zarr
 
@@ -184,11 +184,18 @@ def main() -> None:
             )
             res = Result(f"{ds.name}: crops in batches of 32", "samples/s", limit=codec_n / decoded)
             out = np.empty((32, *CROP), dtype=np.int16)
+
+            def read_batches(
+                r: Reader, h: Any, bs: list[Any] = batches, o: np.ndarray = out
+            ) -> None:
+                for b in bs:
+                    r.read_batch(h, b, o)
+
             measure_warm(
                 res,
                 readers,
                 path,
-                lambda r, h, bs=batches, o=out: [r.read_batch(h, b, o) for b in bs],
+                read_batches,
                 32 * len(batches),
                 args.repeats,
                 limit_now,
