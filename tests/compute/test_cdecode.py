@@ -1,4 +1,4 @@
-"""The compiled chunk decoders against numcodecs, and their refusal of bad input."""
+"""The compiled chunk decoders (and libdeflate's encoder) against numcodecs, and bad input refused."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsio.compute import CDecoder, c_decoder
+from lsio.compute import CDecoder, c_decoder, numcodecs_codec
+from lsio.compute._deflate import deflate_compressors
 
 # Each compressor lsio decodes in compiled code, as numcodecs writes it.
 CODECS = {
@@ -97,3 +98,25 @@ def test_concatenated_chunks_decode_in_one_call_only_where_declared() -> None:
         assert got == sum(map(len, parts))
         assert out.tobytes() == b"".join(parts)
     assert not any(_decoder(n).concatenates for n in ("blosc", "lz4", "gzip", "zlib"))
+
+
+@pytest.mark.parametrize("name", ["gzip", "zlib"])
+@settings(max_examples=30, deadline=None)
+@given(raw=_chunks, level=st.sampled_from([-1, 0, 1, 5, 9]), readonly=st.booleans())
+def test_gzip_and_zlib_encoded_by_libdeflate_read_back_with_numcodecs(
+    name: str, raw: bytes, level: int, readonly: bool
+) -> None:
+    codec = numcodecs_codec(name, {"level": level})
+    data = memoryview(raw) if readonly else memoryview(bytearray(raw))
+    stored = bytes(codec.encode(data))
+    assert bytes(numcodecs.get_codec({"id": name}).decode(stored)) == raw
+    got, out = _raw(_decoder(name), stored, len(raw))
+    assert got == len(raw)
+    assert out.tobytes() == raw
+
+
+def test_deflate_levels_beyond_libdeflate_are_refused() -> None:
+    compressors = deflate_compressors()
+    assert compressors is not None
+    with pytest.raises(ValueError, match=r"gzip level must be in 0\.\.12, got 13"):
+        compressors.compress("gzip", 13, memoryview(b"abc"))

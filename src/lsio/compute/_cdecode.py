@@ -33,6 +33,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from lsio.compute._deflate import libdeflate
 from lsio.compute._zstd import (
     DecompressContexts,
     RawDecoder,
@@ -171,34 +172,6 @@ def _lz4() -> CDecoder | None:
         return dst if got == nbytes else 0
 
     return CDecoder("lz4", False, decoded_at, _raw_of(decoded_at, _no_context), _no_context)
-
-
-@functools.cache
-def libdeflate() -> Any | None:
-    """Libdeflate (the ``deflate`` package's copy, else the system's), or ``None``."""
-    paths: list[str | None] = []
-    try:
-        import deflate
-
-        paths.append(getattr(getattr(deflate, "_deflate", None), "__file__", None))
-    except ImportError:
-        pass
-    paths.append(ctypes.util.find_library("deflate"))
-    for path in paths:
-        if path is None:
-            continue
-        try:
-            lib = ctypes.CDLL(path)
-            lib.libdeflate_alloc_decompressor.restype = ctypes.c_void_p
-            lib.libdeflate_alloc_decompressor.argtypes = []
-            lib.libdeflate_free_decompressor.restype = None
-            lib.libdeflate_free_decompressor.argtypes = [ctypes.c_void_p]
-            lib.libdeflate_gzip_decompress  # noqa: B018 - the symbol must be there
-            lib.libdeflate_zlib_decompress  # noqa: B018
-        except (OSError, AttributeError):
-            continue
-        return lib
-    return None
 
 
 def _deflate(name: str) -> CDecoder | None:
