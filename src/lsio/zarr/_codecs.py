@@ -211,8 +211,16 @@ def _parse_sharding(
     return ShardingCodec(tuple(chunk_shape), inner, index, location, fill_value)
 
 
-def parse_v2_pipeline(meta: Mapping[str, Any], endian: str, document: str) -> CodecPipeline:
-    """Pipeline for Zarr v2 ``filters``, ``compressor`` and ``order``."""
+def parse_v2_pipeline(
+    meta: Mapping[str, Any], endian: str, document: str, itemsize: int = 1
+) -> CodecPipeline:
+    """Pipeline for Zarr v2 ``filters``, ``compressor`` and ``order``.
+
+    ``itemsize`` is the array's: zarr-python hands v2 compressors the chunk as
+    an array, and blosc shuffles by its item size, so a blosc compressor with
+    no filters before it shuffles by ``itemsize`` here too (by bytes, shuffling
+    would do nothing and chunks would compress worse than zarr-python's).
+    """
     order = meta.get("order", "C")
     if order not in ("C", "F"):
         raise MetadataError(f"order {order!r} must be 'C' or 'F'", document=document, field="order")
@@ -232,12 +240,11 @@ def parse_v2_pipeline(meta: Mapping[str, Any], endian: str, document: str) -> Co
             raise UnsupportedError(
                 f"{document}: unknown compressor {cid!r}; supported compressors: {', '.join(V2_COMPRESSORS)}"
             )
+        config = {k: v for k, v in compressor.items() if k != "id"}
+        if compressor["id"] == "blosc" and not stages and 1 < itemsize <= 255:
+            config.setdefault("typesize", itemsize)
         try:
-            stages.append(
-                numcodecs_codec(
-                    compressor["id"], {k: v for k, v in compressor.items() if k != "id"}
-                )
-            )
+            stages.append(numcodecs_codec(compressor["id"], config))
         except (TypeError, ValueError) as exc:
             raise MetadataError(
                 f"invalid compressor {dict(compressor)!r}: {exc}",

@@ -221,7 +221,7 @@ def parse_v2_array(meta: Mapping[str, Any], attrs: dict[str, Any], document: str
         raise MetadataError(
             f"{sep!r} must be '/' or '.'", document=document, field="dimension_separator"
         )
-    pipeline = parse_v2_pipeline(meta, endian, document)
+    pipeline = parse_v2_pipeline(meta, endian, document, dtype.itemsize)
     dims = attrs.get("_ARRAY_DIMENSIONS")
     if not (isinstance(dims, list) and len(dims) == len(shape)):
         dims = None
