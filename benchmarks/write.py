@@ -3,12 +3,15 @@
 Usage::
 
     python -m benchmarks.write [--timesteps 16] [--repeats 3] [--writers lsio,tensorstore]
+                               [--compressor zstd|gzip|blosc|none]
 
 Every writer stores the same satellite-like int16 blocks of (4, 11, 1024, 1024)
 (generated in memory before timing) into a new array with inner chunks
-(1, 11, 64, 64) compressed with zstd level 3, sharded (4, 11, 512, 512) and
+(1, 11, 64, 64) compressed with zstd level 3 (or ``--compressor``: gzip level 5,
+blosc zstd level 5 with byte shuffle, or none), sharded (4, 11, 512, 512) and
 unsharded, under /tmp. Reports GB/s of input and the ratio to the best peer and
-to the codec's own all-cores encode throughput on the same chunks.
+to the codec's own all-cores encode throughput on the same chunks. The rechunk
+table follows with zstd only.
 """
 
 from __future__ import annotations
@@ -36,11 +39,46 @@ Region = tuple[slice, ...]
 Write = Callable[[Region, np.ndarray], None]
 
 
-def _lsio(path: Path, shape: tuple[int, ...], chunks: Any, shards: Any) -> Write:
+# Each compressor as lsio, zarr-python and tensorstore spell it (the same settings).
+COMPRESSORS = ["zstd", "gzip", "blosc", "none"]
+_LSIO = {"zstd": "zstd:3", "gzip": "gzip:5", "blosc": "blosc:5", "none": None}
+_TS: dict[str, list[dict[str, Any]]] = {
+    "zstd": [{"name": "zstd", "configuration": {"level": 3}}],
+    "gzip": [{"name": "gzip", "configuration": {"level": 5}}],
+    "blosc": [
+        {
+            "name": "blosc",
+            "configuration": {
+                "cname": "zstd",
+                "clevel": 5,
+                "shuffle": "shuffle",
+                "typesize": 2,
+                "blocksize": 0,
+            },
+        }
+    ],
+    "none": [],
+}
+
+
+def _zarr_compressors(compressor: str) -> Any:
+    import zarr.codecs as zc
+
+    return {
+        "zstd": zc.ZstdCodec(level=3),
+        "gzip": zc.GzipCodec(level=5),
+        "blosc": zc.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle", typesize=2),
+        "none": None,
+    }[compressor]
+
+
+def _lsio(
+    path: Path, shape: tuple[int, ...], chunks: Any, shards: Any, compressor: str = "zstd"
+) -> Write:
     import lsio
 
     a = lsio.create(
-        path, shape=shape, dtype="int16", chunks=chunks, shards=shards, compressor="zstd:3"
+        path, shape=shape, dtype="int16", chunks=chunks, shards=shards, compressor=_LSIO[compressor]
     )
 
     def write(region: Region, block: np.ndarray) -> None:
@@ -50,9 +88,9 @@ def _lsio(path: Path, shape: tuple[int, ...], chunks: Any, shards: Any) -> Write
 
 
 def _zarr(pipeline: str) -> Callable[..., Write]:
-    def make(path: Path, shape: tuple[int, ...], chunks: Any, shards: Any) -> Write:
-        import zarr.codecs
-
+    def make(
+        path: Path, shape: tuple[int, ...], chunks: Any, shards: Any, compressor: str = "zstd"
+    ) -> Write:
         import zarr
 
         config = (
@@ -67,7 +105,7 @@ def _zarr(pipeline: str) -> Callable[..., Write]:
                 dtype="int16",
                 chunks=chunks,
                 shards=shards,
-                compressors=zarr.codecs.ZstdCodec(level=3),
+                compressors=_zarr_compressors(compressor),
                 fill_value=0,
             )
 
@@ -80,13 +118,12 @@ def _zarr(pipeline: str) -> Callable[..., Write]:
     return make
 
 
-def _tensorstore(path: Path, shape: tuple[int, ...], chunks: Any, shards: Any) -> Write:
+def _tensorstore(
+    path: Path, shape: tuple[int, ...], chunks: Any, shards: Any, compressor: str = "zstd"
+) -> Write:
     import tensorstore as ts
 
-    inner = [
-        {"name": "bytes", "configuration": {"endian": "little"}},
-        {"name": "zstd", "configuration": {"level": 3}},
-    ]
+    inner = [{"name": "bytes", "configuration": {"endian": "little"}}, *_TS[compressor]]
     if shards is not None:
         codecs = [
             {
@@ -169,23 +206,36 @@ def _rechunk(name: str, src: Path, dst: Path) -> None:
         write(region, read(region))
 
 
-def encode_limit(blocks: list[np.ndarray], threads: int) -> float:
-    """GB/s of zstd level-3 encoding of the (1, 11, 64, 64) chunks of a block on ``threads``.
-
-    Uses the fastest encoder at hand: ``zstandard`` (zstd 1.5.7) with one
-    compressor per thread, as the writers would at best.
-    """
-    import threading
-
+def _encoders(compressor: str) -> list[Callable[[], Callable[[np.ndarray], Any]]]:
+    """Makers of per-thread chunk encoders for ``compressor``, each a way at hand to do it."""
+    import numcodecs
     import zstandard
 
-    local = threading.local()
+    from lsio.compute._deflate import deflate_compressors
 
-    def encode(chunk: np.ndarray) -> bytes:
-        if not hasattr(local, "c"):
-            local.c = zstandard.ZstdCompressor(level=3, write_content_size=True)
-        return local.c.compress(chunk)  # type: ignore[no-any-return]
+    if compressor == "zstd":
+        return [lambda: zstandard.ZstdCompressor(level=3, write_content_size=True).compress]
+    if compressor == "blosc":
+        return [lambda: numcodecs.Blosc(cname="zstd", clevel=5, shuffle=1, typesize=2).encode]
+    makers: list[Callable[[], Callable[[np.ndarray], Any]]] = [
+        lambda: numcodecs.GZip(level=5).encode
+    ]
+    fast = deflate_compressors()
+    if fast is not None:
+        makers.append(lambda: lambda c: fast.compress("gzip", 5, memoryview(c).cast("B")))
+    return makers
 
+
+def encode_limit(blocks: list[np.ndarray], threads: int, compressor: str = "zstd") -> float | None:
+    """GB/s of encoding the (1, 11, 64, 64) chunks of a block on ``threads``.
+
+    Uses the fastest encoder at hand, picked by measuring each with one thread,
+    with one encoder per thread, as the writers would at best: zstd level 3
+    with ``zstandard`` (zstd 1.5.7), gzip level 5 with libdeflate or zlib, blosc
+    (zstd level 5, byte shuffle) with numcodecs' c-blosc. ``None`` for ``"none"``.
+    """
+    if compressor == "none":
+        return None
     chunks = [
         np.ascontiguousarray(b[t, :, y : y + 64, x : x + 64])
         for b in blocks[:1]
@@ -193,13 +243,27 @@ def encode_limit(blocks: list[np.ndarray], threads: int) -> float:
         for y in range(0, SIDE, 64)
         for x in range(0, SIDE, 64)
     ]
-    best = float("inf")
-    with cf.ThreadPoolExecutor(threads) as pool:
-        for _ in range(3):
-            t0 = time.perf_counter()
-            list(pool.map(encode, chunks))
-            best = min(best, time.perf_counter() - t0)
-    return sum(c.nbytes for c in chunks) / best / 1e9
+
+    def rate(make: Callable[[], Callable[[np.ndarray], Any]], n: int, repeats: int) -> float:
+        import threading
+
+        local = threading.local()
+
+        def encode(chunk: np.ndarray) -> Any:
+            if not hasattr(local, "encode"):
+                local.encode = make()
+            return local.encode(chunk)
+
+        best = float("inf")
+        with cf.ThreadPoolExecutor(n) as pool:
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                list(pool.map(encode, chunks))
+                best = min(best, time.perf_counter() - t0)
+        return sum(c.nbytes for c in chunks) / best / 1e9
+
+    fastest = max(_encoders(compressor), key=lambda m: rate(m, 1, 1))
+    return rate(fastest, threads, 3)
 
 
 def main() -> None:
@@ -208,6 +272,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--writers", default=",".join(WRITERS))
     parser.add_argument("--rechunk-only", action="store_true")
+    parser.add_argument("--compressor", choices=COMPRESSORS, default="zstd")
     args = parser.parse_args()
     names = args.writers.split(",")
     if args.rechunk_only:
@@ -224,18 +289,22 @@ def main() -> None:
     rows = []
     for layout, shards in (("sharded", SHARD), ("unsharded", None)):
         for name in names:
-            _warm_up(name, blocks[0], shards)
+            _warm_up(name, blocks[0], shards, args.compressor)
         rates: dict[str, list[float]] = {}
         for _ in range(args.repeats):
-            limits.append(encode_limit(blocks, cores))
-            print(f"  zstd-3 encode limit {limits[-1]:.3f} GB/s ({cores} threads)", flush=True)
+            now = encode_limit(blocks, cores, args.compressor)
+            if now is not None:
+                limits.append(now)
+                print(
+                    f"  {args.compressor} encode limit {now:.3f} GB/s ({cores} threads)", flush=True
+                )
             for name in args.writers.split(","):
                 path = ROOT / f"{name}-{layout}.zarr"
                 shutil.rmtree(path, ignore_errors=True)
                 # The file system's work for earlier removals (journal, discards: this
                 # disk is mounted with `discard`) is done before the clock starts.
                 os.sync()
-                write = WRITERS[name](path, shape, CHUNK, shards)
+                write = WRITERS[name](path, shape, CHUNK, shards, args.compressor)
                 t0 = time.perf_counter()
                 for i, block in enumerate(blocks):
                     write((slice(i * SHARD[0], (i + 1) * SHARD[0]),), block)
@@ -245,9 +314,10 @@ def main() -> None:
                 print(f"  {layout} {name}: {rate:.3f} GB/s", flush=True)
                 shutil.rmtree(path, ignore_errors=True)
         rows.append((layout, rates))
-    limit = statistics.median(limits)
+    limit = statistics.median(limits) if limits else None
     print()
-    print(f"encode limit {limit:.3f} [{min(limits):.3f}-{max(limits):.3f}] GB/s")
+    if limits:
+        print(f"encode limit {limit:.3f} [{min(limits):.3f}-{max(limits):.3f}] GB/s")
     print("| layout | " + " | ".join(names) + " | lsio / best peer | lsio / encode limit |")
     print("|---|" + "---|" * len(names) + "---|---|")
     for layout, rates in rows:
@@ -255,13 +325,14 @@ def main() -> None:
         cells = " | ".join(f"{med[n]:.3f} [{min(rates[n]):.3f}-{max(rates[n]):.3f}]" for n in names)
         peers = [v for n, v in med.items() if n != "lsio"]
         best = f"{med['lsio'] / max(peers):.2f}" if "lsio" in med and peers else "-"
-        lim = f"{med['lsio'] / limit:.2f}" if "lsio" in med else "-"
+        lim = f"{med['lsio'] / limit:.2f}" if "lsio" in med and limit else "-"
         print(f"| {layout} | {cells} | {best} | {lim} |")
 
-    _rechunk_table(names, args.repeats)
+    if args.compressor == "zstd":
+        _rechunk_table(names, args.repeats)
 
 
-def _warm_up(name: str, block: np.ndarray, shards: Any) -> None:
+def _warm_up(name: str, block: np.ndarray, shards: Any, compressor: str = "zstd") -> None:
     """One untimed write of a shard's worth, so that one-time costs stay out of the rates.
 
     Thread pools start, libraries load, and lsio compiles its encoding kernel
@@ -270,7 +341,7 @@ def _warm_up(name: str, block: np.ndarray, shards: Any) -> None:
     part = block[:, :, :512, :512]
     path = ROOT / f"{name}-warm-up.zarr"
     shutil.rmtree(path, ignore_errors=True)
-    WRITERS[name](path, part.shape, CHUNK, shards)((slice(None),), part)
+    WRITERS[name](path, part.shape, CHUNK, shards, compressor)((slice(None),), part)
     shutil.rmtree(path, ignore_errors=True)
 
 

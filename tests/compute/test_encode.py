@@ -1,7 +1,9 @@
-"""The compiled grid encoder against zstandard and NumPy, for every dtype and memory layout."""
+"""The compiled grid encoder against zstandard, gzip, zlib and NumPy, for every dtype and layout."""
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from typing import Any
 
 import numpy as np
@@ -58,12 +60,17 @@ def _cases(draw: st.DrawFn) -> tuple[np.ndarray, tuple[int, ...], Any]:
 
 
 @settings(deadline=None, max_examples=150)
-@given(case=_cases(), checksum=st.booleans(), start=st.sampled_from([0, 16]))
+@given(
+    case=_cases(),
+    checksum=st.booleans(),
+    start=st.sampled_from([0, 16]),
+    compressor=st.sampled_from(["zstd", "zstd", "gzip", "zlib", "none"]),
+)
 def test_every_chunk_decodes_to_its_values_and_fill_chunks_are_skipped(
-    case: tuple[np.ndarray, tuple[int, ...], Any], checksum: bool, start: int
+    case: tuple[np.ndarray, tuple[int, ...], Any], checksum: bool, start: int, compressor: str
 ) -> None:
     block, chunk, fill = case
-    encoder = load_grid_encoder(3, checksum, block.dtype, fill)
+    encoder = load_grid_encoder(3, checksum, block.dtype, fill, compressor)
     assert encoder is not None
     out, sizes, end = encoder.encode(block, chunk, start=start)
     grid = tuple(s // c for s, c in zip(block.shape, chunk, strict=True))
@@ -78,10 +85,15 @@ def test_every_chunk_decodes_to_its_values_and_fill_chunks_are_skipped(
             continue
         assert sizes[i] > 0
         frame = bytes(out[pos : pos + sizes[i]])
-        params = zstandard.get_frame_parameters(frame)
-        assert params.content_size == expected.nbytes
-        assert params.has_checksum == checksum
-        decoded = zstandard.ZstdDecompressor().decompress(frame)
+        if compressor == "zstd":
+            params = zstandard.get_frame_parameters(frame)
+            assert params.content_size == expected.nbytes
+            assert params.has_checksum == checksum
+            decoded = zstandard.ZstdDecompressor().decompress(frame)
+        else:
+            decoded = {"gzip": gzip.decompress, "zlib": zlib.decompress, "none": bytes}[compressor](
+                frame
+            )
         assert decoded == expected.tobytes()
         pos += int(sizes[i])
     assert end == pos
@@ -104,6 +116,8 @@ def test_where_it_does_not_apply() -> None:
     assert load_grid_encoder(3, False, np.dtype("float32"), float("nan")) is None
     assert load_grid_encoder(3, False, np.dtype("complex64"), 0) is None
     assert load_grid_encoder(3, False, np.dtype(">i4"), 0) is None
+    assert load_grid_encoder(3, False, np.dtype("int16"), 0, "blosc") is None
+    assert load_grid_encoder(13, False, np.dtype("int16"), 0, "gzip") is None
     encoder = load_grid_encoder(3, False, np.dtype("int16"), 0)
     assert encoder is not None
     with pytest.raises(ValueError, match="block of int32"):

@@ -432,24 +432,24 @@ class CodecPipeline:
         codec = self.bytes_bytes[0]
         return c_decoder(codec.name) if isinstance(codec, NumcodecsCodec) else None
 
-    def zstd_settings(self, dtype: np.dtype[Any]) -> tuple[int, bool] | None:
-        """Zstd's level and checksum flag, or ``None`` unless a chunk is zstd over plain bytes.
+    def grid_settings(self, dtype: np.dtype[Any]) -> tuple[int, bool, str] | None:
+        """``(level, checksum, compressor)`` for :func:`lsio.compute.load_grid_encoder`, or ``None``.
 
-        That is the chain the compiled kernels handle: native-order bytes
-        compressed with zstd and nothing else.
+        For the chains the compiled encoder handles: native-order bytes,
+        uncompressed (``"none"``) or compressed by zstd, gzip or zlib and
+        nothing else.
         """
-        codec = self._plain_zstd(dtype)
-        if codec is None:
+        if not self._plain(dtype) or len(self.bytes_bytes) > 1:
             return None
-        return int(codec.codec.level), bool(getattr(codec.codec, "checksum", False))
-
-    def _plain_zstd(self, dtype: np.dtype[Any]) -> NumcodecsCodec | None:
-        if not self._plain(dtype) or len(self.bytes_bytes) != 1:
-            return None
+        if not self.bytes_bytes:
+            return 0, False, "none"
         codec = self.bytes_bytes[0]
-        if not isinstance(codec, NumcodecsCodec) or codec.name != "zstd":
+        if not isinstance(codec, NumcodecsCodec) or codec.name not in ("zstd", "gzip", "zlib"):
             return None
-        return codec
+        level = int(codec.codec.level)
+        if codec.name != "zstd":
+            return (6 if level < 0 else level), False, codec.name
+        return level, bool(getattr(codec.codec, "checksum", False)), "zstd"
 
     def _plain(self, dtype: np.dtype[Any]) -> bool:
         """Whether the chain serialises as plain native C-order bytes, with no array stage."""

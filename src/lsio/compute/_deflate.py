@@ -82,8 +82,8 @@ class DeflateCompressors:
         self._lib = lib
         self._local = _Compressors(lib)
 
-    def compress(self, kind: str, level: int, data: memoryview) -> memoryview:
-        """``data`` as one ``kind`` (``"gzip"`` or ``"zlib"``) stream; the GIL is released meanwhile.
+    def compressor(self, level: int, kind: str = "gzip") -> int:
+        """The calling thread's compressor for ``level`` (``kind`` names it in errors).
 
         Raises:
             ValueError: ``level`` is outside libdeflate's 0..12.
@@ -98,6 +98,21 @@ class DeflateCompressors:
             if not c:
                 raise MemoryError(f"{kind}: could not allocate a compressor")
             local.by_level[level] = c
+        return int(c)
+
+    def bound(self, kind: str, level: int, nbytes: int) -> int:
+        """The largest ``kind`` stream of ``nbytes`` bytes at ``level``."""
+        bound = getattr(self._lib, f"libdeflate_{kind}_compress_bound")
+        return int(bound(self.compressor(level, kind), nbytes))
+
+    def compress(self, kind: str, level: int, data: memoryview) -> memoryview:
+        """``data`` as one ``kind`` (``"gzip"`` or ``"zlib"``) stream; the GIL is released meanwhile.
+
+        Raises:
+            ValueError: ``level`` is outside libdeflate's 0..12.
+            MemoryError: No compressor could be allocated.
+        """
+        c = self.compressor(level, kind)
         n = len(data)
         src = (ctypes.c_char * n).from_buffer(data) if not data.readonly else bytes(data)
         bound = getattr(self._lib, f"libdeflate_{kind}_compress_bound")(c, n)

@@ -1,4 +1,4 @@
-"""Lay out, test for the fill value and zstd-compress a grid of chunks, in one compiled call.
+"""Lay out, test for the fill value and compress a grid of chunks, in one compiled call.
 
 Encoding a shard chunk by chunk from Python costs, per inner chunk, a strided
 copy into C order, a NumPy comparison with the fill value and a compressor
@@ -6,13 +6,15 @@ call, each winning the GIL back afterwards; with two workers they queue on the
 GIL for a tenth of the time. Here a worker hands a whole block (a shard, or one
 chunk) to a Numba function that runs without the GIL: per chunk it copies the
 rows into a scratch buffer with ``memcpy``, compares the elements with the fill
-value (stopping at the first that differs) and calls ``ZSTD_compress2``
-(through its C address) straight into the output buffer, chunks back to back.
+value (stopping at the first that differs) and calls the compressor
+(``ZSTD_compress2``, or libdeflate's gzip or zlib compression, through its C
+address; or a copy, for chunks stored uncompressed) straight into the output
+buffer, chunks back to back.
 
-Used for chunks stored as native-order bytes compressed with zstd only (the
-chain that satellite and weather archives use); other chains keep the Python
-path. Floats whose fill value is NaN keep it too: "equal to the fill value" then
-means any NaN, which is not a byte pattern.
+Used for chunks stored as native-order bytes, uncompressed or compressed with
+zstd, gzip or zlib and nothing else; other chains keep the Python path. Floats
+whose fill value is NaN keep it too: "equal to the fill value" then means any
+NaN, which is not a byte pattern.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import ctypes
 import functools
 import math
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
+from lsio.compute._deflate import deflate_compressors, libdeflate
 from lsio.compute._scatter import advance
 from lsio.compute._zstd import compress_contexts, newest_zstd
 from lsio.io import c_function
@@ -37,7 +41,7 @@ _I64 = npt.NDArray[np.int64]
 _U8 = npt.NDArray[np.uint8]
 
 
-def _build(compress: Any, memcpy: Any) -> Any:
+def _build(encode_one: Any, memcpy: Any) -> Any:
     @numba.njit(nogil=True)
     def gather(
         dst: int, src: int, n: Any, sstr: Any, itemsize: int, idx: Any
@@ -98,7 +102,7 @@ def _build(compress: Any, memcpy: Any) -> Any:
             if is_fill(scratch, pattern, mask):
                 sizes[i] = -1
                 continue
-            got = np.int64(compress(cctx, op + pos, cap - pos, sp, nbytes))
+            got = encode_one(cctx, op + pos, cap - pos, sp, nbytes)
             if got <= 0 or got > cap - pos:  # a zstd error code reads as negative
                 return -1 - i
             sizes[i] = got
@@ -123,25 +127,32 @@ def compress_bound(nbytes: int) -> int:
 
 
 class GridEncoder:
-    """Encodes every chunk of a block with zstd, skipping chunks that hold only the fill value.
+    """Encodes every chunk of a block, skipping chunks that hold only the fill value.
+
+    Use :func:`load_grid_encoder`.
 
     Args:
-        lib: libzstd (see :func:`newest_zstd`).
-        level: zstd level.
-        checksum: Whether frames carry zstd's content checksum.
+        kernel: The compiled encoder of the compressor.
+        context: Returns the calling thread's compression context (0: none needed).
+        bound: The largest encoding of a chunk of the given size.
         dtype: The elements' dtype (stored as native bytes).
         fill_value: The array's fill value; not NaN for floats.
     """
 
     def __init__(
-        self, lib: Any, level: int, checksum: bool, dtype: np.dtype[Any], fill_value: Any
+        self,
+        kernel: Any,
+        context: Callable[[], int],
+        bound: Callable[[int], int],
+        dtype: np.dtype[Any],
+        fill_value: Any,
     ) -> None:
-        self._contexts = compress_contexts(lib)
+        self._run = kernel
+        self._context = context
+        self._bound = bound
         self._buffers = _Buffers()
-        self._level, self._checksum = level, checksum
         self.dtype = dtype
         self._pattern, self._mask = _fill_bytes(dtype, fill_value)
-        self._run = _kernel(lib)
 
     def encode(
         self, block: np.ndarray, chunk_shape: tuple[int, ...], start: int = 0, extra: int = 0
@@ -174,11 +185,11 @@ class GridEncoder:
         for g, step in zip(grid, steps, strict=True):
             origins = (origins[:, None] + np.arange(g, dtype=np.int64) * step).reshape(-1)
         nbytes = math.prod(chunk_shape) * itemsize
-        cctx = self._contexts.get(self._level, self._checksum)
+        cctx = self._context()
         local = self._buffers
         if local.scratch.shape[0] != nbytes:
             local.scratch = np.empty(nbytes, np.uint8)
-        need = start + origins.shape[0] * compress_bound(nbytes) + extra
+        need = start + origins.shape[0] * self._bound(nbytes) + extra
         if local.out.shape[0] < need:
             local.out = np.empty(need, np.uint8)
         sizes = np.empty(origins.shape[0], dtype=np.int64)
@@ -197,7 +208,7 @@ class GridEncoder:
             sizes,
         )
         if end < 0:
-            raise ValueError(f"zstd failed to compress chunk {-1 - end} of the block")
+            raise ValueError(f"the compressor failed on chunk {-1 - end} of the block")
         return local.out, sizes, end
 
 
@@ -215,26 +226,85 @@ def _fill_bytes(dtype: np.dtype[Any], fill_value: Any) -> tuple[_U8, _U8]:
 
 
 @functools.cache
-def _kernel(lib: Any) -> Any:
-    return _build(c_function(lib.ZSTD_compress2, 5), c_function(ctypes.CDLL(None).memcpy, 3))
+def _memcpy() -> Any:
+    return c_function(ctypes.CDLL(None).memcpy, 3)
+
+
+@functools.cache
+def _zstd_kernel(lib: Any) -> Any:
+    compress = c_function(lib.ZSTD_compress2, 5)
+
+    @numba.njit(nogil=True)
+    def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
+        return np.int64(compress(cctx, dst, cap, src, nbytes))  # type: ignore[return-value]
+
+    return _build(encode_one, _memcpy())
+
+
+@functools.cache
+def _copy_kernel() -> Any:
+    memcpy = _memcpy()
+
+    @numba.njit(nogil=True)
+    def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
+        if cap < nbytes:
+            return -1
+        memcpy(dst, src, nbytes)
+        return nbytes
+
+    return _build(encode_one, memcpy)
+
+
+@functools.cache
+def _deflate_kernel(lib: Any, kind: str) -> Any:
+    compress = c_function(getattr(lib, f"libdeflate_{kind}_compress"), 5)
+
+    @numba.njit(nogil=True)
+    def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
+        # 0: no room.
+        return np.int64(compress(cctx, src, nbytes, dst, cap))  # type: ignore[return-value]
+
+    return _build(encode_one, _memcpy())
 
 
 def load_grid_encoder(
-    level: int, checksum: bool, dtype: np.dtype[Any], fill_value: Any
+    level: int, checksum: bool, dtype: np.dtype[Any], fill_value: Any, compressor: str = "zstd"
 ) -> GridEncoder | None:
-    """A :class:`GridEncoder`, or ``None`` where it does not apply.
+    """A :class:`GridEncoder` for ``compressor`` (zstd, gzip, zlib or ``"none"``), or ``None``.
 
-    ``None`` without a libzstd to call, for dtypes other than booleans,
-    integers and floats, and for a NaN fill value.
+    ``None`` without the library to call, for other compressors, for dtypes
+    other than booleans, integers and floats, and for a NaN fill value.
+    ``level`` is the compressor's (zstd's, or libdeflate's 0..12 for gzip and
+    zlib); ``checksum`` is zstd's content checksum flag.
     """
     if dtype.kind not in "biuf" or not dtype.isnative:
         return None
     if dtype.kind == "f" and np.isnan(np.asarray(fill_value, dtype=dtype)):
         return None
-    lib = newest_zstd()
-    if lib is None:
-        return None
     try:
-        return GridEncoder(lib, level, checksum, dtype, fill_value)
+        if compressor == "none":
+            return GridEncoder(_copy_kernel(), int, lambda n: n, dtype, fill_value)
+        if compressor == "zstd":
+            lib = newest_zstd()
+            if lib is None:
+                return None
+            contexts = compress_contexts(lib)
+            return GridEncoder(
+                _zstd_kernel(lib),
+                functools.partial(contexts.get, level, checksum),
+                compress_bound,
+                dtype,
+                fill_value,
+            )
+        deflate = deflate_compressors()
+        if compressor not in ("gzip", "zlib") or deflate is None or not 0 <= level <= 12:
+            return None
+        return GridEncoder(
+            _deflate_kernel(libdeflate(), compressor),
+            functools.partial(deflate.compressor, level),
+            functools.partial(deflate.bound, compressor, level),
+            dtype,
+            fill_value,
+        )
     except (OSError, AttributeError):
         return None
