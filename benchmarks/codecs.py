@@ -31,13 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks import limits
 from benchmarks.data import CHANNELS, CHUNK, SHARD, slab
 from benchmarks.peers import Reader, all_readers
-from benchmarks.run import CROP, Result, chunks_touched, measure_warm, print_results, read_each
-from lsio.ml import random_crops
+from benchmarks.run import (
+    Result,
+    batch_reader,
+    crop_batches,
+    measure_warm,
+    print_results,
+    read_each,
+)
 
 SIZES = {"full": (48, 1024), "quick": (8, 512)}
 
@@ -187,26 +191,13 @@ def main() -> None:
 
         shape = tuple(zarr.open_array(str(path), mode="r").shape)
         if "crops_batch" in workloads:
-            batches = [random_crops(shape, CROP, 32, seed=100 + b) for b in range(args.n_batches)]
-            decoded = (
-                sum(len(chunks_touched(b, CHUNK)) for b in batches)
-                * chunk_nbytes
-                / (32 * len(batches))
-            )
+            batches, decoded = crop_batches(shape, args.n_batches, chunk_nbytes)
             res = Result(f"{ds.name}: crops in batches of 32", "samples/s", limit=codec_n / decoded)
-            out = np.empty((32, *CROP), dtype=np.int16)
-
-            def read_batches(
-                r: Reader, h: Any, bs: list[Any] = batches, o: np.ndarray = out
-            ) -> None:
-                for b in bs:
-                    r.read_batch(h, b, o)
-
             measure_warm(
                 res,
                 readers,
                 path,
-                read_batches,
+                batch_reader(batches),
                 32 * len(batches),
                 args.repeats,
                 limit_now,

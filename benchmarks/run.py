@@ -98,6 +98,26 @@ def fmt(values: list[float]) -> str:
     return f"{med:,.3g} [{min(values):,.3g}-{max(values):,.3g}]"
 
 
+def crop_batches(
+    shape: tuple[int, ...], n_batches: int, chunk_nbytes: int
+) -> tuple[list[list[tuple[slice, ...]]], float]:
+    """Batches of 32 random crops of ``CROP`` (seeded), and the bytes decoded per crop."""
+    batches = [random_crops(shape, CROP, 32, seed=100 + b) for b in range(n_batches)]
+    touched = sum(len(chunks_touched(b, CHUNK)) for b in batches)
+    return batches, touched * chunk_nbytes / (32 * n_batches)
+
+
+def batch_reader(batches: list[list[tuple[slice, ...]]]) -> Callable[[Reader, Any], None]:
+    """Reads each batch with the reader's batch call into one reused output."""
+    out = np.empty((32, *CROP), dtype=np.int16)
+
+    def run(reader: Reader, handle: Any) -> None:
+        for batch in batches:
+            reader.read_batch(handle, batch, out)
+
+    return run
+
+
 def measure_warm(
     res: Result,
     readers: Sequence[Reader],
@@ -270,21 +290,10 @@ def main() -> None:
             res.note = f"{decoded / crop_bytes:.2f}x bytes decoded per byte delivered"
             measure(res, paths[key], functools.partial(read_each, sels=sels), len(sels))
         if "crops_batch" in workloads:
-            batches = [random_crops(shape, CROP, 32, seed=100 + b) for b in range(args.n_batches)]
-            decoded = (
-                sum(len(chunks_touched(b, CHUNK)) for b in batches)
-                * chunk_nbytes
-                / (32 * len(batches))
-            )
+            batches, decoded = crop_batches(shape, args.n_batches, chunk_nbytes)
             res = Result(f"{key}: crops in batches of 32", "samples/s", limit=codec_n / decoded)
-            out = np.empty((32, *CROP), dtype=np.int16)
             res.note = f"{decoded / crop_bytes:.2f}x bytes decoded per byte delivered"
-            measure(
-                res,
-                paths[key],
-                lambda r, h, bs=batches, o=out: [r.read_batch(h, b, o) for b in bs],
-                32 * len(batches),
-            )
+            measure(res, paths[key], batch_reader(batches), 32 * len(batches))
         if "whole" in workloads:
             slabs = [(slice(t, t + SHARD[0]),) for t in range(0, shape[0], SHARD[0])]
             total = math.prod(shape) * 2
