@@ -37,6 +37,7 @@ from lsio.compute._deflate import libdeflate
 from lsio.compute._zstd import (
     DecompressContexts,
     RawDecoder,
+    ThreadContexts,
     contexts_of,
     load_zstd_decoders,
     system_zstd,
@@ -189,9 +190,7 @@ def _deflate(name: str) -> CDecoder | None:
         return dst if decompress(ctx, src, size, dst, nbytes, 0) & 0xFFFFFFFF == 0 else 0
 
     context = contexts_of(
-        DecompressContexts(
-            lib, create=lib.libdeflate_alloc_decompressor, free=lib.libdeflate_free_decompressor
-        )
+        ThreadContexts(lib.libdeflate_alloc_decompressor, lib.libdeflate_free_decompressor)
     )
     return CDecoder(name, False, decoded_at, _raw_of(decoded_at, context), context)
 

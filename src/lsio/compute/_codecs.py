@@ -148,9 +148,13 @@ class NumcodecsCodec:
         if self.name in ("gzip", "zlib"):
             compressors = deflate_compressors()
             if compressors is not None:
-                level = int(self.codec.level)
-                return compressors.compress(self.name, 6 if level < 0 else level, data)
+                return compressors.compress(self.name, self.deflate_level(), data)
         return _as_view(self.codec.encode(data))
+
+    def deflate_level(self) -> int:
+        """A gzip or zlib codec's level, zlib's default (-1) read as the 6 it stands for."""
+        level = int(self.codec.level)
+        return 6 if level < 0 else level
 
     def in_place(self) -> Callable[[memoryview, np.ndarray], None] | None:
         """A function that decompresses straight into a C-contiguous array, or ``None``.
@@ -446,10 +450,9 @@ class CodecPipeline:
         codec = self.bytes_bytes[0]
         if not isinstance(codec, NumcodecsCodec) or codec.name not in ("zstd", "gzip", "zlib"):
             return None
-        level = int(codec.codec.level)
         if codec.name != "zstd":
-            return (6 if level < 0 else level), False, codec.name
-        return level, bool(getattr(codec.codec, "checksum", False)), "zstd"
+            return codec.deflate_level(), False, codec.name
+        return int(codec.codec.level), bool(getattr(codec.codec, "checksum", False)), "zstd"
 
     def _plain(self, dtype: np.dtype[Any]) -> bool:
         """Whether the chain serialises as plain native C-order bytes, with no array stage."""

@@ -115,7 +115,7 @@ class DeflateCompressors:
         c = self.compressor(level, kind)
         n = len(data)
         src = (ctypes.c_char * n).from_buffer(data) if not data.readonly else bytes(data)
-        bound = getattr(self._lib, f"libdeflate_{kind}_compress_bound")(c, n)
+        bound = self.bound(kind, level, n)
         out = ctypes.create_string_buffer(bound)
         size = getattr(self._lib, f"libdeflate_{kind}_compress")(c, src, n, out, bound)
         if size == 0:  # cannot happen with the bound's room; never return a cut stream

@@ -19,7 +19,6 @@ NaN, which is not a byte pattern.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
 import threading
@@ -30,6 +29,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from lsio.compute._cdecode import c_memcpy
 from lsio.compute._deflate import deflate_compressors, libdeflate
 from lsio.compute._scatter import advance
 from lsio.compute._zstd import compress_contexts, newest_zstd
@@ -226,11 +226,6 @@ def _fill_bytes(dtype: np.dtype[Any], fill_value: Any) -> tuple[_U8, _U8]:
 
 
 @functools.cache
-def _memcpy() -> Any:
-    return c_function(ctypes.CDLL(None).memcpy, 3)
-
-
-@functools.cache
 def _zstd_kernel(lib: Any) -> Any:
     compress = c_function(lib.ZSTD_compress2, 5)
 
@@ -238,12 +233,12 @@ def _zstd_kernel(lib: Any) -> Any:
     def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
         return np.int64(compress(cctx, dst, cap, src, nbytes))  # type: ignore[return-value]
 
-    return _build(encode_one, _memcpy())
+    return _build(encode_one, c_memcpy())
 
 
 @functools.cache
 def _copy_kernel() -> Any:
-    memcpy = _memcpy()
+    memcpy = c_memcpy()
 
     @numba.njit(nogil=True)
     def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
@@ -264,7 +259,7 @@ def _deflate_kernel(lib: Any, kind: str) -> Any:
         # 0: no room.
         return np.int64(compress(cctx, src, nbytes, dst, cap))  # type: ignore[return-value]
 
-    return _build(encode_one, _memcpy())
+    return _build(encode_one, c_memcpy())
 
 
 def load_grid_encoder(

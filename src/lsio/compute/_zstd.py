@@ -24,6 +24,7 @@ __all__ = [
     "CompressContexts",
     "DecompressContexts",
     "RawDecoder",
+    "ThreadContexts",
     "ZstdError",
     "compress_contexts",
     "contexts_of",
@@ -47,8 +48,8 @@ Decoder = Callable[[memoryview, np.ndarray], None]
 RawDecoder = Callable[[int, int, int, int], int]
 
 
-class _Contexts(threading.local):
-    """One zstd context per thread, made by ``create`` and freed by ``free`` with its thread."""
+class ThreadContexts(threading.local):
+    """One C context per thread (a zstd or libdeflate one), made by ``create`` and freed with its thread."""
 
     def __init__(self, create: Callable[[], int | None], free: Callable[[int], Any]) -> None:
         self._free = free
@@ -60,24 +61,18 @@ class _Contexts(threading.local):
             self.ctx = 0
 
 
-class DecompressContexts(_Contexts):
+class DecompressContexts(ThreadContexts):
     """One decompression context per thread, freed when the thread's copy is dropped.
 
     ``ZSTD_decompress`` allocates and initialises a context (~100 KB) on every
     call; reusing one makes small chunks decode ~25% faster.
     """
 
-    def __init__(
-        self,
-        lib: Any,
-        create: Callable[[], int | None] | None = None,
-        free: Callable[[int], Any] | None = None,
-    ) -> None:
-        # Another library's contexts (e.g. libdeflate's decompressors) with ``create``/``free``.
-        super().__init__(create or lib.ZSTD_createDCtx, free or lib.ZSTD_freeDCtx)
+    def __init__(self, lib: Any) -> None:
+        super().__init__(lib.ZSTD_createDCtx, lib.ZSTD_freeDCtx)
 
 
-def contexts_of(contexts: _Contexts) -> Callable[[], int]:
+def contexts_of(contexts: ThreadContexts) -> Callable[[], int]:
     """A function returning the calling thread's context of ``contexts``.
 
     Raises ``MemoryError`` (when called) if the context could not be allocated.
@@ -96,7 +91,7 @@ def contexts_of(contexts: _Contexts) -> Callable[[], int]:
 _LEVEL, _CONTENT_SIZE, _CHECKSUM = 100, 200, 201
 
 
-class CompressContexts(_Contexts):
+class CompressContexts(ThreadContexts):
     """One compression context per thread, set to the settings last asked for.
 
     Use :func:`compress_contexts`: a context allocates its tables (about a
