@@ -25,6 +25,9 @@ from lsio.io import (
     UringStore,
     WholeObject,
     local_store,
+    mapping_addresses,
+    populate_spans,
+    release_spans,
     uring_available,
 )
 
@@ -294,6 +297,18 @@ class TestAutoStore(TestLocalStore):
         assert bytes(read(ReadRequest(0, "shard", ByteRange(0, 32 * kib)))[0]) == bytes(32 * kib)
 
 
+def _mapped_rss(mapping: np.ndarray) -> int:
+    """Bytes of ``mapping`` resident in this process (its ``Rss`` in /proc/self/smaps)."""
+    start = mapping.ctypes.data
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for i, line in enumerate(lines):
+        first = line.split(" ", 1)[0]
+        if "-" in first and int(first.split("-")[0], 16) == start:
+            rss = next(x for x in lines[i + 1 :] if x.startswith("Rss:"))
+            return int(rss.split()[1]) * 1024
+    raise AssertionError("mapping not found in /proc/self/smaps")
+
+
 def _evict(path: Path) -> None:
     """Drop a file's pages from the page cache (written back first, so the kernel may)."""
     with open(path, "rb+") as f:
@@ -320,9 +335,10 @@ class TestResidentMappings:
         spans = np.array(
             [[0, 0, 20 * self.KIB], [2, 5, 40 * self.KIB], [0, 50 * self.KIB, 90 * self.KIB]]
         )
-        maps = store.resident_mappings(keys, spans)
-        assert maps is not None
-        first, none, last = maps
+        resident = store.resident_mappings(keys, spans)
+        assert resident is not None
+        assert not resident.release  # crop-sized spans keep their pages mapped
+        first, none, last = resident.maps
         assert none is None
         assert first is not None
         assert last is not None
@@ -334,17 +350,15 @@ class TestResidentMappings:
         past = np.array([[0, 90 * self.KIB, 120 * self.KIB]])
         got = store.resident_mappings(["s/0"], past)
         assert got is not None
-        assert got[0] is not None
-        assert got[0].size == len(objects["s/0"])
+        assert got.maps[0] is not None
+        assert got.maps[0].size == len(objects["s/0"])
 
     def test_other_spans_are_left_to_read_batch(self, tmp_path: Path) -> None:
         store, _ = self._store(tmp_path)
         kib = self.KIB
         tiny = np.array([[0, i * 100, i * 100 + 50] for i in range(20)])
-        too_much = np.array([[0, 0, 100 * kib], [0, 100 * kib, 201 * kib]])
         missing = np.array([[0, 0, 20 * kib], [1, 0, 20 * kib]])
         assert store.resident_mappings(["s/0"], tiny) is None  # small: a copy is cheaper
-        assert store.resident_mappings(["s/0"], too_much) is None  # >= map_below: preadv
         assert store.resident_mappings(["s/0", "s/gone"], missing) is None
         assert store.resident_mappings(["s/0"], np.zeros((0, 3), dtype=np.int64)) is None
         (tmp_path / "s" / "dir").mkdir()
@@ -358,10 +372,28 @@ class TestResidentMappings:
         assert store.resident_mappings(["s/0"], spans) is None
         # Reading them brings them back.
         (tmp_path / "s" / "0").read_bytes()
-        maps = store.resident_mappings(["s/0"], spans)
-        assert maps is not None
-        assert maps[0] is not None
-        assert bytes(maps[0]) == objects["s/0"]
+        resident = store.resident_mappings(["s/0"], spans)
+        assert resident is not None
+        assert resident.maps[0] is not None
+        assert bytes(resident.maps[0]) == objects["s/0"]
+
+    def test_large_spans_are_mapped_and_handed_back(self, tmp_path: Path) -> None:
+        store = AutoStore(tmp_path, IOConfig())
+        data = np.random.default_rng(0).integers(0, 256, 8 << 20, dtype=np.uint8).tobytes()
+        store.put("big", data)
+        (tmp_path / "big").read_bytes()
+        spans = np.array([[0, 0, 4 << 20], [0, 4 << 20, 8 << 20]])
+        resident = store.resident_mappings(["big"], spans)
+        assert resident is not None
+        assert resident.release  # whole-array blocks: handed back once read
+        mapping = resident.maps[0]
+        assert mapping is not None
+        bases, sizes = mapping_addresses(resident.maps)
+        populate_spans(bases, sizes, spans)
+        assert _mapped_rss(mapping) >= 8 << 20
+        release_spans(bases, sizes, spans)
+        assert _mapped_rss(mapping) == 0  # out of this process's memory...
+        assert bytes(mapping) == data  # ...but still readable, from the page cache
 
     def test_a_replaced_object_is_mapped_again(self, tmp_path: Path) -> None:
         store, _ = self._store(tmp_path)
@@ -371,16 +403,17 @@ class TestResidentMappings:
         new = store.resident_mappings(["s/0"], spans)
         assert old is not None
         assert new is not None
-        assert new[0] is not None
-        assert bytes(new[0]) == bytes(64 * self.KIB)
+        assert new.maps[0] is not None
+        assert bytes(new.maps[0]) == bytes(64 * self.KIB)
 
     def test_the_mmap_backend_maps_every_object(self, tmp_path: Path) -> None:
         store = MmapStore(tmp_path, IOConfig(backend="mmap"))
         store.put("a", b"0123456789")
-        maps = store.resident_mappings(["a"], np.array([[0, 2, 4]]))  # tiny, still a view
-        assert maps is not None
-        assert maps[0] is not None
-        assert bytes(maps[0]) == b"0123456789"
+        resident = store.resident_mappings(["a"], np.array([[0, 2, 4]]))  # tiny, still a view
+        assert resident is not None
+        assert not resident.release
+        assert resident.maps[0] is not None
+        assert bytes(resident.maps[0]) == b"0123456789"
         assert store.resident_mappings(["gone"], np.array([[0, 0, 4]])) is None
         # Stores without mappings do not offer them (readers then use read_batch).
         assert not hasattr(LocalStore(tmp_path), "resident_mappings")

@@ -191,6 +191,26 @@ def test_cached_shards_are_decoded_in_place(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got, values[sel])
 
 
+def test_whole_shards_are_decoded_in_place_and_handed_back(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    values = np.random.default_rng(1).integers(0, 2**31, (8, 512, 512), dtype="<i4")
+    z = zarr.create_array(
+        str(path), shape=values.shape, chunks=(1, 64, 64), shards=(2, 512, 512), dtype="<i4"
+    )
+    z[...] = values
+    for shard in path.glob("c/*/*/*"):
+        shard.read_bytes()  # in the page cache
+    a = lsio.open_array(path)
+    whole = _plan(a, (slice(None),) * 3)
+    assert whole.mapped is not None
+    assert whole.mapped.release  # 2 MiB shards read whole: handed back once decoded
+    crop = _plan(a, (slice(1, 3), slice(0, 100), slice(0, 100)))
+    assert crop.mapped is not None
+    assert not crop.mapped.release  # crops keep their pages mapped
+    np.testing.assert_array_equal(a[:], values)
+    np.testing.assert_array_equal(a[1:7, 100:400], values[1:7, 100:400])
+
+
 def test_a_corrupt_chunk_in_a_mapped_shard_is_named(tmp_path: Path) -> None:
     path = tmp_path / "a.zarr"
     _chunky_shards(path)

@@ -8,6 +8,7 @@ from lsio.io._base import (
     IOConfig,
     Lister,
     ResidentMapper,
+    ResidentMaps,
     Store,
     Writer,
     resolve_range,
@@ -16,7 +17,7 @@ from lsio.io._cfunc import c_function
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
-from lsio.io._mmap import AutoStore, MmapStore, mapping_addresses
+from lsio.io._mmap import AutoStore, MmapStore, mapping_addresses, populate_spans, release_spans
 from lsio.io._types import (
     ByteRange,
     Range,
@@ -40,6 +41,7 @@ __all__ = [
     "MmapStore",
     "Range",
     "ResidentMapper",
+    "ResidentMaps",
     "ReadRequest",
     "ReadResult",
     "Store",
@@ -53,6 +55,8 @@ __all__ = [
     "path_from_url",
     "local_store",
     "mapping_addresses",
+    "populate_spans",
+    "release_spans",
     "resolve_range",
     "uring_available",
 ]

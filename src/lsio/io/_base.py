@@ -16,6 +16,7 @@ __all__ = [
     "IOConfig",
     "Lister",
     "ResidentMapper",
+    "ResidentMaps",
     "Store",
     "group_by_key",
     "resolve_range",
@@ -35,9 +36,10 @@ class IOConfig:
             request. Defaults to 64 KiB, about what a local read costs in setup time.
         max_read: Soft upper bound on one merged read. Defaults to 16 MiB.
         backend: Local-file backend: ``"auto"`` (default: views of cached memory
-            maps for small parts of files whose pages are in the page cache, e.g.
-            random crops of sharded arrays; ``preadv`` for whole files, large
-            spans and data on disk), ``"preadv"`` (a ``preadv`` per merged read,
+            maps for parts of files whose pages are in the page cache, e.g.
+            random crops and whole-array blocks of sharded arrays, the pages
+            of large spans handed back once decoded; ``preadv`` for whole
+            files, data on disk and reads the compiled kernel does not take), ``"preadv"`` (a ``preadv`` per merged read,
             from each worker thread), ``"io_uring"`` (all reads of a batch
             through one ring per thread; falls back to ``"preadv"``, with a
             logged warning, where the kernel or platform refuses it) or
@@ -85,14 +87,33 @@ class ByteReader(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ResidentMaps:
+    """Objects a compiled reader may read in place (see :class:`ResidentMapper`).
+
+    Attributes:
+        maps: Per key, the whole object as a read-only uint8 array (memory the
+            store keeps; it may be shorter than a span asks when the object
+            is), or ``None`` for a key no span reads.
+        release: Whether the reader should hand each span back with
+            :func:`lsio.io.release_spans` once it has read it. Set for large
+            spans (whole-array blocks): their pages stay in the page cache but
+            leave this process's page tables, so its resident memory is bounded
+            by the reads in flight rather than growing to every file read.
+    """
+
+    maps: list[np.ndarray | None]
+    release: bool = False
+
+
 @runtime_checkable
 class ResidentMapper(Protocol):
     """Hands out objects already in memory, so a compiled reader can take their bytes in place."""
 
     def resident_mappings(
         self, keys: Sequence[str], spans: npt.NDArray[np.int64]
-    ) -> list[np.ndarray | None] | None:
-        """The bytes of ``keys`` as read-only uint8 arrays, when worth reading in place.
+    ) -> ResidentMaps | None:
+        """The bytes of ``keys`` in memory, when worth reading in place.
 
         Args:
             keys: The objects.
@@ -100,12 +121,9 @@ class ResidentMapper(Protocol):
                 its object in ``keys``, its start and its end.
 
         Returns:
-            Per key, the whole object (a view of memory the store keeps; it may
-            be shorter than a span asks when the object is), or ``None`` for a
-            key no span reads; or ``None`` instead of the list when the spans
-            are better read with :meth:`ByteReader.read_batch`: an object is
-            missing or not in memory, or the spans are too small or too large
-            for a view to pay.
+            The objects; or ``None`` when the spans are better read with
+            :meth:`ByteReader.read_batch`: an object is missing or not in
+            memory, or the ranges are too small for a view to pay.
         """
         ...
 

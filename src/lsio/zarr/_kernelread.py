@@ -33,7 +33,15 @@ from lsio.compute import (
     ScatterTables,
     ScratchPool,
 )
-from lsio.io import ByteRange, Range, ReadRequest, WholeObject, mapping_addresses
+from lsio.io import (
+    ByteRange,
+    Range,
+    ReadRequest,
+    WholeObject,
+    mapping_addresses,
+    populate_spans,
+    release_spans,
+)
 from lsio.plan import (
     BoxTables,
     IntIndex,
@@ -52,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KernelGroup",
     "KernelPlan",
+    "MappedReads",
     "decode_rows",
     "fill_absent",
     "plan_kernel_reads",
@@ -76,6 +85,26 @@ FLUSH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
+class MappedReads:
+    """The reads of a plan as the kernel takes them from the store's memory.
+
+    Attributes:
+        segments: The kernel's segment of each read, pointing into the maps.
+        maps: The objects of the plan's keys (kept alive here).
+        bases: Their addresses (0 for a key not read).
+        sizes: Their sizes.
+        release: Whether each group hands its spans back once decoded
+            (:func:`lsio.io.release_spans`).
+    """
+
+    segments: _I64
+    maps: list[np.ndarray | None]
+    bases: _I64
+    sizes: _I64
+    release: bool
+
+
+@dataclass(frozen=True, slots=True)
 class KernelPlan:
     """The tables of one array's part of a call, and what keeps their addresses valid.
 
@@ -89,10 +118,8 @@ class KernelPlan:
             lazily: most reads meet no missing chunk, and a chunk can be large).
         outs: The outputs the pieces point into (kept alive here).
         mapped: When every object read is in memory (see
-            :class:`lsio.io.ResidentMapper`): the kernel's segment of each read,
-            pointing into the mappings, and the mappings of ``keys`` (kept
-            alive here); otherwise ``None``, and the reads go through
-            ``read_batch``.
+            :class:`lsio.io.ResidentMapper`), where the kernel reads them;
+            otherwise ``None``, and the reads go through ``read_batch``.
     """
 
     array: Array
@@ -101,7 +128,7 @@ class KernelPlan:
     keys: list[str]
     fills: list[np.ndarray]
     outs: list[np.ndarray]
-    mapped: tuple[_I64, list[np.ndarray | None]] | None = None
+    mapped: MappedReads | None = None
 
     @property
     def tables(self) -> ScatterTables:
@@ -206,10 +233,8 @@ def plan_kernel_reads(
     return [KernelGroup(plan, a, b) for a, b in itertools.pairwise(groups)], plan, rest
 
 
-def _mapped_segments(
-    store: object, keys: list[str], reads: _I64
-) -> tuple[_I64, list[np.ndarray | None]] | None:
-    """The segments of ``reads`` in the store's mappings, if it maps every object read.
+def _mapped_segments(store: object, keys: list[str], reads: _I64) -> MappedReads | None:
+    """The reads in the store's memory, if it holds every object read there.
 
     Reading in place spares a worker a ``read_batch`` (Python, a ``stat`` and
     a ``mincore`` per group of reads) and a copy; the store looks once per
@@ -219,10 +244,10 @@ def _mapped_segments(
     resident_mappings = getattr(store, "resident_mappings", None)
     if resident_mappings is None or not len(reads):
         return None
-    maps = resident_mappings(keys, reads[:, 2:5])
-    if maps is None:
+    resident = resident_mappings(keys, reads[:, 2:5])
+    if resident is None:
         return None
-    bases, sizes = mapping_addresses(maps)
+    bases, sizes = mapping_addresses(resident.maps)
     which, start = reads[:, 2], reads[:, 3]
     size = sizes[which]
     segments = np.empty((len(reads), 6), dtype=np.int64)
@@ -233,7 +258,7 @@ def _mapped_segments(
     segments[:, 3] = start
     segments[:, 4] = -1
     segments[:, 5] = np.maximum(np.minimum(reads[:, 4], size) - start, 0)
-    return segments, maps
+    return MappedReads(segments, resident.maps, bases, sizes, resident.release)
 
 
 def _fill_address(plan: KernelPlan) -> int:
@@ -315,15 +340,22 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
 def _decode_mapped(group: KernelGroup, buf: np.ndarray) -> None:
     """Decode and scatter a group's reads from the mappings, with one kernel call."""
     plan = group.plan
-    assert plan.mapped is not None
-    segments, maps = plan.mapped
-    part = segments[group.first : group.stop]
-    bad = plan.kernel.run(plan.tables, part, buf.ctypes.data, 0)
+    mapped = plan.mapped
+    assert mapped is not None
+    part = mapped.segments[group.first : group.stop]
+    if mapped.release:
+        populate_spans(mapped.bases, mapped.sizes, plan.box.reads[group.first : group.stop, 2:5])
+    try:
+        bad = plan.kernel.run(plan.tables, part, buf.ctypes.data, 0)
+    finally:
+        if mapped.release:
+            spans = plan.box.reads[group.first : group.stop, 2:5]
+            release_spans(mapped.bases, mapped.sizes, spans)
     if bad < 0:
         return
     i = group.first + int(np.flatnonzero((part[:, 0] <= bad) & (bad < part[:, 1]))[0])
     _, _, key_index, start, end = (int(v) for v in plan.box.reads[i])
-    mapping = maps[key_index]
+    mapping = mapped.maps[key_index]
     assert mapping is not None
     data = mapping[start:end].data
     coords = plan.box.coords[bad]
