@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from lsio.io import (
     release_spans,
     uring_available,
 )
+from tests.mapped import is_mapped, mapped_rss
 
 OBJECTS = {
     "a": bytes(range(256)) * 4,
@@ -248,16 +248,6 @@ class TestMmapStore(TestLocalStore):
         assert isinstance(local_store(tmp_path, IOConfig(backend="mmap")), MmapStore)
 
 
-def _mapped(view: Any) -> bool:
-    """Whether a result is a view of a memory map (rather than bytes read into a buffer)."""
-    obj = view
-    while obj is not None:
-        if isinstance(obj, mmap.mmap):
-            return True
-        obj = obj.obj if isinstance(obj, memoryview) else getattr(obj, "base", None)
-    return False
-
-
 class TestAutoStore(TestLocalStore):
     def make_store(self, tmp_path: Path) -> Store:
         store = super().make_store(tmp_path)
@@ -279,7 +269,7 @@ class TestAutoStore(TestLocalStore):
             ReadRequest(0, "shard", ByteRange(10, 40 * kib)),
             ReadRequest(1, "shard", SuffixRange(20 * kib)),
         )
-        assert all(_mapped(v) for v in small.values())
+        assert all(is_mapped(v) for v in small.values())
         assert bytes(small[0]) == data[10 : 40 * kib]
         assert bytes(small[1]) == data[-20 * kib :]
         # Large spans, whole files, and many tiny ranges: read.
@@ -289,24 +279,12 @@ class TestAutoStore(TestLocalStore):
         )
         whole = read(ReadRequest(0, "shard", WholeObject()))
         tiny = read(*(ReadRequest(i, "shard", ByteRange(i * 100, i * 100 + 50)) for i in range(20)))
-        assert not any(_mapped(v) for v in [*large.values(), *whole.values(), *tiny.values()])
+        assert not any(is_mapped(v) for v in [*large.values(), *whole.values(), *tiny.values()])
         assert bytes(large[1]) == data[70 * kib : 120 * kib]
         assert bytes(whole[0]) == data
         assert bytes(tiny[7]) == data[700:750]
         store.put("shard", bytes(64 * kib))  # replaced: mapped again, never stale
         assert bytes(read(ReadRequest(0, "shard", ByteRange(0, 32 * kib)))[0]) == bytes(32 * kib)
-
-
-def _mapped_rss(mapping: np.ndarray) -> int:
-    """Bytes of ``mapping`` resident in this process (its ``Rss`` in /proc/self/smaps)."""
-    start = mapping.ctypes.data
-    lines = Path("/proc/self/smaps").read_text().splitlines()
-    for i, line in enumerate(lines):
-        first = line.split(" ", 1)[0]
-        if "-" in first and int(first.split("-")[0], 16) == start:
-            rss = next(x for x in lines[i + 1 :] if x.startswith("Rss:"))
-            return int(rss.split()[1]) * 1024
-    raise AssertionError("mapping not found in /proc/self/smaps")
 
 
 def _evict(path: Path) -> None:
@@ -344,8 +322,8 @@ class TestResidentMappings:
         assert last is not None
         assert bytes(first) == objects["s/0"]
         assert bytes(last) == objects["s/1"]
-        assert _mapped(first)
-        assert _mapped(last)
+        assert is_mapped(first)
+        assert is_mapped(last)
         # A span past the end of its object is still mapped; the reader sees it short.
         past = np.array([[0, 90 * self.KIB, 120 * self.KIB]])
         got = store.resident_mappings(["s/0"], past)
@@ -390,9 +368,9 @@ class TestResidentMappings:
         assert mapping is not None
         bases, sizes = mapping_addresses(resident.maps)
         populate_spans(bases, sizes, spans)
-        assert _mapped_rss(mapping) >= 8 << 20
+        assert mapped_rss(mapping) >= 8 << 20
         release_spans(bases, sizes, spans)
-        assert _mapped_rss(mapping) == 0  # out of this process's memory...
+        assert mapped_rss(mapping) == 0  # out of this process's memory...
         assert bytes(mapping) == data  # ...but still readable, from the page cache
 
     def test_a_replaced_object_is_mapped_again(self, tmp_path: Path) -> None:

@@ -39,8 +39,8 @@ class IOConfig:
             maps for parts of files whose pages are in the page cache, e.g.
             random crops and whole-array blocks of sharded arrays, the pages
             of large spans handed back once decoded; ``preadv`` for whole
-            files, data on disk and reads the compiled kernel does not take), ``"preadv"`` (a ``preadv`` per merged read,
-            from each worker thread), ``"io_uring"`` (all reads of a batch
+            files, data on disk and small ranges), ``"preadv"`` (a ``preadv``
+            per merged read, from each worker thread), ``"io_uring"`` (all reads of a batch
             through one ring per thread; falls back to ``"preadv"``, with a
             logged warning, where the kernel or platform refuses it) or
             ``"mmap"`` (cached memory maps for every read: views instead of

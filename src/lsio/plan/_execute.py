@@ -8,8 +8,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+import numpy as np
+
 from lsio.compute import run_all
-from lsio.io import ByteReader, IOConfig, Range, ReadRequest
+from lsio.io import (
+    ByteRange,
+    ByteReader,
+    IOConfig,
+    Range,
+    ReadRequest,
+    ResidentMaps,
+    mapping_addresses,
+    populate_spans,
+    release_spans,
+)
 
 __all__ = ["ReadConfig", "ReadTask", "execute_reads"]
 
@@ -105,6 +117,11 @@ def execute_reads(
     step = -(-len(order) // n)
     groups = [order[i : i + step] for i in range(0, len(order), step)]
 
+    resident = _resident(tasks, readers)
+    if resident is not None:
+        _execute_mapped(tasks, handle, groups, *resident, pool, workers)
+        return
+
     def run(group: list[int]) -> None:
         per_reader: dict[int, list[ReadRequest]] = {}
         for i in group:
@@ -113,5 +130,66 @@ def execute_reads(
         for rid, requests in per_reader.items():
             for result in readers[rid].read_batch(requests):
                 handle(tasks[result.tag], result.data)
+
+    run_all(pool, run, groups, workers)
+
+
+def _resident(
+    tasks: Sequence[ReadTask[T]], readers: dict[int, ByteReader]
+) -> tuple[ResidentMaps, np.ndarray] | None:
+    """The store's memory holding every range of ``tasks``, and each task's span in it.
+
+    Only for byte ranges of one store that offers its memory (see
+    :class:`lsio.io.ResidentMapper`); ``None`` otherwise, or when the store
+    says the ranges are better read.
+    """
+    if len(readers) != 1:
+        return None
+    # Not isinstance(store, ResidentMapper): a protocol check costs ~15 us a call.
+    resident_mappings = getattr(next(iter(readers.values())), "resident_mappings", None)
+    if resident_mappings is None or not all(isinstance(t.range, ByteRange) for t in tasks):
+        return None
+    index: dict[str, int] = {}
+    spans = np.array(
+        [(index.setdefault(t.key, len(index)), t.range.start, t.range.end) for t in tasks],  # type: ignore[union-attr]
+        dtype=np.int64,
+    )
+    found = resident_mappings(list(index), spans)
+    return None if found is None else (found, spans)
+
+
+def _execute_mapped(
+    tasks: Sequence[ReadTask[T]],
+    handle: Callable[[ReadTask[T], memoryview | None], None],
+    groups: list[list[int]],
+    resident: ResidentMaps,
+    spans: np.ndarray,
+    pool: cf.Executor | None,
+    workers: int | None,
+) -> None:
+    """:func:`execute_reads` with every range a view of the store's memory: no read, no copy.
+
+    Spans the store asks back (``resident.release``) are populated before
+    their handler runs (one call rather than a page fault per 64 KiB) and
+    released right after, so resident memory stays bounded by the handlers
+    running.
+    """
+    maps = resident.maps
+    bases, sizes = mapping_addresses(maps)
+
+    def run(group: list[int]) -> None:
+        for i in group:
+            k, start, end = spans[i].tolist()
+            mapping = maps[k]
+            assert mapping is not None
+            if not resident.release:
+                handle(tasks[i], mapping[start:end].data)
+                continue
+            span = spans[i : i + 1]
+            populate_spans(bases, sizes, span)
+            try:
+                handle(tasks[i], mapping[start:end].data)
+            finally:
+                release_spans(bases, sizes, span)
 
     run_all(pool, run, groups, workers)
