@@ -6,6 +6,7 @@ import gzip
 import zlib
 from typing import Any
 
+import numcodecs
 import numpy as np
 import pytest
 import zstandard
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lsio.compute import load_grid_encoder
+from lsio.compute import GridCompression, load_grid_encoder
 from lsio.compute._encode import compress_bound
 
 _DTYPES = ["bool", "int8", "uint8", "int16", "uint32", "int64", "float32", "float64"]
@@ -64,13 +65,21 @@ def _cases(draw: st.DrawFn) -> tuple[np.ndarray, tuple[int, ...], Any]:
     case=_cases(),
     checksum=st.booleans(),
     start=st.sampled_from([0, 16]),
-    compressor=st.sampled_from(["zstd", "zstd", "gzip", "zlib", "none"]),
+    compressor=st.sampled_from(["zstd", "zstd", "gzip", "zlib", "none", "blosc"]),
+    shuffle=st.sampled_from([0, 1, 2]),
 )
 def test_every_chunk_decodes_to_its_values_and_fill_chunks_are_skipped(
-    case: tuple[np.ndarray, tuple[int, ...], Any], checksum: bool, start: int, compressor: str
+    case: tuple[np.ndarray, tuple[int, ...], Any],
+    checksum: bool,
+    start: int,
+    compressor: str,
+    shuffle: int,
 ) -> None:
     block, chunk, fill = case
-    encoder = load_grid_encoder(3, checksum, block.dtype, fill, compressor)
+    compression = GridCompression(
+        compressor, 3, checksum, shuffle=shuffle, typesize=block.dtype.itemsize
+    )
+    encoder = load_grid_encoder(compression, block.dtype, fill)
     assert encoder is not None
     out, sizes, end = encoder.encode(block, chunk, start=start)
     grid = tuple(s // c for s, c in zip(block.shape, chunk, strict=True))
@@ -90,6 +99,11 @@ def test_every_chunk_decodes_to_its_values_and_fill_chunks_are_skipped(
             assert params.content_size == expected.nbytes
             assert params.has_checksum == checksum
             decoded = zstandard.ZstdDecompressor().decompress(frame)
+        elif compressor == "blosc":
+            decoded = numcodecs.Blosc().decode(frame)
+            # Byte for byte what numcodecs makes of the chunk with the same settings.
+            same = numcodecs.Blosc("lz4", 3, shuffle, typesize=block.dtype.itemsize)
+            assert frame == same.encode(expected.tobytes())
         else:
             decoded = {"gzip": gzip.decompress, "zlib": zlib.decompress, "none": bytes}[compressor](
                 frame
@@ -100,7 +114,7 @@ def test_every_chunk_decodes_to_its_values_and_fill_chunks_are_skipped(
 
 
 def test_output_is_reused_and_sized_for_the_worst_case() -> None:
-    encoder = load_grid_encoder(1, False, np.dtype("uint8"), 0)
+    encoder = load_grid_encoder(GridCompression(level=1), np.dtype("uint8"), 0)
     assert encoder is not None
     noise = np.random.default_rng(0).integers(1, 255, size=(4, 1000), dtype=np.uint8)
     out, sizes, end = encoder.encode(noise, (1, 1000), extra=100)
@@ -113,12 +127,16 @@ def test_output_is_reused_and_sized_for_the_worst_case() -> None:
 
 
 def test_where_it_does_not_apply() -> None:
-    assert load_grid_encoder(3, False, np.dtype("float32"), float("nan")) is None
-    assert load_grid_encoder(3, False, np.dtype("complex64"), 0) is None
-    assert load_grid_encoder(3, False, np.dtype(">i4"), 0) is None
-    assert load_grid_encoder(3, False, np.dtype("int16"), 0, "blosc") is None
-    assert load_grid_encoder(13, False, np.dtype("int16"), 0, "gzip") is None
-    encoder = load_grid_encoder(3, False, np.dtype("int16"), 0)
+    zstd = GridCompression()
+    assert load_grid_encoder(zstd, np.dtype("float32"), float("nan")) is None
+    assert load_grid_encoder(zstd, np.dtype("complex64"), 0) is None
+    assert load_grid_encoder(zstd, np.dtype(">i4"), 0) is None
+    assert load_grid_encoder(GridCompression("bz2"), np.dtype("int16"), 0) is None
+    assert load_grid_encoder(GridCompression("gzip", 13), np.dtype("int16"), 0) is None
+    for bad in [{"cname": "lzma"}, {"level": 10}, {"shuffle": -1}, {"typesize": 0}]:
+        blosc = GridCompression("blosc", **{"level": 5, **bad})  # type: ignore[arg-type]
+        assert load_grid_encoder(blosc, np.dtype("int16"), 0) is None
+    encoder = load_grid_encoder(zstd, np.dtype("int16"), 0)
     assert encoder is not None
     with pytest.raises(ValueError, match="block of int32"):
         encoder.encode(np.zeros(4, np.int32), (2,))

@@ -14,7 +14,7 @@ from lsio.compute._codecs import (
     check_order,
     numcodecs_codec,
 )
-from lsio.compute._encode import GridEncoder, load_grid_encoder
+from lsio.compute._encode import GridCompression, GridEncoder, load_grid_encoder
 from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
 from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
@@ -37,6 +37,7 @@ __all__ = [
     "CodecPipeline",
     "Crc32cCodec",
     "DecodeError",
+    "GridCompression",
     "GridEncoder",
     "Moments",
     "NumcodecsCodec",

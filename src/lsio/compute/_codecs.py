@@ -25,6 +25,7 @@ import zstandard
 from lsio._errors import LsioError
 from lsio.compute._cdecode import CDecoder, c_decoder
 from lsio.compute._deflate import deflate_compressors
+from lsio.compute._encode import GridCompression
 from lsio.compute._scratch import ScratchPool
 from lsio.compute._zstd import ZstdError, load_zstd_decoders, zstd_content_size
 
@@ -436,23 +437,37 @@ class CodecPipeline:
         codec = self.bytes_bytes[0]
         return c_decoder(codec.name) if isinstance(codec, NumcodecsCodec) else None
 
-    def grid_settings(self, dtype: np.dtype[Any]) -> tuple[int, bool, str] | None:
-        """``(level, checksum, compressor)`` for :func:`lsio.compute.load_grid_encoder`, or ``None``.
+    def grid_settings(self, dtype: np.dtype[Any]) -> GridCompression | None:
+        """How :func:`lsio.compute.load_grid_encoder` would compress this chain's chunks, or ``None``.
 
         For the chains the compiled encoder handles: native-order bytes,
-        uncompressed (``"none"``) or compressed by zstd, gzip or zlib and
-        nothing else.
+        uncompressed (``"none"``) or compressed by zstd, gzip, zlib or blosc
+        and nothing else.
         """
         if not self._plain(dtype) or len(self.bytes_bytes) > 1:
             return None
         if not self.bytes_bytes:
-            return 0, False, "none"
+            return GridCompression("none")
         codec = self.bytes_bytes[0]
-        if not isinstance(codec, NumcodecsCodec) or codec.name not in ("zstd", "gzip", "zlib"):
+        if not isinstance(codec, NumcodecsCodec):
             return None
-        if codec.name != "zstd":
-            return codec.deflate_level(), False, codec.name
-        return int(codec.codec.level), bool(getattr(codec.codec, "checksum", False)), "zstd"
+        c = codec.codec
+        if codec.name in ("gzip", "zlib"):
+            return GridCompression(codec.name, codec.deflate_level())
+        if codec.name == "zstd":
+            return GridCompression("zstd", int(c.level), bool(getattr(c, "checksum", False)))
+        if codec.name != "blosc":
+            return None
+        # As numcodecs compresses: the byte stage hands blosc a byte buffer, so
+        # without a configured typesize it shuffles by 1; "auto" shuffles bits
+        # of single bytes, bytes of wider items.
+        typesize = int(getattr(c, "_typesize", None) or 1)
+        shuffle = int(c.shuffle)
+        if shuffle == -1:
+            shuffle = 2 if typesize == 1 else 1
+        return GridCompression(
+            "blosc", int(c.clevel), False, str(c.cname), shuffle, typesize, int(c.blocksize)
+        )
 
     def _plain(self, dtype: np.dtype[Any]) -> bool:
         """Whether the chain serialises as plain native C-order bytes, with no array stage."""

@@ -7,22 +7,24 @@ GIL for a tenth of the time. Here a worker hands a whole block (a shard, or one
 chunk) to a Numba function that runs without the GIL: per chunk it copies the
 rows into a scratch buffer with ``memcpy``, compares the elements with the fill
 value (stopping at the first that differs) and calls the compressor
-(``ZSTD_compress2``, or libdeflate's gzip or zlib compression, through its C
-address; or a copy, for chunks stored uncompressed) straight into the output
-buffer, chunks back to back.
+(``ZSTD_compress2``, libdeflate's gzip or zlib compression, or c-blosc's
+``blosc_compress_ctx``, through its C address; or a copy, for chunks stored
+uncompressed) straight into the output buffer, chunks back to back.
 
 Used for chunks stored as native-order bytes, uncompressed or compressed with
-zstd, gzip or zlib and nothing else; other chains keep the Python path. Floats
+zstd, gzip, zlib or blosc and nothing else; other chains keep the Python path. Floats
 whose fill value is NaN keep it too: "equal to the fill value" then means any
 NaN, which is not a byte pattern.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -35,10 +37,40 @@ from lsio.compute._scatter import advance
 from lsio.compute._zstd import compress_contexts, newest_zstd
 from lsio.io import c_function
 
-__all__ = ["GridEncoder", "load_grid_encoder"]
+__all__ = ["GridCompression", "GridEncoder", "load_grid_encoder"]
 
 _I64 = npt.NDArray[np.int64]
 _U8 = npt.NDArray[np.uint8]
+
+_BLOSC_CNAMES = ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd")
+# c-blosc's BLOSC_MAX_OVERHEAD: the header a chunk stored as it is carries.
+_BLOSC_OVERHEAD = 16
+
+
+@dataclass(frozen=True, slots=True)
+class GridCompression:
+    """How the grid encoder compresses each chunk.
+
+    Attributes:
+        name: ``"zstd"`` (default), ``"gzip"``, ``"zlib"``, ``"blosc"`` or
+            ``"none"`` (stored as they are).
+        level: The compressor's level (zstd's; libdeflate's 0..12 for gzip and
+            zlib; blosc's clevel 0..9). Defaults to 3.
+        checksum: zstd's content checksum flag. Defaults to ``False``.
+        cname: blosc's inner compressor (one of blosclz, lz4, lz4hc, snappy,
+            zlib, zstd). Defaults to ``"lz4"``.
+        shuffle: blosc's filter: 0 none, 1 bytes (default), 2 bits.
+        typesize: blosc's item size for the shuffle. Defaults to 1.
+        blocksize: blosc's block size in bytes; 0 (default) lets c-blosc choose.
+    """
+
+    name: str = "zstd"
+    level: int = 3
+    checksum: bool = False
+    cname: str = "lz4"
+    shuffle: int = 1
+    typesize: int = 1
+    blocksize: int = 0
 
 
 def _build(encode_one: Any, memcpy: Any) -> Any:
@@ -262,44 +294,81 @@ def _deflate_kernel(lib: Any, kind: str) -> Any:
     return _build(encode_one, c_memcpy())
 
 
-def load_grid_encoder(
-    level: int, checksum: bool, dtype: np.dtype[Any], fill_value: Any, compressor: str = "zstd"
-) -> GridEncoder | None:
-    """A :class:`GridEncoder` for ``compressor`` (zstd, gzip, zlib or ``"none"``), or ``None``.
+@functools.cache
+def _blosc_kernel(clevel: int, shuffle: int, typesize: int, cname: str, blocksize: int) -> Any:
+    # The settings are compiled in as constants: c-blosc's context function
+    # takes them with every call, and the kernel's context slot is one integer.
+    import numcodecs.blosc
 
-    ``None`` without the library to call, for other compressors, for dtypes
-    other than booleans, integers and floats, and for a NaN fill value.
-    ``level`` is the compressor's (zstd's, or libdeflate's 0..12 for gzip and
-    zlib); ``checksum`` is zstd's content checksum flag.
+    lib = ctypes.CDLL(numcodecs.blosc.__file__)
+    compress = c_function(lib.blosc_compress_ctx, 10)
+    address = ctypes.addressof(_c_string(cname))
+
+    @numba.njit(nogil=True)
+    def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
+        # One internal thread: the caller's workers are the parallelism. An
+        # int result: 0 is no room, negative an error.
+        got = compress(clevel, shuffle, typesize, nbytes, src, dst, cap, address, blocksize, 1)
+        return np.int64(np.int32(got & 0xFFFFFFFF))  # type: ignore[return-value]
+
+    return _build(encode_one, c_memcpy())
+
+
+@functools.cache
+def _c_string(text: str) -> Any:
+    """A NUL-terminated C copy of ``text``, alive (cached) for the process's life."""
+    return ctypes.create_string_buffer(text.encode())
+
+
+def load_grid_encoder(
+    compression: GridCompression, dtype: np.dtype[Any], fill_value: Any
+) -> GridEncoder | None:
+    """A :class:`GridEncoder` compressing with ``compression``, or ``None``.
+
+    ``None`` without the library to call, for other compressors or settings
+    out of range, for dtypes other than booleans, integers and floats, and for
+    a NaN fill value.
     """
     if dtype.kind not in "biuf" or not dtype.isnative:
         return None
     if dtype.kind == "f" and np.isnan(np.asarray(fill_value, dtype=dtype)):
         return None
+    c = compression
     try:
-        if compressor == "none":
+        if c.name == "none":
             return GridEncoder(_copy_kernel(), int, lambda n: n, dtype, fill_value)
-        if compressor == "zstd":
+        if c.name == "zstd":
             lib = newest_zstd()
             if lib is None:
                 return None
             contexts = compress_contexts(lib)
             return GridEncoder(
                 _zstd_kernel(lib),
-                functools.partial(contexts.get, level, checksum),
+                functools.partial(contexts.get, c.level, c.checksum),
                 compress_bound,
                 dtype,
                 fill_value,
             )
+        if c.name == "blosc":
+            if (
+                c.cname not in _BLOSC_CNAMES
+                or not 0 <= c.level <= 9
+                or c.shuffle not in (0, 1, 2)
+                or not 1 <= c.typesize <= 255
+                or c.blocksize < 0
+            ):
+                return None
+            kernel = _blosc_kernel(c.level, c.shuffle, c.typesize, c.cname, c.blocksize)
+            return GridEncoder(kernel, int, lambda n: n + _BLOSC_OVERHEAD, dtype, fill_value)
         deflate = deflate_compressors()
-        if compressor not in ("gzip", "zlib") or deflate is None or not 0 <= level <= 12:
+        if c.name not in ("gzip", "zlib") or deflate is None or not 0 <= c.level <= 12:
             return None
         return GridEncoder(
-            _deflate_kernel(libdeflate(), compressor),
-            functools.partial(deflate.compressor, level),
-            functools.partial(deflate.bound, compressor, level),
+            _deflate_kernel(libdeflate(), c.name),
+            functools.partial(deflate.compressor, c.level),
+            functools.partial(deflate.bound, c.name, c.level),
             dtype,
             fill_value,
         )
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ImportError):
         return None

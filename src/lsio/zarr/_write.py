@@ -285,11 +285,8 @@ def _grid_encoder(meta: ArrayMetadata, dtype: np.dtype[Any]) -> GridEncoder | No
     pipeline, fill = meta.pipeline, meta.fill_value
     if meta.sharding is not None:
         pipeline, fill = meta.sharding.inner, meta.sharding.fill_value
-    settings = pipeline.grid_settings(dtype)
-    if settings is None:
-        return None
-    level, checksum, compressor = settings
-    return load_grid_encoder(level, checksum, dtype, fill, compressor)
+    compression = pipeline.grid_settings(dtype)
+    return None if compression is None else load_grid_encoder(compression, dtype, fill)
 
 
 def _covers(inner: tuple[Any, ...], valid: tuple[slice, ...]) -> bool:
