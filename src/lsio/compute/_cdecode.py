@@ -44,7 +44,7 @@ from lsio.compute._zstd import (
 )
 from lsio.io import c_function
 
-__all__ = ["CDecoder", "c_decoder", "c_memcpy"]
+__all__ = ["CDecoder", "blosc_library", "c_decoder", "c_memcpy"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,11 +129,16 @@ def _zstd() -> CDecoder | None:
     return CDecoder("zstd", True, decoded_at, raw, contexts_of(DecompressContexts(lib)))
 
 
-def _blosc() -> CDecoder | None:
+@functools.cache
+def blosc_library() -> ctypes.CDLL:
+    """Numcodecs' c-blosc, whose context functions compiled code calls by address."""
     import numcodecs.blosc
 
-    lib = ctypes.CDLL(numcodecs.blosc.__file__)
-    decompress = c_function(lib.blosc_decompress_ctx, 4)
+    return ctypes.CDLL(numcodecs.blosc.__file__)
+
+
+def _blosc() -> CDecoder | None:
+    decompress = c_function(blosc_library().blosc_decompress_ctx, 4)
     memcpy = c_memcpy()
 
     @numba.njit(nogil=True)

@@ -31,7 +31,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute._cdecode import c_memcpy
+from lsio.compute._cdecode import blosc_library, c_memcpy
 from lsio.compute._deflate import deflate_compressors, libdeflate
 from lsio.compute._scatter import advance
 from lsio.compute._zstd import compress_contexts, newest_zstd
@@ -298,10 +298,7 @@ def _deflate_kernel(lib: Any, kind: str) -> Any:
 def _blosc_kernel(clevel: int, shuffle: int, typesize: int, cname: str, blocksize: int) -> Any:
     # The settings are compiled in as constants: c-blosc's context function
     # takes them with every call, and the kernel's context slot is one integer.
-    import numcodecs.blosc
-
-    lib = ctypes.CDLL(numcodecs.blosc.__file__)
-    compress = c_function(lib.blosc_compress_ctx, 10)
+    compress = c_function(blosc_library().blosc_compress_ctx, 10)
     address = ctypes.addressof(_c_string(cname))
 
     @numba.njit(nogil=True)

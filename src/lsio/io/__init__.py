@@ -17,7 +17,14 @@ from lsio.io._cfunc import c_function
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
-from lsio.io._mmap import AutoStore, MmapStore, mapping_addresses, populate_spans, release_spans
+from lsio.io._mmap import (
+    AutoStore,
+    BorrowedPages,
+    MmapStore,
+    mapping_addresses,
+    populate_spans,
+    release_spans,
+)
 from lsio.io._types import (
     ByteRange,
     Range,
@@ -31,6 +38,7 @@ from lsio.io._uring import UringStore, uring_available
 
 __all__ = [
     "AutoStore",
+    "BorrowedPages",
     "ByteRange",
     "ByteReader",
     "CoalescedRead",

@@ -40,9 +40,10 @@ class IOConfig:
             random crops and whole-array blocks of sharded arrays, the pages
             of large spans handed back once decoded; ``preadv`` for whole
             files, data on disk and small ranges), ``"preadv"`` (a ``preadv``
-            per merged read, from each worker thread), ``"io_uring"`` (all reads of a batch
-            through one ring per thread; falls back to ``"preadv"``, with a
-            logged warning, where the kernel or platform refuses it) or
+            per merged read, from each worker thread), ``"io_uring"`` (all
+            reads of a batch through one ring per thread; falls back to
+            ``"preadv"``, with a logged warning, where the kernel or platform
+            refuses it) or
             ``"mmap"`` (cached memory maps for every read: views instead of
             reads, fastest on page-cached data, slowest from disk).
         direct: Open files with ``O_DIRECT`` (bypass the page cache; reads are

@@ -35,7 +35,14 @@ from lsio.io._types import (
     describe_range,
 )
 
-__all__ = ["AutoStore", "MmapStore", "mapping_addresses", "populate_spans", "release_spans"]
+__all__ = [
+    "AutoStore",
+    "BorrowedPages",
+    "MmapStore",
+    "mapping_addresses",
+    "populate_spans",
+    "release_spans",
+]
 
 _Identity = tuple[int, int, int]
 
@@ -244,6 +251,35 @@ def release_spans(
     dontneed = getattr(mmap, "MADV_DONTNEED", None)
     if advise is not None and dontneed is not None and len(spans):
         advise(bases, sizes, spans, dontneed)
+
+
+class BorrowedPages:
+    """A context manager: the pages of ``spans`` populated on entry and released on exit.
+
+    For a compiled reader's spans of a :class:`~lsio.io.ResidentMaps` whose
+    ``release`` is set (pass it as ``release``); with ``release`` false, entry
+    and exit do nothing and the pages stay mapped. Arguments as
+    :func:`populate_spans` takes them.
+    """
+
+    __slots__ = ("_bases", "_release", "_sizes", "_spans")
+
+    def __init__(
+        self,
+        bases: npt.NDArray[np.int64],
+        sizes: npt.NDArray[np.int64],
+        spans: npt.NDArray[np.int64],
+        release: bool,
+    ) -> None:
+        self._bases, self._sizes, self._spans, self._release = bases, sizes, spans, release
+
+    def __enter__(self) -> None:
+        if self._release:
+            populate_spans(self._bases, self._sizes, self._spans)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._release:
+            release_spans(self._bases, self._sizes, self._spans)
 
 
 def mapping_addresses(

@@ -12,6 +12,7 @@ import numpy as np
 
 from lsio.compute import run_all
 from lsio.io import (
+    BorrowedPages,
     ByteRange,
     ByteReader,
     IOConfig,
@@ -19,8 +20,6 @@ from lsio.io import (
     ReadRequest,
     ResidentMaps,
     mapping_addresses,
-    populate_spans,
-    release_spans,
 )
 
 __all__ = ["ReadConfig", "ReadTask", "execute_reads"]
@@ -182,14 +181,7 @@ def _execute_mapped(
             k, start, end = spans[i].tolist()
             mapping = maps[k]
             assert mapping is not None
-            if not resident.release:
+            with BorrowedPages(bases, sizes, spans[i : i + 1], resident.release):
                 handle(tasks[i], mapping[start:end].data)
-                continue
-            span = spans[i : i + 1]
-            populate_spans(bases, sizes, span)
-            try:
-                handle(tasks[i], mapping[start:end].data)
-            finally:
-                release_spans(bases, sizes, span)
 
     run_all(pool, run, groups, workers)

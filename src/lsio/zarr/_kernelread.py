@@ -34,13 +34,12 @@ from lsio.compute import (
     ScratchPool,
 )
 from lsio.io import (
+    BorrowedPages,
     ByteRange,
     Range,
     ReadRequest,
     WholeObject,
     mapping_addresses,
-    populate_spans,
-    release_spans,
 )
 from lsio.plan import (
     BoxTables,
@@ -94,7 +93,7 @@ class MappedReads:
         bases: Their addresses (0 for a key not read).
         sizes: Their sizes.
         release: Whether each group hands its spans back once decoded
-            (:func:`lsio.io.release_spans`).
+            (see :class:`lsio.io.BorrowedPages`).
     """
 
     segments: _I64
@@ -343,14 +342,9 @@ def _decode_mapped(group: KernelGroup, buf: np.ndarray) -> None:
     mapped = plan.mapped
     assert mapped is not None
     part = mapped.segments[group.first : group.stop]
-    if mapped.release:
-        populate_spans(mapped.bases, mapped.sizes, plan.box.reads[group.first : group.stop, 2:5])
-    try:
+    spans = plan.box.reads[group.first : group.stop, 2:5]
+    with BorrowedPages(mapped.bases, mapped.sizes, spans, mapped.release):
         bad = plan.kernel.run(plan.tables, part, buf.ctypes.data, 0)
-    finally:
-        if mapped.release:
-            spans = plan.box.reads[group.first : group.stop, 2:5]
-            release_spans(mapped.bases, mapped.sizes, spans)
     if bad < 0:
         return
     i = group.first + int(np.flatnonzero((part[:, 0] <= bad) & (bad < part[:, 1]))[0])
