@@ -11,6 +11,7 @@ import pytest
 
 from lsio import ReadError, WriteError
 from lsio.io import (
+    NOT_READ,
     AutoStore,
     ByteRange,
     IOConfig,
@@ -411,3 +412,63 @@ def test_a_batch_of_whole_objects_names_the_one_it_cannot_read(
     reqs = [ReadRequest(i, f"k/{i}", WholeObject()) for i in range(5)]
     with pytest.raises(ReadError, match="k/2"):
         list(store.read_batch(reqs))
+
+
+@pytest.mark.parametrize("backend", ["preadv", "auto"])
+def test_whole_objects_into_one_buffer(tmp_path: Path, backend: str) -> None:
+    # Sizes from empty to well past the first guess (the buffer grows mid-batch), some missing.
+    store = local_store(tmp_path, IOConfig(backend=backend))
+    rng = np.random.default_rng(5)
+    keys = [f"w/{i}" for i in range(30)]
+    data = {
+        k: rng.integers(0, 256, int(rng.choice([0, 10, 90_000, 400_000])), np.uint8) for k in keys
+    }
+    for k in keys:
+        if k not in ("w/0", "w/7", "w/29"):
+            store.put(k, data[k].tobytes())
+    objects = store.read_whole_objects(keys)
+    assert objects is not None
+    for i, k in enumerate(keys):
+        if k in ("w/0", "w/7", "w/29"):
+            assert objects.sizes[i] == NOT_READ
+        else:
+            assert bytes(objects.view(i)) == data[k].tobytes()
+    empty = store.read_whole_objects([])
+    assert empty is not None
+    assert len(empty.sizes) == 0
+
+
+def test_whole_objects_name_a_file_that_cannot_be_read(tmp_path: Path) -> None:
+    store = local_store(tmp_path, IOConfig(backend="auto"))
+    for i in range(4):
+        store.put(f"k/{i}", bytes([i]) * 100)
+    (tmp_path / "k" / "1").unlink()
+    (tmp_path / "k" / "1").mkdir()
+    with pytest.raises(ReadError, match="k/1"):
+        store.read_whole_objects([f"k/{i}" for i in range(4)])
+
+
+def test_whole_objects_only_where_read_by_pread(tmp_path: Path) -> None:
+    assert local_store(tmp_path, IOConfig(backend="preadv")).read_whole_objects(["a"]) is not None
+    assert (
+        local_store(tmp_path, IOConfig(backend="preadv", direct=True)).read_whole_objects(["a"])
+        is None
+    )
+    assert MmapStore(tmp_path).read_whole_objects(["a"]) is None
+    if uring_available():
+        assert UringStore(tmp_path).read_whole_objects(["a"]) is None
+    assert not hasattr(MemoryStore(), "read_whole_objects")
+
+
+def test_whole_objects_join_a_file_created_after_the_compiled_read(tmp_path: Path) -> None:
+    store = local_store(tmp_path, IOConfig(backend="preadv"))
+    store.put("x/0", b"first")
+    keys = ["x/0", "x/1", "x/2"]
+    objects = store.read_whole_objects(keys)
+    assert objects is not None
+    assert objects.sizes.tolist() == [5, NOT_READ, NOT_READ]
+    store.put("x/1", b"written meanwhile")  # a concurrent writer's new chunk
+    settled = store._settle(keys, objects, [1, 2])
+    assert bytes(settled.view(0)) == b"first"
+    assert bytes(settled.view(1)) == b"written meanwhile"
+    assert settled.sizes[2] == NOT_READ

@@ -37,6 +37,7 @@ def layouts(draw: st.DrawFn) -> dict:
         "read_chunks": draw(st.integers(1, 5)),
         "batches": draw(st.integers(1, 6)),
         "group_chunks": draw(st.integers(1, 8)),
+        "min_group_chunks": draw(st.integers(0, 8)),
     }
 
 
@@ -112,6 +113,7 @@ def test_tables_match_a_brute_force_plan(lay: dict) -> None:
         read_bytes=lay["read_chunks"] * nbytes,
         batches=lay["batches"],
         group_bytes=lay["group_chunks"] * nbytes,
+        min_group_bytes=lay["min_group_chunks"] * nbytes,
     )
     t = plan.tables
     n = len(t.chunks)
@@ -175,7 +177,9 @@ def test_tables_match_a_brute_force_plan(lay: dict) -> None:
     assert groups[-1] == len(reads)
     assert all(a < b for a, b in itertools.pairwise(groups))
     present = n - absent
-    shares = max(lay["batches"], -(-present // lay["group_chunks"]))
+    fewest = max(1, lay["min_group_chunks"])  # chunks a share holds at least
+    shares = max(min(lay["batches"], -(-present // fewest)), -(-present // lay["group_chunks"]), 1)
+    assert len(groups) - 1 <= shares
     for g, (a, b) in enumerate(itertools.pairwise(groups)):
         if b - a >= 2:
             done = reads[b - 2][1] - absent  # chunks done before the group's last read

@@ -287,3 +287,35 @@ def test_a_corrupt_chunk_of_each_compressor_is_named(
         a[0:1]
     with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/0/0'.*inner chunk \(0, 1, 1\)"):
         a.read_many([(slice(0, 1), slice(60, 100), slice(70, 90))] * 3)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunk_files_read_into_one_buffer_missing_corrupt_and_unreadable(
+    tmp_path: Path, threads: int
+) -> None:
+    # Unsharded: every chunk a file, read by the store's whole-object reader in groups.
+    path = tmp_path / "a.zarr"
+    values = np.random.default_rng(1).integers(-500, 500, (3, 40, 48), dtype="i2")
+    z = zarr.create_array(
+        str(path), shape=values.shape, chunks=(1, 8, 8), dtype="i2", fill_value=-9
+    )
+    z[...] = values
+    (path / "c" / "1" / "2" / "3").unlink()  # missing: reads as the fill value
+    expected = values.copy()
+    expected[1, 16:24, 24:32] = -9
+    a = lsio.open_array(path, config=lsio.ReadConfig(threads=threads))
+    assert a.c_decoder is not None
+    np.testing.assert_array_equal(a[...], expected)
+    np.testing.assert_array_equal(a[0:3, 5:37, 3:45], expected[:, 5:37, 3:45])
+    crops = [(slice(0, 2), slice(r, r + 17), slice(c, c + 21)) for r in (0, 9, 20) for c in (1, 27)]
+    for crop, got in zip(crops, a.read_many(crops), strict=True):
+        np.testing.assert_array_equal(got, expected[crop])
+    corrupt = path / "c" / "2" / "4" / "5"
+    corrupt.write_bytes(corrupt.read_bytes()[:10] + bytes(30))
+    with pytest.raises(lsio.ChunkError, match=r"c/2/4/5"):
+        a[2, 30:40, 38:48]
+    np.testing.assert_array_equal(a[0:2], expected[0:2])  # the rest still reads
+    corrupt.unlink()
+    corrupt.mkdir()  # a directory where a chunk file should be
+    with pytest.raises(lsio.ReadError, match=r"c/2/4/5"):
+        a[2]

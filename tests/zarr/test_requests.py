@@ -12,7 +12,15 @@ import pytest
 
 import lsio
 import zarr
-from lsio.io import ByteRange, LocalStore, ReadRequest, ReadResult, SuffixRange, WholeObject
+from lsio.io import (
+    ByteRange,
+    LocalStore,
+    ReadRequest,
+    ReadResult,
+    SuffixRange,
+    WholeObject,
+    WholeObjects,
+)
 
 
 class RecordingStore(LocalStore):
@@ -27,6 +35,11 @@ class RecordingStore(LocalStore):
         with self._lock:
             self.requests.extend(requests)
         return super().read_batch(requests)
+
+    def read_whole_objects(self, keys: Sequence[str]) -> WholeObjects | None:
+        with self._lock:
+            self.requests.extend(ReadRequest(i, k, WholeObject()) for i, k in enumerate(keys))
+        return super().read_whole_objects(keys)
 
 
 @pytest.fixture

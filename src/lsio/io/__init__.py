@@ -4,12 +4,15 @@ import logging
 import os
 
 from lsio.io._base import (
+    NOT_READ,
     ByteReader,
     IOConfig,
     Lister,
     ResidentMapper,
     ResidentMaps,
     Store,
+    WholeObjectReader,
+    WholeObjects,
     Writer,
     resolve_range,
 )
@@ -47,6 +50,7 @@ __all__ = [
     "LocalStore",
     "MemoryStore",
     "MmapStore",
+    "NOT_READ",
     "Range",
     "ResidentMapper",
     "ResidentMaps",
@@ -56,6 +60,8 @@ __all__ = [
     "SuffixRange",
     "UringStore",
     "WholeObject",
+    "WholeObjectReader",
+    "WholeObjects",
     "Writer",
     "c_function",
     "coalesce_ranges",

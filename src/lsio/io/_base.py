@@ -15,9 +15,12 @@ __all__ = [
     "ByteReader",
     "IOConfig",
     "Lister",
+    "NOT_READ",
     "ResidentMapper",
     "ResidentMaps",
     "Store",
+    "WholeObjectReader",
+    "WholeObjects",
     "group_by_key",
     "resolve_range",
     "split_whole",
@@ -105,6 +108,46 @@ class ResidentMaps:
 
     maps: list[np.ndarray | None]
     release: bool = False
+
+
+# The size :class:`WholeObjects` records for an object that was not read.
+NOT_READ = -1
+
+
+@dataclass(frozen=True, slots=True)
+class WholeObjects:
+    """Whole objects read back to back into one buffer (see :class:`WholeObjectReader`).
+
+    Attributes:
+        buffer: The bytes (uint8).
+        starts: Where each object's bytes start in ``buffer``.
+        sizes: Each object's size, or :data:`NOT_READ` (-1) for a missing one.
+    """
+
+    buffer: npt.NDArray[np.uint8]
+    starts: npt.NDArray[np.int64]
+    sizes: npt.NDArray[np.int64]
+
+    def view(self, i: int) -> memoryview:
+        """The bytes of object ``i`` (which was read)."""
+        start = int(self.starts[i])
+        return self.buffer[start : start + int(self.sizes[i])].data
+
+
+@runtime_checkable
+class WholeObjectReader(Protocol):
+    """Reads many whole objects into one buffer with one call, for compiled readers."""
+
+    def read_whole_objects(self, keys: Sequence[str]) -> WholeObjects | None:
+        """The objects of ``keys``, or ``None`` when this store reads them otherwise.
+
+        Spares the caller a Python object per object: an unsharded array's crop
+        reads dozens of chunk files.
+
+        Raises:
+            lsio.ReadError: An object exists but cannot be read (naming its key).
+        """
+        ...
 
 
 @runtime_checkable

@@ -15,11 +15,11 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from lsio._errors import ReadError, WriteError
-from lsio.io._base import IOConfig, resolve_range, split_whole
+from lsio.io._base import NOT_READ, IOConfig, WholeObjects, resolve_range, split_whole
 from lsio.io._coalesce import coalesce_ranges
 from lsio.io._getmany import load_file_batch_reader
 from lsio.io._putmany import load_file_batch_writer
-from lsio.io._types import ByteRange, ReadRequest, ReadResult, describe_range
+from lsio.io._types import ByteRange, ReadRequest, ReadResult, WholeObject, describe_range
 
 __all__ = ["LocalStore", "path_from_url"]
 
@@ -212,22 +212,65 @@ class LocalStore:
             yield from self._read_file(key, reqs)
         yield from self._read_whole(whole)
 
+    # Whether whole objects are read by the compiled batch reader (backends
+    # that read them their own way say no).
+    _whole_by_pread = True
+
+    def read_whole_objects(self, keys: Sequence[str]) -> WholeObjects | None:
+        """The files of ``keys`` back to back in one buffer (see :class:`lsio.io.WholeObjectReader`).
+
+        ``None`` with direct IO, where the compiled reader cannot be had, and
+        for backends that read whole files their own way (``mmap``, ``io_uring``).
+
+        Raises:
+            ReadError: A file exists but cannot be read.
+        """
+        return self._whole_objects(keys)
+
+    def _whole_objects(self, keys: Sequence[str]) -> WholeObjects | None:
+        reader = load_file_batch_reader()
+        if reader is None or self._config.direct or not self._whole_by_pread:
+            return None
+        objects = reader.read([os.fsencode(self._path(k)) for k in keys], self._whole_guess)
+        read = objects.sizes[objects.sizes > 0]
+        if len(read):
+            self._whole_guess = max(4096, int(read.mean()) * 5 // 4)
+        failed = np.flatnonzero(objects.sizes == NOT_READ).tolist()
+        return self._settle(keys, objects, failed) if failed else objects
+
+    def _settle(
+        self, keys: Sequence[str], objects: WholeObjects, failed: list[int]
+    ) -> WholeObjects:
+        """Read again the files the compiled reader could not, to tell missing from failing.
+
+        A missing file stays ``NOT_READ``; any other failure raises with its
+        message; a file readable now (created meanwhile) joins the buffer.
+        """
+        extra: list[tuple[int, memoryview]] = []
+        for i in failed:
+            for result in self._read_file(keys[i], [ReadRequest(0, keys[i], WholeObject())]):
+                if result.data is not None:
+                    extra.append((i, result.data))
+        if not extra:
+            return objects
+        starts, sizes = objects.starts.copy(), objects.sizes.copy()
+        end = int(max(objects.starts[-1], (objects.starts + np.maximum(sizes, 0)).max()))
+        parts = [objects.buffer[:end]]
+        for i, data in extra:
+            starts[i], sizes[i] = end, len(data)
+            end += len(data)
+            parts.append(np.frombuffer(data, dtype=np.uint8))
+        return WholeObjects(np.concatenate(parts), starts, sizes)
+
     def _read_whole(self, reqs: list[ReadRequest]) -> Iterator[ReadResult]:
         """Whole objects of distinct keys, in one compiled call where possible."""
-        reader = load_file_batch_reader()
-        if reader is None or self._config.direct or len(reqs) < 2:
+        objects = self._whole_objects([r.key for r in reqs]) if len(reqs) > 1 else None
+        if objects is None:
             for req in reqs:
                 yield from self._read_file(req.key, [req])
             return
-        total = 0
-        for i, data in reader.read([self._path(r.key) for r in reqs], self._whole_guess):
-            req = reqs[i]
-            if data is None:  # missing, or an error: the Python path tells which
-                yield from self._read_file(req.key, [req])
-                continue
-            total += len(data)
-            yield ReadResult(req.tag, data)
-        self._whole_guess = max(4096, total // len(reqs) * 5 // 4)
+        for i, req in enumerate(reqs):
+            yield ReadResult(req.tag, objects.view(i) if objects.sizes[i] >= 0 else None)
 
     def _open(self, key: str) -> tuple[int, int]:
         """Open the file of ``key``; returns the descriptor and the alignment its reads need."""

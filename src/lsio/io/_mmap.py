@@ -57,6 +57,8 @@ class MmapStore(LocalStore):
             while results view it, even after eviction.
     """
 
+    _whole_by_pread = False
+
     def __init__(
         self, root: str | os.PathLike[str], config: IOConfig | None = None, max_maps: int = 1024
     ) -> None:
@@ -317,6 +319,8 @@ class AutoStore(MmapStore):
             (:meth:`resident_mappings`) larger spans are mapped too, and
             handed back once read.
     """
+
+    _whole_by_pread = True
 
     def __init__(
         self,

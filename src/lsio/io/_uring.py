@@ -199,6 +199,8 @@ class UringStore(LocalStore):
         OSError: io_uring is not available (see :func:`uring_available`).
     """
 
+    _whole_by_pread = False
+
     def __init__(
         self, root: str | os.PathLike[str], config: IOConfig | None = None, entries: int = 256
     ) -> None:

@@ -133,6 +133,7 @@ def _plan(
     per_read: int,
     batches: int,
     group_chunks: int,
+    min_group_chunks: int,
 ) -> Any:  # pragma: no cover - compiled
     ndim = chunk.shape[0]
     coords_p, pieces_p = plan_pieces_compiled(bounds, base, ostr, chunk, cstr)
@@ -255,11 +256,12 @@ def _plan(
         end = max(end, off + table[r, 1])
         reads[r_n - 1, 4] = end
     reads = reads[:r_n]
-    # Groups of reads cut at equal shares of the chunks: `batches` shares, or
-    # more so that a share is at most `group_chunks` chunks (a read that spans
-    # several shares makes fewer, larger groups).
+    # Groups of reads cut at equal shares of the chunks: `batches` shares, fewer
+    # so that a share is at least `min_group_chunks` chunks, or more so that it
+    # is at most `group_chunks` (a read that spans several shares makes fewer,
+    # larger groups).
     present = n - absent
-    shares = max(batches, -(-present // max(1, group_chunks)))
+    shares = max(min(batches, -(-present // min_group_chunks)), -(-present // group_chunks), 1)
     groups = np.empty(r_n + 1, dtype=np.int64)
     groups[0] = 0
     g = 0
@@ -285,6 +287,7 @@ def plan_box_tables(
     read_bytes: int,
     batches: int,
     group_bytes: int,
+    min_group_bytes: int = 0,
 ) -> BoxTables:
     """Plan a read of boxes of one array (see the module doc).
 
@@ -306,6 +309,9 @@ def plan_box_tables(
         read_bytes: Decoded bytes of one read at most (at least one chunk).
         batches: Shares of the chunks to cut the reads into groups at.
         group_bytes: Decoded bytes of a share at most (a group is at least one read).
+        min_group_bytes: Decoded bytes of a share at least, when the chunks are
+            too few for ``batches`` shares of this size (default 0: no minimum;
+            always at least one share).
     """
     ndim = len(chunk)
     chunk_a = np.asarray(chunk, dtype=np.int64)
@@ -328,6 +334,7 @@ def plan_box_tables(
         max(1, read_bytes // max(1, nbytes)),
         batches,
         max(1, group_bytes // max(1, nbytes)),
+        max(1, min_group_bytes // max(1, nbytes)),
     )
     tables = ScatterTables(table, piece_ptr, pieces, cstr, nbytes, itemsize)
     return BoxTables(tables, coords, key_of, int(absent), reads, groups)

@@ -431,6 +431,11 @@ class Array(Node[ArrayMetadata]):
         """Store key of the stored object (chunk or shard) at grid ``coords``."""
         return self._key(coords)
 
+    def chunk_keys(self, coords: npt.NDArray[np.int64]) -> list[str]:
+        """Store keys of the stored objects at grid coordinates ``coords`` (one per row)."""
+        key = self._key
+        return [key(tuple(c)) for c in coords.tolist()]
+
     def forget_shards(self, shards: Iterable[tuple[int, ...]]) -> None:
         """Drop cached indexes of shards that were rewritten."""
         if self._indexes is not None:
