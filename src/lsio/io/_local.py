@@ -254,7 +254,8 @@ class LocalStore:
         if not extra:
             return objects
         starts, sizes = objects.starts.copy(), objects.sizes.copy()
-        end = int(max(objects.starts[-1], (objects.starts + np.maximum(sizes, 0)).max()))
+        # Files lie back to back in order, so the last one's end is where the bytes end.
+        end = int(starts[-1] + max(int(sizes[-1]), 0))
         parts = [objects.buffer[:end]]
         for i, data in extra:
             starts[i], sizes[i] = end, len(data)
