@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pytest
 
@@ -24,6 +25,8 @@ from lsio.io import (
     SuffixRange,
     UringStore,
     WholeObject,
+    c_strings,
+    load_file_batch_reader,
     local_store,
     mapping_addresses,
     populate_spans,
@@ -472,3 +475,49 @@ def test_whole_objects_join_a_file_created_after_the_compiled_read(tmp_path: Pat
     assert bytes(settled.view(0)) == b"first"
     assert bytes(settled.view(1)) == b"written meanwhile"
     assert settled.sizes[2] == NOT_READ
+
+
+def test_compiled_read_of_one_whole_file_grows_its_buffer(tmp_path: Path) -> None:
+    reader = load_file_batch_reader()
+    assert reader is not None
+    sizes = {"empty": 0, "small": 10, "exact": 4096, "large": 50_000}
+    rng = np.random.default_rng(3)
+    data = {k: rng.integers(0, 256, n, np.uint8).tobytes() for k, n in sizes.items()}
+    for k, v in data.items():
+        (tmp_path / k).write_bytes(v)
+    (tmp_path / "dir").mkdir()
+    names, name_at = c_strings([os.fsencode(tmp_path / k) for k in [*data, "missing", "dir"]])
+    read = _read_one(reader.read_file)
+    for i, (k, v) in enumerate(data.items()):
+        buf = np.empty(4096, np.uint8)
+        size, got = read(names.ctypes.data + name_at[i], reader.flags, buf)
+        assert bytes(got[:size]) == v, k
+        assert (got is buf) == (len(v) < 4096), k  # a full buffer grows, to learn the file ended
+    for i in (len(data), len(data) + 1):
+        assert (
+            read(names.ctypes.data + name_at[i], reader.flags, np.empty(64, np.uint8))[0]
+            == NOT_READ
+        )
+
+
+def _read_one(read_file: Any) -> Any:
+    @numba.njit
+    def read(path: int, flags: int, buf: Any) -> Any:  # pragma: no cover - compiled
+        size, out = read_file(path, flags, buf)
+        return size, out
+
+    return read
+
+
+def test_object_files_where_files_are_read_whole(tmp_path: Path) -> None:
+    store = local_store(tmp_path, IOConfig(backend="auto"))
+    assert store.object_files(["a/b", "c"]) == [
+        os.fsencode(tmp_path / "a" / "b"),
+        os.fsencode(tmp_path / "c"),
+    ]
+    assert (
+        local_store(tmp_path, IOConfig(backend="preadv", direct=True)).object_files(["a"]) is None
+    )
+    assert MmapStore(tmp_path).object_files(["a"]) is None
+    if uring_available():
+        assert UringStore(tmp_path).object_files(["a"]) is None

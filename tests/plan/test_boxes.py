@@ -75,6 +75,8 @@ def _as_numpy(d: object) -> object:
     if isinstance(d, IntIndex):
         return d.index
     assert isinstance(d, Progression)
+    if d.count == 0:  # its start may be -1 (a reversed empty slice), which NumPy reads as the last
+        return slice(0, 0)
     stop = d.start + d.step * d.count
     return slice(d.start, None if stop < 0 else stop, d.step)
 

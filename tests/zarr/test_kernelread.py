@@ -293,7 +293,7 @@ def test_a_corrupt_chunk_of_each_compressor_is_named(
 def test_chunk_files_read_into_one_buffer_missing_corrupt_and_unreadable(
     tmp_path: Path, threads: int
 ) -> None:
-    # Unsharded: every chunk a file, read by the store's whole-object reader in groups.
+    # Unsharded: every chunk a file, taken one at a time by each worker's compiled loop.
     path = tmp_path / "a.zarr"
     values = np.random.default_rng(1).integers(-500, 500, (3, 40, 48), dtype="i2")
     z = zarr.create_array(
@@ -304,7 +304,7 @@ def test_chunk_files_read_into_one_buffer_missing_corrupt_and_unreadable(
     expected = values.copy()
     expected[1, 16:24, 24:32] = -9
     a = lsio.open_array(path, config=lsio.ReadConfig(threads=threads))
-    assert a.c_decoder is not None
+    assert _plan(a, (slice(None),) * 3).claims is not None
     np.testing.assert_array_equal(a[...], expected)
     np.testing.assert_array_equal(a[0:3, 5:37, 3:45], expected[:, 5:37, 3:45])
     crops = [(slice(0, 2), slice(r, r + 17), slice(c, c + 21)) for r in (0, 9, 20) for c in (1, 27)]
@@ -319,3 +319,37 @@ def test_chunk_files_read_into_one_buffer_missing_corrupt_and_unreadable(
     corrupt.mkdir()  # a directory where a chunk file should be
     with pytest.raises(lsio.ReadError, match=r"c/2/4/5"):
         a[2]
+
+
+def test_chunk_files_claimed_only_where_the_store_has_files(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    values = np.arange(4 * 30 * 30, dtype="i2").reshape(4, 30, 30)
+    zarr.create_array(str(path), shape=values.shape, chunks=(1, 8, 8), dtype="i2")[...] = values
+    sel = (slice(0, 3), slice(5, 27), slice(2, 29))
+    configs = [
+        (lsio.IOConfig(backend="preadv"), True),
+        (lsio.IOConfig(backend="auto"), True),
+        (lsio.IOConfig(backend="mmap"), False),  # reads its files its own way
+        (lsio.IOConfig(backend="preadv", direct=True), False),
+    ]
+    for io, claimed in configs:
+        a = lsio.open_array(path, config=lsio.ReadConfig(io=io))
+        assert (_plan(a, sel).claims is not None) is claimed, io
+        np.testing.assert_array_equal(a[sel], values[sel])
+
+
+def test_chunk_files_larger_than_a_workers_buffer(tmp_path: Path) -> None:
+    # Stored uncompressed with random bytes the chunk files are as large as the
+    # chunks; a file padded past its worker's buffer is read into a larger one
+    # and then fails to decode, named.
+    path = tmp_path / "a.zarr"
+    values = np.random.default_rng(2).integers(-(2**15), 2**15, (2, 64, 64), dtype="i2")
+    zarr.create_array(
+        str(path), shape=values.shape, chunks=(1, 32, 32), dtype="i2", compressors=None
+    )[...] = values
+    a = lsio.open_array(path, config=lsio.ReadConfig(threads=2))
+    np.testing.assert_array_equal(a[:, 5:60, 7:50], values[:, 5:60, 7:50])
+    padded = path / "c" / "1" / "1" / "0"
+    padded.write_bytes(padded.read_bytes() + bytes(20_000))
+    with pytest.raises(lsio.ChunkError, match=r"c/1/1/0"):
+        a[:, 5:60, 7:50]

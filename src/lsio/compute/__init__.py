@@ -1,5 +1,6 @@
 """Level 2, compute: codecs that decode into caller buffers, and a batch executor."""
 
+from lsio.compute._atomic import fetch_add
 from lsio.compute._cdecode import CDecoder, c_decoder
 from lsio.compute._codecs import (
     ArrayArrayCodec,
@@ -48,6 +49,7 @@ __all__ = [
     "ScratchPool",
     "TransposeCodec",
     "c_decoder",
+    "fetch_add",
     "check_order",
     "fill_moments",
     "histogram_block",

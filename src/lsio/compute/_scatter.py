@@ -127,6 +127,45 @@ def _build(decoded_at: Any, memcpy: Any) -> Any:
             advance(idx, n, last)
 
     @numba.njit(nogil=True)
+    def scatter_chunk(
+        ctx: int,
+        hdr: Any,
+        c: int,
+        data: int,
+        size: int,
+        chunks: Any,
+        piece_ptr: Any,
+        pieces: Any,
+        scratch: int,
+        fill: int,
+        cstr: Any,
+        nbytes: int,
+        itemsize: int,
+        idx: Any,
+    ) -> bool:  # pragma: no cover - compiled
+        # Chunk row c from its ``size`` stored bytes at ``data`` (size < 0: the
+        # fill value); False when they do not decode to exactly ``nbytes``.
+        skip = -1
+        if size < 0:
+            src = fill
+        else:
+            direct = chunks[c, DIRECT]
+            dst = pieces[direct, DST] if direct >= 0 else scratch
+            src = decoded_at(ctx, hdr, dst, nbytes, data, size)
+            if src == 0:
+                return False
+            if direct >= 0 and src != dst:  # stored uncompressed: one copy
+                memcpy(dst, src, nbytes)
+                src = dst
+            skip = direct
+        ndim = cstr.shape[0]
+        for p in range(piece_ptr[c], piece_ptr[c + 1]):
+            if p != skip:
+                row = pieces[p]
+                copy_piece(src + row[SRC], row, ndim, cstr, itemsize, idx)
+        return True
+
+    @numba.njit(nogil=True)
     def run(
         ctx: int,
         segments: Any,
@@ -139,8 +178,7 @@ def _build(decoded_at: Any, memcpy: Any) -> Any:
         nbytes: int,
         itemsize: int,
     ) -> int:  # pragma: no cover - compiled
-        ndim = cstr.shape[0]
-        idx = np.zeros(ndim, dtype=np.int64)
+        idx = np.zeros(cstr.shape[0], dtype=np.int64)
         hdr = np.empty(4, dtype=np.uint32)
         for s in range(segments.shape[0]):
             data = segments[s, SEG_DATA]
@@ -149,31 +187,35 @@ def _build(decoded_at: Any, memcpy: Any) -> Any:
             length = segments[s, SEG_LENGTH]
             for c in range(segments[s, SEG_FIRST], segments[s, SEG_STOP]):
                 size = chunks[c, SIZE]
-                skip = -1
+                start = 0
                 if length < 0 or size < 0:
-                    src = fill
+                    size = -1
                 else:
                     if whole >= 0:
                         size = whole
                     start = chunks[c, OFFSET] - base
                     if start < 0 or start + size > length:
                         return c  # cut off: the object is shorter than its index says
-                    direct = chunks[c, DIRECT]
-                    dst = pieces[direct, DST] if direct >= 0 else scratch
-                    src = decoded_at(ctx, hdr, dst, nbytes, data + start, size)
-                    if src == 0:
-                        return c
-                    if direct >= 0 and src != dst:  # stored uncompressed: one copy
-                        memcpy(dst, src, nbytes)
-                        src = dst
-                    skip = direct
-                for p in range(piece_ptr[c], piece_ptr[c + 1]):
-                    if p != skip:
-                        row = pieces[p]
-                        copy_piece(src + row[SRC], row, ndim, cstr, itemsize, idx)
+                if not scatter_chunk(
+                    ctx,
+                    hdr,
+                    c,
+                    data + start,
+                    size,
+                    chunks,
+                    piece_ptr,
+                    pieces,
+                    scratch,
+                    fill,
+                    cstr,
+                    nbytes,
+                    itemsize,
+                    idx,
+                ):
+                    return c
         return -1
 
-    return run
+    return run, scatter_chunk
 
 
 @numba.njit(nogil=True, cache=True)
@@ -229,11 +271,24 @@ class ScatterKernel:
     """The compiled decode-and-scatter of runs of one compressor's chunks (see the module doc).
 
     Compiled on first use (about a second per process and compressor).
+
+    Attributes:
+        decoder: The compressor's decoder.
+        scatter_chunk: The compiled step for one chunk, for compiled callers
+            that get a chunk's stored bytes their own way:
+            ``scatter_chunk(ctx, hdr, c, data, size, chunks, piece_ptr, pieces,
+            scratch, fill, chunk_strides, chunk_nbytes, itemsize, idx)`` decodes
+            the ``size`` bytes at address ``data`` as chunk row ``c`` of the
+            tables (``size < 0``: the chunk reads as the fill value at ``fill``)
+            and copies its pieces; returns ``False`` when they do not decode to
+            exactly ``chunk_nbytes``. ``ctx`` is the thread's decoder context,
+            ``hdr`` a ``uint32`` array of 4 and ``idx`` an ``int64`` array of
+            ``ndim``, both the caller's scratch.
     """
 
     def __init__(self, decoder: CDecoder) -> None:
         self.decoder = decoder
-        self._run = _build(decoder.decoded_at, c_memcpy())
+        self._run, self.scatter_chunk = _build(decoder.decoded_at, c_memcpy())
 
     def run(self, tables: ScatterTables, segments: _I64, scratch: int, fill: int) -> int:
         """Decode and scatter the chunk rows of each segment of ``tables``.

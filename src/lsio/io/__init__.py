@@ -16,8 +16,9 @@ from lsio.io._base import (
     Writer,
     resolve_range,
 )
-from lsio.io._cfunc import c_function
+from lsio.io._cfunc import c_function, c_strings
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
+from lsio.io._getmany import FileBatchReader, load_file_batch_reader
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
 from lsio.io._mmap import (
@@ -45,6 +46,7 @@ __all__ = [
     "ByteRange",
     "ByteReader",
     "CoalescedRead",
+    "FileBatchReader",
     "IOConfig",
     "Lister",
     "LocalStore",
@@ -64,8 +66,10 @@ __all__ = [
     "WholeObjects",
     "Writer",
     "c_function",
+    "c_strings",
     "coalesce_ranges",
     "describe_range",
+    "load_file_batch_reader",
     "path_from_url",
     "local_store",
     "mapping_addresses",

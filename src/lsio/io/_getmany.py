@@ -69,20 +69,54 @@ def _build(open_: Any, pread: Any, close: Any) -> Any:
                 pos += done
         return -1
 
-    return get
+    @numba.njit(nogil=True)
+    def read_file(path: int, flags: int, buf: Any) -> tuple[Any, Any]:  # pragma: no cover
+        # The whole file at C string ``path`` into ``buf``, or into a larger
+        # copy when it does not fit (returned either way); its size, or
+        # NOT_READ when it cannot be opened or read.
+        fd = np.int64(np.int32(open_(path, flags, 0)))
+        if fd < 0:
+            return NOT_READ, buf
+        done = np.int64(0)
+        while True:
+            if done == buf.shape[0]:
+                grown = np.empty(2 * buf.shape[0] + 4096, dtype=np.uint8)
+                grown[:done] = buf[:done]
+                buf = grown
+            got = np.int64(pread(fd, buf.ctypes.data + done, buf.shape[0] - done, done))
+            if got < 0:
+                done = np.int64(NOT_READ)
+                break
+            if got == 0:
+                break
+            done += got
+        close(fd)
+        return done, buf
+
+    return get, read_file
 
 
 class FileBatchReader:
     """Reads whole files back to back into one buffer (see the module doc).
 
     Compiled on first use (about half a second per process).
+
+    Attributes:
+        flags: The flags files are opened with.
+        read_file: The compiled reader of one file, for compiled callers:
+            ``read_file(path, flags, buf) -> (size, buf)`` reads the whole file
+            whose NUL-terminated path is at address ``path`` into the ``uint8``
+            array ``buf``, or into a larger copy when it does not fit, and
+            returns its size (:data:`NOT_READ` when it cannot be opened or read:
+            missing or failing, which the caller tells apart by opening it
+            again from Python) and the array holding the bytes.
     """
 
     def __init__(self, libc: Any) -> None:
-        self._get = _build(
+        self._get, self.read_file = _build(
             c_function(libc.open, 3), c_function(libc.pread, 4), c_function(libc.close, 1)
         )
-        self._flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+        self.flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
     def read(self, paths: Sequence[bytes], guess: int) -> WholeObjects:
         """Every file of ``paths``, with one compiled call unless the buffer fills up.
@@ -100,7 +134,7 @@ class FileBatchReader:
         first = 0
         while n:
             stop: int = self._get(
-                names, name_at, first, buf.ctypes.data, cap, starts, sizes, self._flags
+                names, name_at, first, buf.ctypes.data, cap, starts, sizes, self.flags
             )
             if stop < 0:
                 break

@@ -227,6 +227,15 @@ class LocalStore:
         """
         return self._whole_objects(keys)
 
+    def object_files(self, keys: Sequence[str]) -> list[bytes] | None:
+        """The file of each of ``keys``, to read whole (see :class:`lsio.io.WholeObjectReader`).
+
+        ``None`` in the same cases as :meth:`read_whole_objects`.
+        """
+        if load_file_batch_reader() is None or self._config.direct or not self._whole_by_pread:
+            return None
+        return [os.fsencode(self._path(k)) for k in keys]
+
     def _whole_objects(self, keys: Sequence[str]) -> WholeObjects | None:
         reader = load_file_batch_reader()
         if reader is None or self._config.direct or not self._whole_by_pread:

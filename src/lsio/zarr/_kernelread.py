@@ -13,7 +13,10 @@ bytes to :class:`lsio.compute.ScatterKernel`, which decodes and scatters every
 chunk without the GIL. Where the store can hand out every shard read in place
 (:class:`lsio.io.ResidentMapper`: cached memory maps of shards in the page
 cache), the planner points the kernel's segments into the mappings once per
-call, and a worker's group is one kernel call with no read at all.
+call, and a worker's group is one kernel call with no read at all. Where
+every chunk is a file of its own that compiled code may read (an unsharded
+array on a local file system), the workers share the call's chunk files
+instead, taking them one at a time (see :mod:`lsio.zarr._claimread`).
 """
 
 from __future__ import annotations
@@ -34,13 +37,11 @@ from lsio.compute import (
     ScratchPool,
 )
 from lsio.io import (
-    NOT_READ,
     BorrowedPages,
     ByteRange,
     Range,
     ReadRequest,
     WholeObject,
-    WholeObjects,
     mapping_addresses,
 )
 from lsio.plan import (
@@ -53,6 +54,7 @@ from lsio.plan import (
     touched_shards,
 )
 from lsio.zarr._boxread import buffer_address, chunk_error
+from lsio.zarr._claimread import ChunkClaims, file_room, load_claim_loop, plan_claims
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -87,8 +89,10 @@ FLUSH_BYTES = 1 << 20
 # chunks for every share its workers would take (a crop): each group costs its
 # worker a read call and the GIL a few times, and with two threads one-by-one
 # crops of an unsharded array ran ~13% faster in four groups than in eight.
-# (Groups of a sharded array read in place are one call without the GIL each;
-# there more, smaller groups balance the workers better.)
+# Chunk files taken one at a time (claims) wake a worker per this many bytes,
+# so a read of a chunk or two stays on the calling thread. (Groups of a sharded
+# array read in place are one call without the GIL each; there more, smaller
+# groups balance the workers better.)
 MIN_GROUP_BYTES = 1 << 20
 
 
@@ -128,6 +132,9 @@ class KernelPlan:
         mapped: When every object read is in memory (see
             :class:`lsio.io.ResidentMapper`), where the kernel reads them;
             otherwise ``None``, and the reads go through ``read_batch``.
+        claims: When every chunk is a file the workers read in compiled code
+            (see :mod:`lsio.zarr._claimread`), the files; the plan's groups
+            are then one per worker, each taking files until none is left.
     """
 
     array: Array
@@ -137,6 +144,7 @@ class KernelPlan:
     fills: list[np.ndarray]
     outs: list[np.ndarray]
     mapped: MappedReads | None = None
+    claims: ChunkClaims | None = None
 
     @property
     def tables(self) -> ScatterTables:
@@ -236,6 +244,13 @@ def plan_kernel_reads(
         group_bytes=GROUP_BYTES,
         min_group_bytes=0 if shards is not None else MIN_GROUP_BYTES,
     )
+    if shards is None:
+        claims = plan_claims(array, box) if load_claim_loop(kernel) is not None else None
+        if claims is not None:
+            plan = KernelPlan(array, kernel, box, keys, [], outs, claims=claims)
+            decoded = len(box.reads) * box.tables.chunk_nbytes
+            shares = min(batches, len(box.reads), -(-decoded // MIN_GROUP_BYTES))
+            return [KernelGroup(plan, 0, len(box.reads))] * max(shares, 1), plan, rest
     mapped = _mapped_segments(array.store, keys, box.reads) if keys else None
     plan = KernelPlan(array, kernel, box, keys, [], outs, mapped)
     groups = box.groups.tolist()
@@ -313,15 +328,32 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
     they arrive.
     """
     plan = group.plan
-    box, array = plan.box, plan.array
-    nbytes = plan.tables.chunk_nbytes
-    buf = scratch.array((nbytes,), np.dtype(np.uint8))
+    if plan.claims is not None:
+        _take_claims(plan, plan.claims, scratch)
+        return
+    buf = scratch.array((plan.tables.chunk_nbytes,), np.dtype(np.uint8))
     if plan.mapped is not None:
         _decode_mapped(group, buf)
         return
-    if not array.reads_inner_chunks and _decode_whole_objects(group, buf):
-        return
-    reads = box.reads[group.first : group.stop].tolist()
+    _read_and_decode(plan, plan.box.reads[group.first : group.stop], buf)
+
+
+def _take_claims(plan: KernelPlan, claims: ChunkClaims, scratch: ScratchPool) -> None:
+    """Take chunk files until none is left; read again through the store those that failed."""
+    loop = load_claim_loop(plan.kernel)
+    assert loop is not None
+    nbytes = plan.tables.chunk_nbytes
+    buf = scratch.array((nbytes + file_room(nbytes),), np.dtype(np.uint8))
+    failed = loop.run(plan.tables, claims, buf)
+    if len(failed):
+        _read_and_decode(plan, plan.box.reads[failed], buf[:nbytes])
+
+
+def _read_and_decode(plan: KernelPlan, read_rows: _I64, buf: np.ndarray) -> None:
+    """Read ``read_rows`` (rows of the plan's reads) with ``read_batch``, decode and scatter their chunks."""
+    box, array = plan.box, plan.array
+    nbytes = plan.tables.chunk_nbytes
+    reads = read_rows.tolist()
     if array.reads_inner_chunks:
         keys = plan.keys
         requests = [ReadRequest(i, keys[r[2]], ByteRange(r[3], r[4])) for i, r in enumerate(reads)]
@@ -367,52 +399,6 @@ def _decode_mapped(group: KernelGroup, buf: np.ndarray) -> None:
     raise_for_row(
         plan.array, plan.tables, bad, coords, plan.keys[key_index], ByteRange(start, end), data
     )
-
-
-def _decode_whole_objects(group: KernelGroup, buf: np.ndarray) -> bool:
-    """Read a group of whole chunk objects with one store call per MiB or so, and decode them.
-
-    Returns ``False`` (having done nothing) when the store cannot read whole
-    objects into one buffer (see :class:`lsio.io.WholeObjectReader`).
-    """
-    plan = group.plan
-    array, box = plan.array, plan.box
-    read_whole = getattr(array.store, "read_whole_objects", None)
-    if read_whole is None:
-        return False
-    reads = box.reads[group.first : group.stop]
-    # Whole objects hold one chunk each: a read is one chunk row.
-    keys = array.chunk_keys(box.coords[reads[:, 0]])
-    step = max(1, FLUSH_BYTES // plan.tables.chunk_nbytes)
-    for lo in range(0, len(keys), step):
-        objects = read_whole(keys[lo : lo + step])
-        if objects is None:
-            assert lo == 0, "a store's answer depends on its settings alone"
-            return False
-        _decode_objects(plan, reads[lo : lo + step], keys[lo : lo + step], objects, buf)
-    return True
-
-
-def _decode_objects(
-    plan: KernelPlan, reads: _I64, keys: list[str], objects: WholeObjects, buf: np.ndarray
-) -> None:
-    """Decode and scatter the chunks of ``reads``, whose objects ``objects`` holds."""
-    sizes = objects.sizes
-    missing = sizes == NOT_READ
-    segments = np.empty((len(reads), 6), dtype=np.int64)
-    segments[:, :2] = reads[:, :2]
-    # A missing object is a segment at address 0 of size -1: its chunk reads as the fill value.
-    segments[:, 2] = np.where(missing, 0, objects.buffer.ctypes.data + objects.starts)
-    segments[:, 3] = 0
-    segments[:, 4] = sizes
-    segments[:, 5] = sizes
-    fill = _fill_address(plan) if missing.any() else 0
-    bad = plan.kernel.run(plan.tables, segments, buf.ctypes.data, fill)
-    if bad < 0:
-        return
-    i = int(np.flatnonzero((reads[:, 0] <= bad) & (bad < reads[:, 1]))[0])
-    coords = plan.box.coords[bad]
-    raise_for_row(plan.array, plan.tables, bad, coords, keys[i], WholeObject(), objects.view(i))
 
 
 def _decode(
