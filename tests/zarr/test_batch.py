@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import lsio
 import zarr
 from lsio.io import ByteRange, SuffixRange
+from lsio.zarr._locate import locate_chunks
 from tests.zarr.test_requests import RecordingStore
 
 DATA = (np.arange(6 * 3 * 20 * 24, dtype="int32").reshape(6, 3, 20, 24) * 7) % 1000
@@ -100,7 +101,7 @@ def test_each_chunk_requested_once_per_batch(stores: dict[bool, Path], sharded: 
     # lie in exactly one requested range, and no two requested ranges overlap.
     assert all(isinstance(r.range, ByteRange) for r in reads)
     spans = [(r.key, r.range) for r in reads]
-    for where in a.locate_chunks(needed):
+    for where in locate_chunks(a, needed):
         assert where is not None
         key, rng = where
         assert isinstance(rng, ByteRange)

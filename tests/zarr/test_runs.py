@@ -10,7 +10,7 @@ import pytest
 import lsio
 import lsio.zarr._runs as runs
 import zarr
-from lsio.zarr._engine import COPY, Target
+from lsio.zarr._engine import COPY, Target, chunk_tasks
 from lsio.zarr._runs import RunWork, merge_runs
 
 SHAPE, CHUNKS, SHARDS = (64, 1024), (32, 640), (64, 1280)  # 40 KB inner chunks, 2 x 2 per shard
@@ -30,7 +30,7 @@ def test_adjacent_chunks_are_merged_into_runs(
     a, _ = _array(tmp_path)
     out = np.empty(CHUNKS, dtype="i2")
     coords = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    tasks = a.chunk_tasks({c: [Target(COPY, out, (slice(None),) * 2)] for c in coords})
+    tasks = chunk_tasks(a, {c: [Target(COPY, out, (slice(None),) * 2)] for c in coords})
     merged = merge_runs(a, tasks)
     assert len(merged) == 1  # the shard's four chunks lie back to back
     work = merged[0].item

@@ -13,11 +13,10 @@ import numpy.typing as npt
 
 from lsio._errors import InvalidArgumentError
 from lsio.compute import CDecoder, RawDecoder
-from lsio.io import ByteRange, Range, Store, WholeObject
+from lsio.io import Store
 from lsio.plan import (
     IntIndex,
     OrthogonalSelection,
-    ReadTask,
     VectorSelection,
     grid_shape,
     normalize_basic,
@@ -28,12 +27,12 @@ from lsio.zarr._context import Context
 
 if TYPE_CHECKING:
     from lsio.zarr._batch import Batch, ReadFuture
-from lsio.zarr._engine import ChunkWork, ReadJob, Target, fill_targets, run_jobs
+from lsio.zarr._engine import ReadJob, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._node import Node
 from lsio.zarr._presence import stored_inner_chunks, stored_objects, walk_keys
 from lsio.zarr._shard_index import Index, ShardIndexes
-from lsio.zarr._sharding import MISSING, ShardingCodec
+from lsio.zarr._sharding import ShardingCodec
 from lsio.zarr._write import resize_array, write_many, write_selection
 
 _I64 = npt.NDArray[np.int64]
@@ -337,95 +336,6 @@ class Array(Node[ArrayMetadata]):
         they are or compressed by zstd, blosc, gzip, zlib or lz4.
         """
         return self._c_decoder
-
-    def chunk_tasks(self, chunks: dict[tuple[int, ...], list[Target]]) -> list[ReadTask[ChunkWork]]:
-        """Reads for the given chunks (read-grid coordinates) and their targets.
-
-        Chunks known to be missing (absent from their shard's index) get the fill
-        value written into their targets here, and need no read.
-        """
-        store = self._ctx.store
-        tasks: list[ReadTask[ChunkWork]] = []
-        for (c, targets), where in zip(
-            chunks.items(), self.locate_chunks(list(chunks)), strict=True
-        ):
-            if where is None:
-                fill_targets(self._meta.fill_value, targets)
-            else:
-                tasks.append(ReadTask(store, where[0], where[1], ChunkWork(self, c, targets)))
-        return tasks
-
-    def locate_chunks(self, coords: Sequence[tuple[int, ...]]) -> list[tuple[str, Range] | None]:
-        """Object key and byte range of each chunk (read-grid coordinates).
-
-        ``None`` marks a chunk known to be absent (not in its shard's index, or its
-        whole shard missing); an unsharded chunk's file may still turn out missing
-        when read.
-        """
-        if self._sharding is None:
-            whole = WholeObject()
-            return [(self._key(c), whole) for c in coords]
-        if not coords:
-            return []
-        keys, key_of, offsets, sizes = self.locate_table(
-            np.array(coords, dtype=np.int64).reshape(len(coords), -1)
-        )
-        return [
-            None if size < 0 else (keys[k], ByteRange(offset, offset + size))
-            for k, offset, size in zip(
-                key_of.tolist(), offsets.tolist(), sizes.tolist(), strict=True
-            )
-        ]
-
-    def locate_table(self, coords: npt.NDArray[np.int64]) -> tuple[list[str], _I64, _I64, _I64]:
-        """:meth:`locate_chunks` as arrays, for ``(n, ndim)`` read-grid coordinates.
-
-        Returns:
-            The object keys, and per chunk the index of its key, its offset and its
-            stored size (``-1``: known absent). Unsharded chunks are whole objects
-            (one key each, offset and size 0: known once read).
-        """
-        n = len(coords)
-        if self._sharding is None or n == 0:
-            zeros = np.zeros(n, dtype=np.int64)
-            keys = [self._key(tuple(c)) for c in coords.tolist()]
-            return keys, np.arange(n, dtype=np.int64), zeros, zeros.copy()
-        # Vectorised: shard of each chunk, its index entry, all at once.
-        per_shard = np.asarray(self.chunks_per_shard, dtype=np.int64)
-        if self.ndim:
-            shard_grid = grid_shape(self.shape, self._meta.chunk_shape)
-            ids = np.ravel_multi_index(tuple((coords // per_shard).T), shard_grid)
-            uniq, key_of = np.unique(ids, return_inverse=True)
-        else:  # a 0-d array: one shard
-            uniq, key_of = np.zeros(1, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        keys, stacked = self.shard_index_table(uniq)
-        entries = stacked[(key_of.reshape(-1), *(coords % per_shard).T)]
-        stored = entries[:, 0] != MISSING
-        offsets = np.where(stored, entries[:, 0], 0).astype(np.int64)
-        sizes = np.where(stored, entries[:, 1], -1).astype(np.int64)
-        return keys, key_of.reshape(-1).astype(np.int64), offsets, sizes
-
-    def shard_index_table(self, ids: _I64) -> tuple[list[str], npt.NDArray[np.uint64]]:
-        """Keys and indexes of the shards with linear ids ``ids`` (C order over the shard grid).
-
-        Returns:
-            The shards' keys, and their indexes stacked into one
-            ``(len(ids), *chunks_per_shard, 2)`` array (``MISSING`` throughout
-            for a shard that is not stored).
-        """
-        if self.ndim:
-            shard_grid = grid_shape(self.shape, self._meta.chunk_shape)
-            shards = [tuple(c) for c in np.array(np.unravel_index(ids, shard_grid)).T.tolist()]
-        else:
-            shards = [()] * len(ids)
-        per_shard = self.chunks_per_shard
-        indexes = self.shard_indexes(shards)
-        stacked = np.full((len(shards), *per_shard, 2), MISSING, dtype=np.uint64)
-        for i, c in enumerate(shards):
-            found = indexes[c]
-            if found is not None:
-                stacked[i] = found
-        return [self._key(c) for c in shards], stacked
 
     def chunk_key(self, coords: tuple[int, ...]) -> str:
         """Store key of the stored object (chunk or shard) at grid ``coords``."""

@@ -37,12 +37,21 @@ from lsio.plan import (
 )
 from lsio.zarr._boxread import BoxWork, buffer_address, chunk_error, plan_box_reads, run_boxes
 from lsio.zarr._kernelread import KernelGroup, fill_absent, plan_kernel_reads, run_kernel_group
+from lsio.zarr._locate import locate_chunks
 from lsio.zarr._runs import RunWork, merge_runs
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["ChunkWork", "ReadJob", "Target", "chunk_error", "fill_targets", "run_jobs"]
+__all__ = [
+    "ChunkWork",
+    "ReadJob",
+    "Target",
+    "chunk_error",
+    "chunk_tasks",
+    "fill_targets",
+    "run_jobs",
+]
 
 DIRECT, COPY, GENERAL = 0, 1, 2
 
@@ -137,6 +146,24 @@ def fill_targets(value: Any, targets: list[Target]) -> None:
             t.dst[...] = value
 
 
+def chunk_tasks(
+    array: Array, chunks: dict[tuple[int, ...], list[Target]]
+) -> list[ReadTask[ChunkWork]]:
+    """Reads for the given chunks of ``array`` (read-grid coordinates) and their targets.
+
+    Chunks known to be missing (absent from their shard's index) get the fill
+    value written into their targets here, and need no read.
+    """
+    store = array.store
+    tasks: list[ReadTask[ChunkWork]] = []
+    for (c, targets), where in zip(chunks.items(), locate_chunks(array, list(chunks)), strict=True):
+        if where is None:
+            fill_targets(array.fill_value, targets)
+        else:
+            tasks.append(ReadTask(store, where[0], where[1], ChunkWork(array, c, targets)))
+    return tasks
+
+
 def run_jobs(
     jobs: Sequence[ReadJob],
     pool: cf.Executor | None,
@@ -185,7 +212,7 @@ def run_jobs(
         if chunks:
             single: list[ReadTask[Any]] = []
             to_scratch: list[ReadTask[ChunkWork]] = []
-            for t in array.chunk_tasks(chunks):
+            for t in chunk_tasks(array, chunks):
                 direct = any(x.kind == DIRECT for x in t.item.targets)
                 (single if direct else to_scratch).append(t)
             tasks.extend(single)

@@ -55,6 +55,7 @@ from lsio.plan import (
 )
 from lsio.zarr._boxread import buffer_address, chunk_error
 from lsio.zarr._claimread import ChunkClaims, file_room, load_claim_loop, plan_claims
+from lsio.zarr._locate import shard_index_table
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -225,7 +226,7 @@ def plan_kernel_reads(
         shard_ids = touched_shards(
             box_bounds, np.asarray(shards, np.int64), np.asarray(shard_grid, np.int64)
         )
-        keys, stacked = array.shard_index_table(shard_ids)
+        keys, stacked = shard_index_table(array, shard_ids)
         # MISSING (all ones) reads as -1, which the planner takes for "not stored".
         index = stacked.reshape(len(keys), math.prod(per_shard), 2).view(np.int64)
     box = plan_box_tables(

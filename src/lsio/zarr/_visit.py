@@ -21,6 +21,7 @@ import numpy as np
 from lsio.compute import DecodeError, load_scatter_kernel
 from lsio.plan import OrthogonalSelection, Progression, ReadTask, execute_reads, project_dims
 from lsio.zarr._engine import chunk_error
+from lsio.zarr._locate import locate_chunks
 from lsio.zarr._visitruns import Run, decode_run, full_box, full_windows, plan_runs
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ def visit_chunks(
     )
     for window in windows:
         tasks: list[ReadTask[ChunkInfo]] = []
-        located = array.locate_chunks([info.coords for info in window])
+        located = locate_chunks(array, [info.coords for info in window])
         for info, where in zip(window, located, strict=True):
             if where is None:
                 visitor().absent(info)

@@ -26,6 +26,7 @@ from lsio.compute import ScatterKernel, ScatterTables
 from lsio.io import ByteRange
 from lsio.plan import ReadTask, c_strides
 from lsio.zarr._kernelread import GAP_BYTES, decode_rows, raise_for_row
+from lsio.zarr._locate import locate_table
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -84,7 +85,7 @@ def plan_runs(
     array: Array, coords: _I64, batch_dims: tuple[int, ...], batch_chunks: int
 ) -> tuple[list[ReadTask[Run]], _I64]:
     """Runs of the stored chunks among ``coords``; returns the reads and the absent chunks."""
-    keys, key_of, offsets, sizes = array.locate_table(coords)
+    keys, key_of, offsets, sizes = locate_table(array, coords)
     absent = coords[sizes < 0]
     stored = sizes >= 0
     coords, key_of, offsets, sizes = coords[stored], key_of[stored], offsets[stored], sizes[stored]
