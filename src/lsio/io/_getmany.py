@@ -30,6 +30,19 @@ __all__ = ["FileBatchReader", "load_file_batch_reader"]
 
 def _build(open_: Any, pread: Any, close: Any) -> Any:
     @numba.njit(nogil=True)
+    def read_into(fd: Any, addr: Any, cap: Any, done: Any) -> Any:  # pragma: no cover
+        # Reads on from file offset ``done`` to ``addr + done`` until the end of
+        # the file or ``cap`` bytes in all; returns the bytes in all, or NOT_READ.
+        while done < cap:
+            got = np.int64(pread(fd, addr + done, cap - done, done))
+            if got < 0:
+                return np.int64(NOT_READ)
+            if got == 0:
+                break
+            done += got
+        return np.int64(done)
+
+    @numba.njit(nogil=True)
     def get(
         names: Any,
         name_at: Any,
@@ -50,20 +63,10 @@ def _build(open_: Any, pread: Any, close: Any) -> Any:
             if fd < 0:
                 sizes[i] = NOT_READ
                 continue
-            done = np.int64(0)
-            while True:
-                room = cap - pos - done
-                if room <= 0:
-                    close(fd)
-                    return i
-                got = np.int64(pread(fd, buf + pos + done, room, done))
-                if got < 0:
-                    done = np.int64(NOT_READ)
-                    break
-                if got == 0:
-                    break
-                done += got
+            done = read_into(fd, buf + pos, cap - pos, np.int64(0))
             close(fd)
+            if done == cap - pos:  # full: the file may go on
+                return i
             sizes[i] = done
             if done > 0:
                 pos += done
@@ -79,17 +82,12 @@ def _build(open_: Any, pread: Any, close: Any) -> Any:
             return NOT_READ, buf
         done = np.int64(0)
         while True:
-            if done == buf.shape[0]:
-                grown = np.empty(2 * buf.shape[0] + 4096, dtype=np.uint8)
-                grown[:done] = buf[:done]
-                buf = grown
-            got = np.int64(pread(fd, buf.ctypes.data + done, buf.shape[0] - done, done))
-            if got < 0:
-                done = np.int64(NOT_READ)
+            done = read_into(fd, buf.ctypes.data, buf.shape[0], done)
+            if done != buf.shape[0]:  # the end of the file, or NOT_READ
                 break
-            if got == 0:
-                break
-            done += got
+            grown = np.empty(2 * buf.shape[0] + 4096, dtype=np.uint8)
+            grown[:done] = buf[:done]
+            buf = grown
         close(fd)
         return done, buf
 
