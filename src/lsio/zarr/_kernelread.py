@@ -321,8 +321,10 @@ def segment(first: int, stop: int, rng: Range, data: memoryview | None) -> Segme
 def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
     """Read a group's reads, decode and scatter their chunks (a chunk that fails is named).
 
-    When the plan points into the store's mappings, the group is one kernel
-    call with nothing to read. Otherwise the kernel is called once per
+    When the plan's chunk files are claimed (see :mod:`lsio.zarr._claimread`),
+    the worker takes files until none is left, whatever the group. When the
+    plan points into the store's mappings, the group is one kernel call with
+    nothing to read. Otherwise the kernel is called once per
     :data:`FLUSH_BYTES` of decoded chunks or so, with every read since the last
     call, so a crop costs a few Python calls rather than a few per read, while
     the reads of large groups (whole-array blocks) are still decoded soon after
