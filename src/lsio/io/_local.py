@@ -232,15 +232,21 @@ class LocalStore:
 
         ``None`` in the same cases as :meth:`read_whole_objects`.
         """
+        return self._files(keys)
+
+    def _files(self, keys: Sequence[str]) -> list[bytes] | None:
+        """The files of ``keys`` where the compiled reader reads them whole, else ``None``."""
         if load_file_batch_reader() is None or self._config.direct or not self._whole_by_pread:
             return None
         return [os.fsencode(self._path(k)) for k in keys]
 
     def _whole_objects(self, keys: Sequence[str]) -> WholeObjects | None:
+        # Not object_files: a subclass may count that as a request of its own.
+        paths = self._files(keys)
         reader = load_file_batch_reader()
-        if reader is None or self._config.direct or not self._whole_by_pread:
+        if paths is None or reader is None:
             return None
-        objects = reader.read([os.fsencode(self._path(k)) for k in keys], self._whole_guess)
+        objects = reader.read(paths, self._whole_guess)
         read = objects.sizes[objects.sizes > 0]
         if len(read):
             self._whole_guess = max(4096, int(read.mean()) * 5 // 4)

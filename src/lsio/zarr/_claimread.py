@@ -47,25 +47,30 @@ class ChunkClaims:
         name_at: Where the path of read ``i`` starts in ``names``.
         rows: The chunk row of each read (a chunk file holds one chunk).
         counter: ``(1,)``: the next read to take; every worker's loop adds to it.
+        loop: The compiled loop the workers run.
     """
 
     names: npt.NDArray[np.uint8]
     name_at: _I64
     rows: _I64
     counter: _I64
+    loop: ClaimLoop
 
 
-def plan_claims(array: Array, box: BoxTables) -> ChunkClaims | None:
+def plan_claims(array: Array, box: BoxTables, kernel: ScatterKernel) -> ChunkClaims | None:
     """The claims of an unsharded array's reads; ``None`` unless its store's objects are files."""
     object_files = getattr(array.store, "object_files", None)
-    if object_files is None or not len(box.reads) or load_file_batch_reader() is None:
+    if object_files is None or not len(box.reads):
+        return None
+    loop = load_claim_loop(kernel)
+    if loop is None:
         return None
     rows = np.ascontiguousarray(box.reads[:, 0])
     paths = object_files(array.chunk_keys(box.coords[rows]))
     if paths is None:
         return None
     names, name_at = c_strings(paths)
-    return ChunkClaims(names, name_at, rows, np.zeros(1, dtype=np.int64))
+    return ChunkClaims(names, name_at, rows, np.zeros(1, dtype=np.int64), loop)
 
 
 def _build(read_file: Any, scatter_chunk: Any) -> Any:

@@ -54,7 +54,7 @@ from lsio.plan import (
     touched_shards,
 )
 from lsio.zarr._boxread import buffer_address, chunk_error
-from lsio.zarr._claimread import ChunkClaims, file_room, load_claim_loop, plan_claims
+from lsio.zarr._claimread import ChunkClaims, file_room, plan_claims
 from lsio.zarr._locate import shard_index_table
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ def plan_kernel_reads(
         min_group_bytes=0 if shards is not None else MIN_GROUP_BYTES,
     )
     if shards is None:
-        claims = plan_claims(array, box) if load_claim_loop(kernel) is not None else None
+        claims = plan_claims(array, box, kernel)
         if claims is not None:
             plan = KernelPlan(array, kernel, box, keys, [], outs, claims=claims)
             decoded = len(box.reads) * box.tables.chunk_nbytes
@@ -343,11 +343,9 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
 
 def _take_claims(plan: KernelPlan, claims: ChunkClaims, scratch: ScratchPool) -> None:
     """Take chunk files until none is left; read again through the store those that failed."""
-    loop = load_claim_loop(plan.kernel)
-    assert loop is not None
     nbytes = plan.tables.chunk_nbytes
     buf = scratch.array((nbytes + file_room(nbytes),), np.dtype(np.uint8))
-    failed = loop.run(plan.tables, claims, buf)
+    failed = claims.loop.run(plan.tables, claims, buf)
     if len(failed):
         _read_and_decode(plan, plan.box.reads[failed], buf[:nbytes])
 
