@@ -184,6 +184,20 @@ def test_put_many_names_the_object_it_cannot_write(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.rglob("*") if "lsio-tmp" in p.name]
 
 
+def test_large_put_starts_writeback_and_reads_back(tmp_path: Path) -> None:
+    import lsio.io._local as local
+
+    blob = np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
+    assert len(blob) >= local._WRITEBACK_BYTES
+    if os.uname().sysname == "Linux":
+        assert local._writeback() is not None  # the path under test is taken
+    store = LocalStore(tmp_path)
+    store.put("shard/0", blob)
+    store.put("shard/0", memoryview(blob)[1:])  # replaced whole, from a view
+    assert store.get("shard/0") == blob[1:]
+    assert not [p for p in tmp_path.rglob("*") if "lsio-tmp" in p.name]
+
+
 def test_local_store_url_forms(tmp_path: Path) -> None:
     assert LocalStore(tmp_path.as_uri()).root == tmp_path
     assert LocalStore(tmp_path).url == tmp_path.as_uri()
