@@ -130,11 +130,9 @@ class LocalStore:
                 fd = os.open(tmp, _WRITE_FLAGS, 0o666)
             try:
                 view = memoryview(data).cast("B")
+                _write_all(fd, view)
                 if len(view) >= _WRITEBACK_BYTES and (start := _writeback()) is not None:
-                    _write_all(fd, view)
-                    start(fd)
-                else:
-                    _write_all(fd, view)
+                    start(fd)  # a hint: a refusal (a file system without it) changes nothing
             finally:
                 os.close(fd)
             os.replace(tmp, path)
