@@ -10,7 +10,6 @@ by a writer (lsio replaces objects by renaming) is mapped again, never read stal
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import mmap
 import os
@@ -25,7 +24,6 @@ import numpy.typing as npt
 
 from lsio._errors import ReadError
 from lsio.io._base import IOConfig, ResidentMaps, group_by_key, resolve_range, split_whole
-from lsio.io._cfunc import c_function
 from lsio.io._local import LocalStore
 from lsio.io._types import (
     ByteRange,
@@ -142,44 +140,74 @@ _MAP_MIN_AVERAGE = 16 * 1024
 _RELEASE_MIN_AVERAGE = 1024 * 1024
 
 
-def _build_resident(mincore: Any) -> Any:
-    @numba.njit(nogil=True)
-    def resident(bases: Any, sizes: Any, spans: Any) -> bool:  # pragma: no cover - compiled
-        page = mmap.PAGESIZE
-        vec = np.empty(64, dtype=np.uint8)
-        for i in range(spans.shape[0]):
-            k = spans[i, 0]
-            first = max(spans[i, 1], 0) // page * page
-            end = min(spans[i, 2], sizes[k])
-            if end <= first:
-                continue
-            pages = (end - first + page - 1) // page
-            if vec.shape[0] < pages:
-                vec = np.empty(pages, dtype=np.uint8)
-            if np.int32(mincore(bases[k] + first, end - first, vec.ctypes.data)) != 0:
-                return False
-            for j in range(pages):
-                if not vec[j] & 1:
-                    return False
-        return True
+# libc's calls named, not taken by address: the loops below are then cached on
+# disk like the other kernels. With a ctypes address compiled in, they compiled
+# anew in every process (0.4-0.65 s at the first mapped read, measured).
+_U = numba.types.uintp
+_mincore: Any = numba.types.ExternalFunction("mincore", numba.types.int32(_U, _U, _U))
+_madvise: Any = numba.types.ExternalFunction(
+    "madvise", numba.types.int32(_U, _U, numba.types.int32)
+)
 
-    return resident
+
+@numba.njit(nogil=True, cache=True)
+def _resident_loop(bases: Any, sizes: Any, spans: Any) -> bool:  # pragma: no cover - compiled
+    page = mmap.PAGESIZE
+    vec = np.empty(64, dtype=np.uint8)
+    for i in range(spans.shape[0]):
+        k = spans[i, 0]
+        first = max(spans[i, 1], 0) // page * page
+        end = min(spans[i, 2], sizes[k])
+        if end <= first:
+            continue
+        pages = (end - first + page - 1) // page
+        if vec.shape[0] < pages:
+            vec = np.empty(pages, dtype=np.uint8)
+        where = np.uint64(bases[k] + first)
+        if _mincore(where, np.uint64(end - first), vec.ctypes.data) != 0:
+            return False
+        for j in range(pages):
+            if not vec[j] & 1:
+                return False
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
+def _advise_loop(bases: Any, sizes: Any, spans: Any, advice: int) -> None:  # pragma: no cover
+    page = mmap.PAGESIZE
+    for i in range(spans.shape[0]):
+        k = spans[i, 0]
+        first = max(spans[i, 1], 0) // page * page
+        end = min(spans[i, 2], sizes[k])
+        if end > first:
+            _madvise(np.uint64(bases[k] + first), np.uint64(end - first), np.int32(advice))
+
+
+def _linked(loop: Any, *args: Any) -> Any:
+    """``loop`` once it has compiled (or loaded from the cache) for ``args``; ``None`` if it cannot.
+
+    A libc without the call fails to link, in Numba's own error types.
+    """
+    try:
+        loop(*args)
+    except Exception:
+        return None
+    return loop
+
+
+_NO_SPANS = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros((0, 3), np.int64))
 
 
 @functools.cache
 def _resident_function() -> Any:
     """The compiled page-cache check, or ``None`` without ``mincore`` (then nothing is mapped).
 
-    Compiled on first use (about half a second per process). A ctypes loop
-    over the spans needs no compiling but cost ~60 µs more per call of a crop
-    (measured: 72 vs 9 µs on a dozen spans), on the calling thread's serial
-    planning of every read.
+    Compiled once per installation, then loaded from Numba's cache. A ctypes
+    loop over the spans needs no compiling but cost ~60 µs more per call of a
+    crop (measured: 72 vs 9 µs on a dozen spans), on the calling thread's
+    serial planning of every read.
     """
-    try:
-        mincore = ctypes.CDLL(None).mincore
-    except (OSError, AttributeError):
-        return None
-    return _build_resident(c_function(mincore, 3))
+    return _linked(_resident_loop, *_NO_SPANS)
 
 
 def _resident(
@@ -199,28 +227,10 @@ def _resident(
     return bool(resident(bases, sizes, spans))
 
 
-def _build_advise(madvise: Any) -> Any:
-    @numba.njit(nogil=True)
-    def advise(bases: Any, sizes: Any, spans: Any, advice: int) -> None:  # pragma: no cover
-        page = mmap.PAGESIZE
-        for i in range(spans.shape[0]):
-            k = spans[i, 0]
-            first = max(spans[i, 1], 0) // page * page
-            end = min(spans[i, 2], sizes[k])
-            if end > first:
-                madvise(bases[k] + first, end - first, advice)
-
-    return advise
-
-
 @functools.cache
 def _advise_function() -> Any:
     """The compiled ``madvise`` loop over spans, or ``None`` where there is none."""
-    try:
-        madvise = ctypes.CDLL(None).madvise
-    except (OSError, AttributeError):
-        return None
-    return _build_advise(c_function(madvise, 3))
+    return _linked(_advise_loop, *_NO_SPANS, 0)
 
 
 # Linux 5.14+; older kernels refuse it (EINVAL) and pages fault in one by one.
