@@ -312,9 +312,7 @@ def main() -> None:
                 print(
                     f"  {args.compressor} encode limit {now:.3f} GB/s ({cores} threads)", flush=True
                 )
-            # The order turns each repeat: no writer always runs first, right
-            # after the encode limit's measurement, or always last.
-            for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            for name in _turned(names, repeat):
                 path = ROOT / f"{name}-{layout}-{repeat}.zarr"
                 shutil.rmtree(path, ignore_errors=True)
                 # Earlier writes reach the disk, and the file system's work for
@@ -353,6 +351,16 @@ def main() -> None:
         _rechunk_table(names, args.repeats)
 
 
+def _turned(names: list[str], repeat: int) -> list[str]:
+    """``names`` turned by ``repeat`` places.
+
+    No writer then always runs first (right after the encode limit's
+    measurement) or always last.
+    """
+    k = repeat % len(names)
+    return names[k:] + names[:k]
+
+
 def _warm_up(name: str, block: np.ndarray, shards: Any, compressor: str = "zstd") -> None:
     """One untimed write of a shard's worth, so that one-time costs stay out of the rates.
 
@@ -370,18 +378,17 @@ def _rechunk_table(names: list[str], repeats: int) -> None:
     src = generate(Path("/tmp/lsio-bench"), "quick")["sat_sharded"]
     nbytes = 24 * 11 * 512 * 512 * 2
     rates: dict[str, list[float]] = {}
-    for name in names:
-        _warm_up(name, slab(0, SHARD[0], 512), SHARD)
-    # One untimed rechunk each: lsio compiles, once per process, its read kernel
-    # and the page-cache helpers that whole-shard reads use (~0.65 s, measured:
-    # the first timed rechunk ran at half speed without it).
+    # One untimed rechunk each, which also warms the writers: lsio compiles, once
+    # per process, its read kernel and the page-cache helpers that whole-shard
+    # reads use (~0.65 s, measured: the first timed rechunk ran at half speed
+    # without it).
     for name in names:
         dst = ROOT / f"{name}-warm-rechunk.zarr"
         shutil.rmtree(dst, ignore_errors=True)
         _rechunk(name, src, dst)
         shutil.rmtree(dst, ignore_errors=True)
     for repeat in range(repeats):
-        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+        for name in _turned(names, repeat):
             dst = ROOT / f"{name}-rechunked.zarr"
             shutil.rmtree(dst, ignore_errors=True)
             os.sync()  # earlier removals finished before the clock starts, as above
