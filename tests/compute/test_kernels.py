@@ -10,6 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 from lsio.compute._kernels import as_akb, float_moments, int_moments
 from lsio.compute._moments import reduce_block
+from lsio.compute._simd import LANES, MAX_VECTORS
 
 _SMALL_INTS = ["bool", "int8", "uint8", "int16", "uint16"]
 
@@ -50,6 +51,39 @@ def test_int_moments_equal_numpy(block: tuple[np.ndarray, tuple[int, ...]]) -> N
         return
     lo, hi, total, sumsq = int_moments(akb)
     wide = akb.astype(np.int64)
+    np.testing.assert_array_equal(lo, wide.min(axis=(0, 2)))
+    np.testing.assert_array_equal(hi, wide.max(axis=(0, 2)))
+    np.testing.assert_array_equal(total, wide.sum(axis=(0, 2)))
+    np.testing.assert_array_equal(sumsq, (wide * wide).sum(axis=(0, 2)))
+
+
+@pytest.mark.parametrize("dtype", _SMALL_INTS)
+@pytest.mark.parametrize(
+    "length", [0, 1, LANES - 1, LANES, 5 * LANES + 3, MAX_VECTORS * LANES + 37]
+)
+def test_int_moments_exact_at_extremes_tails_and_long_rows(dtype: str, length: int) -> None:
+    # Rows of extreme values stress the vector loop's 32-bit lanes (sums and paired
+    # squares), the scalar tail and the cut of rows longer than one vector call.
+    rng = np.random.default_rng(length)
+    info = np.iinfo(np.uint8 if dtype == "bool" else dtype)
+    x = rng.integers(info.min, info.max, size=(2, 3, length), endpoint=True).astype(dtype)
+    if length:
+        x[0, 0] = info.min
+        x[1, 1] = info.max
+        x[1, 2, ::2] = info.min
+    lo, hi, total, sumsq = int_moments(x)
+    wide = x.astype(np.int64)
+    if length:
+        np.testing.assert_array_equal(lo, wide.min(axis=(0, 2)))
+        np.testing.assert_array_equal(hi, wide.max(axis=(0, 2)))
+    np.testing.assert_array_equal(total, wide.sum(axis=(0, 2)))
+    np.testing.assert_array_equal(sumsq, (wide * wide).sum(axis=(0, 2)))
+
+
+def test_int_moments_take_non_contiguous_blocks() -> None:
+    x = np.arange(4 * 3 * 40, dtype=np.int16).reshape(4, 3, 40)[::2, :, 1:]
+    lo, hi, total, sumsq = int_moments(x)
+    wide = x.astype(np.int64)
     np.testing.assert_array_equal(lo, wide.min(axis=(0, 2)))
     np.testing.assert_array_equal(hi, wide.max(axis=(0, 2)))
     np.testing.assert_array_equal(total, wide.sum(axis=(0, 2)))
