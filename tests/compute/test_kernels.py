@@ -80,6 +80,35 @@ def test_int_moments_exact_at_extremes_tails_and_long_rows(dtype: str, length: i
     np.testing.assert_array_equal(sumsq, (wide * wide).sum(axis=(0, 2)))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("length", [1, LANES - 1, LANES, 5 * LANES + 3, MAX_VECTORS * LANES + 37])
+def test_float_moments_at_nan_inf_tails_and_long_rows(dtype: str, length: int) -> None:
+    # The vector loop: NaN skipped in every lane, rows wholly NaN, infinities,
+    # the scalar tail and rows longer than one vector call.
+    rng = np.random.default_rng(length)
+    x = rng.normal(280.0, 10.0, size=(2, 4, length)).astype(dtype)
+    x[0, 0, ::3] = np.nan
+    x[:, 1] = np.nan
+    x[1, 2, -1] = np.inf
+    x[0, 3, 0] = -np.inf
+    count, total, mean, m2, lo, hi = float_moments(x)
+    wide = x.astype(np.float64)
+    ok = ~np.isnan(wide)
+    np.testing.assert_array_equal(count, ok.sum(axis=(0, 2)))
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(total, np.nansum(wide, axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_array_equal(lo[[0, 2, 3]], np.nanmin(wide[:, [0, 2, 3]], axis=(0, 2)))
+    np.testing.assert_array_equal(hi[[0, 2, 3]], np.nanmax(wide[:, [0, 2, 3]], axis=(0, 2)))
+    assert np.isnan(lo[1])
+    assert np.isnan(hi[1])
+    assert count[1] == 0
+    np.testing.assert_allclose(mean[0], np.nanmean(wide[:, 0]), rtol=1e-12)
+    np.testing.assert_allclose(m2[0] / count[0], np.nanvar(wide[:, 0]), rtol=1e-9)
+    # An infinity leaves no finite variance, as in NumPy.
+    assert np.isnan(m2[2])
+    assert np.isnan(m2[3])
+
+
 def test_int_moments_take_non_contiguous_blocks() -> None:
     x = np.arange(4 * 3 * 40, dtype=np.int16).reshape(4, 3, 40)[::2, :, 1:]
     lo, hi, total, sumsq = int_moments(x)
