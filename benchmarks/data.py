@@ -4,6 +4,9 @@
   Zarr v3, zstd inner chunks (1, 11, 64, 64) of ~90 KB in shards (4, 11, 512, 512).
 - ``sat_unsharded.zarr``: the same data, one object per (1, 11, 64, 64) chunk.
 - ``small_chunks.zarr``: ~8 KB inner chunks (1, 1, 64, 64) in shards (4, 11, 512, 512).
+- ``sat_sharded_float32.zarr`` (only when asked, by :func:`generate_float`): the
+  satellite data as float32 (counts x 0.1, like calibrated radiances), with a
+  missing (NaN) corner in every image, laid out like ``sat_sharded.zarr``.
 
 Sizes: ``full`` is ~3.9 GB per satellite array (time=168, 1024 x 1024), ``quick``
 a 16th of that for trying the harness.
@@ -49,7 +52,11 @@ def slab(t0: int, t1: int, side: int) -> np.ndarray:
 
 
 def _create(
-    path: Path, shape: tuple[int, ...], chunks: tuple[int, ...], shards: tuple[int, ...] | None
+    path: Path,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    shards: tuple[int, ...] | None,
+    dtype: str = "int16",
 ):  # type: ignore[no-untyped-def]
     import zarr.codecs
 
@@ -60,7 +67,7 @@ def _create(
         shape=shape,
         chunks=chunks,
         shards=shards,
-        dtype="int16",
+        dtype=dtype,
         fill_value=0,
         compressors=zarr.codecs.ZstdCodec(level=3),
         dimension_names=["time", "channel", "y", "x"],
@@ -104,6 +111,30 @@ def generate(root: Path, size: str) -> dict[str, Path]:
         small[t : t + SHARD[0]] = slab(t, t + SHARD[0], sizes.side)
     done.write_text("ok\n")
     return paths
+
+
+def generate_float(root: Path, size: str) -> Path:
+    """Write ``sat_sharded_float32.zarr`` below ``root`` unless a complete copy is there."""
+    import zarr
+
+    sizes = SIZES[size]
+    root = root / size
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "sat_sharded_float32.zarr"
+    done = root / "COMPLETE_float32"
+    if done.exists():
+        return path
+    with contextlib.suppress(Exception):
+        zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"})
+    shape = (sizes.time, CHANNELS, sizes.side, sizes.side)
+    array = _create(path, shape, CHUNK, SHARD, "float32")
+    corner = sizes.side // 8
+    for t in range(0, sizes.time, SHARD[0]):
+        block = slab(t, min(t + SHARD[0], sizes.time), sizes.side).astype(np.float32) * 0.1
+        block[:, :, :corner, :corner] = np.nan
+        array[t : t + block.shape[0]] = block
+    done.write_text("ok\n")
+    return path
 
 
 def main() -> None:

@@ -3,9 +3,12 @@
 Usage::
 
     python -m benchmarks.stats [--size full|quick] [--repeats 3] [--runners lsio,dask-zarr,...]
+                               [--dtype int16|float32]
 
 Every runner computes min, max, mean and std per channel (reducing time, y and
-x) of the sharded satellite-like array made by ``benchmarks.data``, from the
+x) of the sharded satellite-like array made by ``benchmarks.data`` (int16, or
+with ``--dtype float32`` its float32 copy with NaN gaps, which every runner
+skips: NumPy's and Dask's ``nan*`` functions, xarray's default), from the
 page cache (the files are read just before each run). Each run is a fresh
 process, so its peak RSS is its own. Prints a Markdown table with GB/s of
 decoded data, lsio / peer, lsio / the all-cores codec limit and peak RSS.
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import limits
-from benchmarks.data import CHUNK, SHARD, generate
+from benchmarks.data import CHUNK, SHARD, generate, generate_float
 
 AXES = (0, 2, 3)
 RUNNERS = ("lsio", "dask+zarr-python", "xarray+dask", "tensorstore+numpy")
@@ -48,8 +51,12 @@ def _dask_zarr(path: Path, times: int | None) -> dict[str, Any]:
 
     # Shard-sized blocks: the default (one task per 90 KB inner chunk) is ~4x slower.
     x = da.from_zarr(str(path), chunks=SHARD)[:times]
+    if x.dtype.kind == "f":
+        parts = (da.nanmin(x, axis=AXES), da.nanmean(x, axis=AXES), da.nanstd(x, axis=AXES))
+    else:
+        parts = (x.min(axis=AXES), x.mean(axis=AXES), x.std(axis=AXES))
     with dask.config.set(scheduler="threads"):
-        lo, mean, std = dask.compute(x.min(axis=AXES), x.mean(axis=AXES), x.std(axis=AXES))
+        lo, mean, std = dask.compute(*parts)
     return {"mean": mean.tolist(), "std": std.tolist(), "min": lo.tolist()}
 
 
@@ -58,7 +65,7 @@ def _xarray(path: Path, times: int | None) -> dict[str, Any]:
     import xarray as xr
 
     # xarray opens groups: a group beside the array that links to it.
-    group = path.parent / "xr_group.zarr"
+    group = path.parent / f"xr_group_{path.stem}.zarr"
     if not group.exists():
         group.mkdir()
         (group / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
@@ -79,15 +86,23 @@ def _tensorstore(path: Path, times: int | None) -> dict[str, Any]:
         {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}, read=True
     ).result()[:times]
     shape = t.shape
-    n = shape[0] * shape[2] * shape[3]
-    s = np.zeros(shape[1], dtype=np.int64)
+    floats = np.dtype(t.dtype.numpy_dtype).kind == "f"
+    n = np.zeros(shape[1], dtype=np.int64)
+    s = np.zeros(shape[1], dtype=np.float64 if floats else np.int64)
     q = np.zeros(shape[1], dtype=np.float64)
-    lo = np.full(shape[1], np.iinfo(np.int64).max)
+    lo = np.full(shape[1], np.inf)
     for t0 in range(0, shape[0], SHARD[0]):
         block = t[t0 : t0 + SHARD[0]].read().result()
-        lo = np.minimum(lo, block.min(axis=AXES))
-        s += block.sum(axis=AXES, dtype=np.int64)
-        q += np.square(block, dtype=np.float64).sum(axis=AXES)
+        if floats:
+            n += np.count_nonzero(~np.isnan(block), axis=AXES)
+            lo = np.fmin(lo, np.nanmin(block, axis=AXES))
+            s += np.nansum(block, axis=AXES, dtype=np.float64)
+            q += np.nansum(np.square(block, dtype=np.float64), axis=AXES)
+        else:
+            n += block.size // shape[1]
+            lo = np.minimum(lo, block.min(axis=AXES))
+            s += block.sum(axis=AXES, dtype=np.int64)
+            q += np.square(block, dtype=np.float64).sum(axis=AXES)
     mean = s / n
     std = np.sqrt(q / n - mean * mean)
     return {"mean": mean.tolist(), "std": std.tolist(), "min": lo.tolist()}
@@ -132,6 +147,7 @@ def main() -> None:
     parser.add_argument("--size", default="full", choices=["full", "quick"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runners", default=",".join(RUNNERS))
+    parser.add_argument("--dtype", default="int16", choices=["int16", "float32"])
     parser.add_argument("--data-dir", default="/tmp/lsio-bench")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -139,16 +155,20 @@ def main() -> None:
     if args.child:
         _child(args.child, Path(args.path))
         return
-    paths = generate(Path(args.data_dir), args.size)
-    path = paths["sat_sharded"]
+    if args.dtype == "float32":
+        path = generate_float(Path(args.data_dir), args.size)
+    else:
+        path = generate(Path(args.data_dir), args.size)["sat_sharded"]
     import zarr
 
-    nbytes = math.prod(zarr.open_array(str(path), mode="r").shape) * 2
+    z = zarr.open_array(str(path), mode="r")
+    itemsize = z.dtype.itemsize
+    nbytes = math.prod(z.shape) * itemsize
     cores = os.cpu_count() or 1
     sample = limits.stored_inner_chunks(
         limits.files_of(path), math.prod(s // c for s, c in zip(SHARD, CHUNK, strict=True)), 2048
     )
-    print(f"array {nbytes / 1e9:.2f} GB")
+    print(f"array {nbytes / 1e9:.2f} GB {z.dtype}")
     rates: dict[str, list[float]] = {}
     rss: dict[str, float] = {}
     reference: dict[str, Any] | None = None
@@ -156,7 +176,7 @@ def main() -> None:
     # of this shared machine shifts between repeats.
     codec: list[float] = []
     for _ in range(args.repeats):
-        codec.append(limits.codec_throughput(sample, math.prod(CHUNK) * 2, cores) / 1e9)
+        codec.append(limits.codec_throughput(sample, math.prod(CHUNK) * itemsize, cores) / 1e9)
         print(f"  codec zstd decode {codec[-1]:.2f} GB/s ({cores} threads)", flush=True)
         for runner in args.runners.split(","):
             got = _measure(runner, path)
@@ -192,7 +212,7 @@ def main() -> None:
         f"\nlsio: {tb_minutes:.0f} minutes per TB on {cores} cores "
         f"({tb_minutes * cores:.0f} core-minutes per TB)"
     )
-    xr_group = path.parent / "xr_group.zarr"
+    xr_group = path.parent / f"xr_group_{path.stem}.zarr"
     if xr_group.exists():
         shutil.rmtree(xr_group)
 
