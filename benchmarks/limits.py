@@ -54,6 +54,19 @@ def read_files(paths: list[Path], threads: int) -> tuple[int, float]:
     return total, time.perf_counter() - t0
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes (``VmHWM``, Linux).
+
+    Not ``getrusage``'s ``ru_maxrss``: a child started by ``subprocess`` (vfork,
+    then exec) inherits the parent's peak there, so a small child would report
+    its parent's memory.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def warm(path: Path) -> None:
     """Read an array's files so that they are in the page cache right now."""
     read_files(files_of(path), os.cpu_count() or 1)

@@ -5,10 +5,10 @@ Usage: ``python -m benchmarks.peak_memory PATH`` (e.g. a dataset made by ``bench
 
 from __future__ import annotations
 
-import resource
 import sys
 
 import lsio
+from benchmarks.limits import peak_rss
 
 
 def main() -> None:
@@ -17,7 +17,7 @@ def main() -> None:
     for t in range(0, a.shape[0], 4):
         block = a[t : t + 4]
     assert block is not None
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss() / 2**20
     print(
         f"block {block.nbytes / 1e6:.1f} MB, array {a.nbytes / 1e9:.2f} GB, peak RSS {peak_mb:.0f} MB"
     )

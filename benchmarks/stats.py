@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -127,7 +126,7 @@ def _child(runner: str, path: Path) -> None:
     t0 = time.perf_counter()
     result = _FUNCS[runner](path, None)
     secs = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = limits.peak_rss()
     print(json.dumps({"secs": secs, "rss": rss, "result": result}))
 
 
