@@ -75,13 +75,24 @@ def _create(
     )
 
 
-def generate(root: Path, size: str) -> dict[str, Path]:
-    """Write the datasets below ``root`` unless a complete copy is there already."""
+def _root(root: Path, size: str) -> tuple[Sizes, Path]:
+    """The sizes called ``size`` and their folder below ``root`` (created)."""
+    folder = root / size
+    folder.mkdir(parents=True, exist_ok=True)
+    return SIZES[size], folder
+
+
+def _fast_writes() -> None:
+    """zarrs (if installed) only speeds up writing; zarr-python's own pipeline works too."""
     import zarr
 
-    sizes = SIZES[size]
-    root = root / size
-    root.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(Exception):
+        zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"})
+
+
+def generate(root: Path, size: str) -> dict[str, Path]:
+    """Write the datasets below ``root`` unless a complete copy is there already."""
+    sizes, root = _root(root, size)
     paths = {
         "sat_sharded": root / "sat_sharded.zarr",
         "sat_unsharded": root / "sat_unsharded.zarr",
@@ -90,9 +101,7 @@ def generate(root: Path, size: str) -> dict[str, Path]:
     done = root / "COMPLETE"
     if done.exists():
         return paths
-    # zarrs (if installed) only speeds up writing; zarr-python's own pipeline works too.
-    with contextlib.suppress(Exception):
-        zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"})
+    _fast_writes()
     shape = (sizes.time, CHANNELS, sizes.side, sizes.side)
     sharded = _create(paths["sat_sharded"], shape, CHUNK, SHARD)
     unsharded = _create(paths["sat_unsharded"], shape, CHUNK, None)
@@ -115,17 +124,12 @@ def generate(root: Path, size: str) -> dict[str, Path]:
 
 def generate_float(root: Path, size: str) -> Path:
     """Write ``sat_sharded_float32.zarr`` below ``root`` unless a complete copy is there."""
-    import zarr
-
-    sizes = SIZES[size]
-    root = root / size
-    root.mkdir(parents=True, exist_ok=True)
+    sizes, root = _root(root, size)
     path = root / "sat_sharded_float32.zarr"
     done = root / "COMPLETE_float32"
     if done.exists():
         return path
-    with contextlib.suppress(Exception):
-        zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"})
+    _fast_writes()
     shape = (sizes.time, CHANNELS, sizes.side, sizes.side)
     array = _create(path, shape, CHUNK, SHARD, "float32")
     corner = sizes.side // 8

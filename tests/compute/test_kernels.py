@@ -28,6 +28,17 @@ def _blocks(draw: st.DrawFn, dtypes: list[str]) -> tuple[np.ndarray, tuple[int, 
     return x, axis
 
 
+def _assert_int_moments_exact(x: np.ndarray) -> None:
+    """int_moments of an (a, k, b) block equal NumPy's on int64 (min/max where b > 0)."""
+    lo, hi, total, sumsq = int_moments(x)
+    wide = x.astype(np.int64)
+    if x.shape[2]:
+        np.testing.assert_array_equal(lo, wide.min(axis=(0, 2)))
+        np.testing.assert_array_equal(hi, wide.max(axis=(0, 2)))
+    np.testing.assert_array_equal(total, wide.sum(axis=(0, 2)))
+    np.testing.assert_array_equal(sumsq, (wide * wide).sum(axis=(0, 2)))
+
+
 def test_as_akb_views_adjacent_kept_axes_without_copying() -> None:
     x = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
     akb = as_akb(x, (0, 3))
@@ -49,12 +60,7 @@ def test_int_moments_equal_numpy(block: tuple[np.ndarray, tuple[int, ...]]) -> N
     akb = as_akb(x, axis)
     if akb is None:
         return
-    lo, hi, total, sumsq = int_moments(akb)
-    wide = akb.astype(np.int64)
-    np.testing.assert_array_equal(lo, wide.min(axis=(0, 2)))
-    np.testing.assert_array_equal(hi, wide.max(axis=(0, 2)))
-    np.testing.assert_array_equal(total, wide.sum(axis=(0, 2)))
-    np.testing.assert_array_equal(sumsq, (wide * wide).sum(axis=(0, 2)))
+    _assert_int_moments_exact(akb)
 
 
 @pytest.mark.parametrize("dtype", _SMALL_INTS)
@@ -71,13 +77,7 @@ def test_int_moments_exact_at_extremes_tails_and_long_rows(dtype: str, length: i
         x[0, 0] = info.min
         x[1, 1] = info.max
         x[1, 2, ::2] = info.min
-    lo, hi, total, sumsq = int_moments(x)
-    wide = x.astype(np.int64)
-    if length:
-        np.testing.assert_array_equal(lo, wide.min(axis=(0, 2)))
-        np.testing.assert_array_equal(hi, wide.max(axis=(0, 2)))
-    np.testing.assert_array_equal(total, wide.sum(axis=(0, 2)))
-    np.testing.assert_array_equal(sumsq, (wide * wide).sum(axis=(0, 2)))
+    _assert_int_moments_exact(x)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -111,12 +111,7 @@ def test_float_moments_at_nan_inf_tails_and_long_rows(dtype: str, length: int) -
 
 def test_int_moments_take_non_contiguous_blocks() -> None:
     x = np.arange(4 * 3 * 40, dtype=np.int16).reshape(4, 3, 40)[::2, :, 1:]
-    lo, hi, total, sumsq = int_moments(x)
-    wide = x.astype(np.int64)
-    np.testing.assert_array_equal(lo, wide.min(axis=(0, 2)))
-    np.testing.assert_array_equal(hi, wide.max(axis=(0, 2)))
-    np.testing.assert_array_equal(total, wide.sum(axis=(0, 2)))
-    np.testing.assert_array_equal(sumsq, (wide * wide).sum(axis=(0, 2)))
+    _assert_int_moments_exact(x)
 
 
 @settings(max_examples=150, deadline=None)
