@@ -13,6 +13,7 @@ whatever the machine has (SSE2, AVX2, AVX-512, NEON).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from llvmlite import ir
@@ -55,8 +56,32 @@ def _row_args(row: Any, start: Any, count: Any) -> bool:
     )
 
 
-def _splat(vt: ir.VectorType, value: int) -> ir.Constant:
+def _splat(vt: ir.VectorType, value: float) -> ir.Constant:
     return ir.Constant(vt, [ir.Constant(vt.element, value)] * vt.count)
+
+
+def _fold(
+    builder: ir.IRBuilder,
+    vec: ir.Value,
+    lanes: int,
+    convert: Callable[[ir.Value], ir.Value],
+    combine: Callable[[ir.Value, ir.Value], ir.Value],
+) -> ir.Value:
+    """The first ``lanes`` lanes of ``vec``, each converted, folded left by ``combine``."""
+    acc = convert(builder.extract_element(vec, ir.Constant(ir.IntType(32), 0)))
+    for j in range(1, lanes):
+        acc = combine(acc, convert(builder.extract_element(vec, ir.Constant(ir.IntType(32), j))))
+    return acc
+
+
+def _smaller(builder: ir.IRBuilder, less: Callable[..., ir.Value]) -> Callable[..., ir.Value]:
+    """``combine`` for :func:`_fold` keeping the lesser by ``less(op, a, b)``."""
+    return lambda a, b: builder.select(less("<", b, a), b, a)
+
+
+def _larger(builder: ir.IRBuilder, less: Callable[..., ir.Value]) -> Callable[..., ir.Value]:
+    """``combine`` for :func:`_fold` keeping the greater by ``less(op, a, b)``."""
+    return lambda a, b: builder.select(less(">", b, a), b, a)
 
 
 @intrinsic
@@ -117,21 +142,13 @@ def _vector_moments(typingctx: Any, row: Any, start: Any, count: Any) -> Any:  #
             builder.store(builder.add(builder.load(vsq), builder.zext(sq, v64)), vsq)
         lo, hi, sums, squares = (builder.load(p) for p in (vmin, vmax, vsum, vsq))
 
-        def lane(vec: ir.Value, j: int) -> ir.Value:
-            return builder.extract_element(vec, ir.Constant(i32, j))
+        def to_i64(x: ir.Value) -> ir.Value:
+            return widen(x, i64)
 
-        mn = widen(lane(lo, 0), i64)
-        mx = widen(lane(hi, 0), i64)
-        total = builder.sext(lane(sums, 0), i64)
-        for j in range(1, LANES):
-            e = widen(lane(lo, j), i64)
-            mn = builder.select(builder.icmp_signed("<", e, mn), e, mn)
-            e = widen(lane(hi, j), i64)
-            mx = builder.select(builder.icmp_signed(">", e, mx), e, mx)
-            total = builder.add(total, builder.sext(lane(sums, j), i64))
-        sumsq = lane(squares, 0)
-        for j in range(1, sq_lanes):
-            sumsq = builder.add(sumsq, lane(squares, j))
+        mn = _fold(builder, lo, LANES, to_i64, _smaller(builder, builder.icmp_signed))
+        mx = _fold(builder, hi, LANES, to_i64, _larger(builder, builder.icmp_signed))
+        total = _fold(builder, sums, LANES, lambda x: builder.sext(x, i64), builder.add)
+        sumsq = _fold(builder, squares, sq_lanes, lambda x: x, builder.add)
         return context.make_tuple(builder, signature.return_type, [mn, mx, total, sumsq])
 
     return sig, codegen
@@ -160,17 +177,16 @@ def _vector_float_sums(typingctx: Any, row: Any, start: Any, count: Any) -> Any:
         v64 = ir.VectorType(f64, LANES)
         v32 = ir.VectorType(i32, LANES)
         base, steps = _vectors(context, builder, signature, args, vt)
-        inf = float("inf")
+        zero = _splat(v64, 0.0)
         vn = _alloca(builder, _splat(v32, 0))
-        vs = _alloca(builder, ir.Constant(v64, [ir.Constant(f64, 0.0)] * LANES))
-        vmin = _alloca(builder, ir.Constant(vt, [ir.Constant(vt.element, inf)] * LANES))
-        vmax = _alloca(builder, ir.Constant(vt, [ir.Constant(vt.element, -inf)] * LANES))
+        vs = _alloca(builder, zero)
+        vmin = _alloca(builder, _splat(vt, float("inf")))
+        vmax = _alloca(builder, _splat(vt, float("-inf")))
         with cgutils.for_range(builder, steps) as loop:
             v = builder.load(builder.gep(base, [loop.index]), align=4 if single else 8)
             ok = builder.fcmp_ordered("ord", v, v)  # not NaN
             builder.store(builder.add(builder.load(vn), builder.zext(ok, v32)), vn)
             wide = builder.fpext(v, v64) if single else v
-            zero = ir.Constant(v64, [ir.Constant(f64, 0.0)] * LANES)
             builder.store(builder.fadd(builder.load(vs), builder.select(ok, wide, zero)), vs)
             # NaN replaced by the identity, the comparisons see no NaN.
             lo = builder.load(vmin)
@@ -180,24 +196,11 @@ def _vector_float_sums(typingctx: Any, row: Any, start: Any, count: Any) -> Any:
             w = builder.select(ok, v, hi)
             builder.store(builder.select(builder.fcmp_ordered(">", w, hi), w, hi), vmax)
         n, total, lo, hi = (builder.load(p) for p in (vn, vs, vmin, vmax))
-
-        def lane(vec: ir.Value, j: int) -> ir.Value:
-            return builder.extract_element(vec, ir.Constant(i32, j))
-
-        def as_f64(value: ir.Value) -> ir.Value:
-            return builder.fpext(value, f64) if single else value
-
-        count_ = builder.zext(lane(n, 0), ir.IntType(64))
-        acc = lane(total, 0)
-        mn = as_f64(lane(lo, 0))
-        mx = as_f64(lane(hi, 0))
-        for j in range(1, LANES):
-            count_ = builder.add(count_, builder.zext(lane(n, j), ir.IntType(64)))
-            acc = builder.fadd(acc, lane(total, j))
-            e = as_f64(lane(lo, j))
-            mn = builder.select(builder.fcmp_ordered("<", e, mn), e, mn)
-            e = as_f64(lane(hi, j))
-            mx = builder.select(builder.fcmp_ordered(">", e, mx), e, mx)
+        to_f64 = (lambda x: builder.fpext(x, f64)) if single else (lambda x: x)
+        count_ = _fold(builder, n, LANES, lambda x: builder.zext(x, ir.IntType(64)), builder.add)
+        acc = _fold(builder, total, LANES, lambda x: x, builder.fadd)
+        mn = _fold(builder, lo, LANES, to_f64, _smaller(builder, builder.fcmp_ordered))
+        mx = _fold(builder, hi, LANES, to_f64, _larger(builder, builder.fcmp_ordered))
         return context.make_tuple(builder, signature.return_type, [count_, acc, mn, mx])
 
     return sig, codegen
