@@ -3,7 +3,7 @@
 Usage::
 
     python -m benchmarks.loader [--steps 40] [--repeats 3] [--runners lsio,tensorstore-loop,...]
-                                [--stride 64] [--chunk 32]
+                                [--stride 64] [--chunk 32] [--compressor blosc-lz4]
 
 Data: a synthetic satellite (480, 11, 512, 512) int16 (2 GB stored) + NWP
 (init_time, 8 steps, 4 variables, 144, 144) float32 pair with coordinates
@@ -17,7 +17,10 @@ loop of independent reads). The runners:
 
 - ``lsio``: ``Loader`` (prefetch 4) over arrays opened with the default
   configuration; ``lsio-preadv`` and ``lsio-mmap`` the same over arrays opened
-  with ``IOConfig(backend="preadv")`` or ``"mmap"``.
+  with ``IOConfig(backend="preadv")`` or ``"mmap"``; ``lsio-normalize`` the
+  default loader with ``lsio.ml.Normalize`` (per channel and per variable, to
+  float32, statistics from ``lsio.stats`` before the clock starts) as its
+  transform: it delivers float32, twice the bytes of the satellite's int16.
 - ``tensorstore-loop``: the same samples (lsio's sampler decides where),
   each batch's crops read by tensorstore with all reads in flight at once, in a
   plain loop.
@@ -30,7 +33,10 @@ loop of independent reads). The runners:
 for less than all of it), for every runner alike. ``--chunk 32`` stores the
 satellite in (1, 11, 32, 32) inner chunks instead of (1, 11, 64, 64) (its own
 copy): a crop then decodes ~1.5 bytes per byte it keeps instead of ~2.2, but
-zstd decodes 22 KB frames ~20% slower per byte than 90 KB ones.
+zstd decodes 22 KB frames ~20% slower per byte than 90 KB ones. ``--compressor``
+stores both sources with another of ``lsio.create``'s compressors (its own copy),
+e.g. ``blosc-lz4`` (zarr-python 2's default), which decodes several times faster
+than zstd: the loader is then bound by everything but the decoding.
 
 Reports the bytes decoded per byte delivered (each chunk once per batch, and
 each crop alone), samples/s and GB/s delivered (median of repeats) and lsio /
@@ -67,18 +73,35 @@ class Workload:
     """Where the crops start (``stride`` along y and x) and the satellite's size and chunks.
 
     ``chunk``: side of the satellite's inner chunks (1, 11, chunk, chunk);
-    ``timesteps``: its length in time. Each layout lives in its own directory
-    under :data:`ROOT`.
+    ``timesteps``: its length in time; ``compressor``: both sources' compressor
+    (an ``lsio.create`` spec). Each layout lives in its own directory under
+    :data:`ROOT`.
     """
 
     stride: int = 1
     chunk: int = 64
     timesteps: int = 480
+    compressor: str = "zstd:1"
 
     @property
     def root(self) -> Path:
         chunk = "" if self.chunk == 64 else f"-chunk{self.chunk}"
-        return ROOT / f"loader-t{self.timesteps}{chunk}"
+        codec = "" if self.compressor == "zstd:1" else f"-{self.compressor.replace(':', '')}"
+        return ROOT / f"loader-t{self.timesteps}{chunk}{codec}"
+
+    def numcodecs_codec(self) -> Any:
+        """The codec for :func:`benchmarks.limits.codec_throughput` (any instance of a
+        compressor's class decodes what any level wrote)."""
+        import numcodecs
+
+        name = self.compressor.partition(":")[0]
+        if name == "zstd":
+            return None
+        if name.startswith("blosc"):
+            return numcodecs.Blosc()
+        if name == "gzip":
+            return numcodecs.GZip()
+        return "none"
 
 
 def _data(w: Workload, backend: str | None = None) -> Any:
@@ -86,7 +109,9 @@ def _data(w: Workload, backend: str | None = None) -> Any:
 
     done = w.root / "COMPLETE"
     if not done.exists():
-        make_sat_nwp(w.root, timesteps=w.timesteps, side=512, chunk=w.chunk)
+        make_sat_nwp(
+            w.root, timesteps=w.timesteps, side=512, chunk=w.chunk, compressor=w.compressor
+        )
         done.write_text("ok\n")
     import lsio
 
@@ -109,6 +134,22 @@ def _lsio(steps: int, w: Workload, backend: str | None = None) -> Iterator[int]:
     from lsio.ml import Loader
 
     for batch in Loader(_sampler(w, backend), prefetch=4, steps=steps):
+        yield batch["sat"].nbytes + batch["nwp"].nbytes
+
+
+def _lsio_normalize(steps: int, w: Workload) -> Iterator[int]:
+    """The loader with per-channel (per-variable) normalisation to float32 on the fly."""
+    import lsio
+    from lsio.ml import Loader, Normalize
+
+    sampler = _sampler(w)
+    kept = {"sat": ("channel", 1), "nwp": ("variable", 2)}  # 2: (init_time, step, variable, ..)
+    stats = {}
+    for name, src in sampler.sources().items():
+        dims = tuple(d for d in src.array.dims if d != kept[name][0])
+        stats[name] = lsio.stats(src.array, dims=dims)
+    norm = Normalize(stats, axis={name: ax for name, (_, ax) in kept.items()})
+    for batch in Loader(sampler, prefetch=4, steps=steps, transform=norm):
         yield batch["sat"].nbytes + batch["nwp"].nbytes
 
 
@@ -265,11 +306,13 @@ def decode_work(steps: int, w: Workload) -> DecodeWork:
     return DecodeWork(decoded, alone, delivered)
 
 
-def decode_limit(work: DecodeWork, chunks: dict[str, tuple[list[bytes], int]]) -> float:
+def decode_limit(
+    work: DecodeWork, chunks: dict[str, tuple[list[bytes], int]], codec: Any = None
+) -> float:
     """GB/s delivered at the all-cores codec rate of each source, measured now."""
     cores = os.cpu_count() or 1
     secs = sum(
-        work.decoded[name] / limits.codec_throughput(stored, nbytes, cores)
+        work.decoded[name] / limits.codec_throughput(stored, nbytes, cores, codec=codec)
         for name, (stored, nbytes) in chunks.items()
     )
     return work.delivered / secs / 1e9
@@ -277,6 +320,7 @@ def decode_limit(work: DecodeWork, chunks: dict[str, tuple[list[bytes], int]]) -
 
 RUNNERS: dict[str, Callable[[int, Workload], Iterator[int]]] = {
     "lsio": _lsio,
+    "lsio-normalize": _lsio_normalize,
     "lsio-preadv": _lsio_preadv,
     "lsio-mmap": _lsio_mmap,
     "tensorstore-loop": _tensorstore,
@@ -325,8 +369,15 @@ def main() -> None:
         help="hours of satellite data (the NWP covers the same period); 48: crops of a "
         "batch share ~1/4 of their chunks",
     )
+    parser.add_argument(
+        "--compressor",
+        default="zstd:1",
+        help="both sources' compressor, as lsio.create takes it (e.g. blosc-lz4, zstd:3, none)",
+    )
     args = parser.parse_args()
-    w = Workload(stride=args.stride, chunk=args.chunk, timesteps=args.timesteps)
+    w = Workload(
+        stride=args.stride, chunk=args.chunk, timesteps=args.timesteps, compressor=args.compressor
+    )
     sources = dict(zip(("sat", "nwp"), _data(w), strict=True))
     chunks = {
         name: (_stored_chunks(w, name, arr), math.prod(arr.chunks) * arr.dtype.itemsize)
@@ -338,7 +389,7 @@ def main() -> None:
     rates: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     limit: list[float] = []
     for _ in range(args.repeats):
-        limit.append(decode_limit(work, chunks))
+        limit.append(decode_limit(work, chunks, w.numcodecs_codec()))
         print(f"  decode limit: {limit[-1]:.2f} GB/s delivered", flush=True)
         for name in names:
             for p in w.root.rglob("*"):  # page-cache the data just before each run

@@ -129,6 +129,39 @@ def test_transform_and_torch_outputs(pair: Any) -> None:
         Loader(sampler(pair), out="torch", pin_memory=True)
 
 
+def test_transform_stage_keeps_order_errors_and_stops(pair: Any) -> None:
+    """With prefetch, transforms run in their own thread: same batches, in order, as
+    prefetch=0; a failing transform is raised at its step; leaving early stops both threads."""
+    import threading
+
+    def tag(batch: dict[str, Any]) -> dict[str, Any]:
+        if batch["step"] == 4:
+            raise RuntimeError("transform failed at step 4")
+        batch["sat"] = batch["sat"] * 2
+        return batch
+
+    want = [b["sat"] for b in Loader(sampler(pair), steps=4, prefetch=0, transform=tag)]
+    got = [b["sat"] for b in Loader(sampler(pair), steps=4, prefetch=2, transform=tag)]
+    for x, y in zip(got, want, strict=True):
+        np.testing.assert_array_equal(x, y)
+    delivered: list[int] = []
+
+    def consume() -> None:
+        for batch in Loader(sampler(pair), steps=6, prefetch=3, transform=tag):
+            delivered.append(batch["step"])
+
+    with pytest.raises(RuntimeError, match="transform failed at step 4"):
+        consume()
+    assert delivered == [0, 1, 2, 3]
+    loader = Loader(sampler(pair), steps=20, prefetch=2, transform=tag)
+    for batch in loader:
+        if batch["step"] == 1:
+            break
+    assert loader.step == 2
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("lsio-prefetch")]
+    assert alive == []
+
+
 def test_torch_dataloader_workers_give_the_same_batches(pair: Any) -> None:
     torch = pytest.importorskip("torch")
     from torch.utils.data import DataLoader
@@ -198,6 +231,33 @@ def test_ready_made_transforms(pair: Any) -> None:
     for wrong_axis in (2, 7):  # y (24 long, 3 channels), and no such axis
         with pytest.raises(lsio.InvalidArgumentError, match=f"have no axis {wrong_axis} of length"):
             Normalize({"sat": stats}, axis={"sat": wrong_axis})(dict(raw))
+
+
+def test_normalize_reuses_only_dropped_outputs(pair: Any) -> None:
+    from lsio.ml import Normalize
+
+    stats = lsio.stats(pair.sat, dims=("time", "y", "x"))
+    norm = Normalize({"sat": stats}, axis={"sat": 1}, reuse=2)
+    rng = np.random.default_rng(5)
+    # Large enough (8 MiB of float32) for the output pool to keep and hand out again.
+    raws = [rng.integers(0, 2000, (64, 2, 3, 64, 64)).astype(np.int16) for _ in range(4)]
+    mean = stats.mean.astype(np.float32)[None, None, :, None, None]
+    std = stats.std.astype(np.float32)[None, None, :, None, None]
+    expect = [(r - mean) / std for r in raws]
+    first = norm({"sat": raws[0]})["sat"]
+    second = norm({"sat": raws[1]})["sat"]
+    assert not np.shares_memory(first, second)
+    address = second.__array_interface__["data"][0]
+    del second  # dropped: its memory may serve the next batch
+    third = norm({"sat": raws[2]})["sat"]
+    assert third.__array_interface__["data"][0] == address
+    fourth = norm({"sat": raws[3]})["sat"]
+    for got, want in zip((first, third, fourth), (expect[0], expect[2], expect[3]), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(lsio.InvalidArgumentError, match="reuse must be >= 0"):
+        Normalize({"sat": stats}, axis={"sat": 1}, reuse=-1)
+    with pytest.raises(lsio.InvalidArgumentError, match="must be a float dtype"):
+        Normalize({"sat": stats}, axis={"sat": 1}, dtype=np.int16)
 
 
 def _flip_and_label(sample: dict[str, Any]) -> dict[str, Any]:

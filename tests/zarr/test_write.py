@@ -61,7 +61,7 @@ def write_cases(draw: st.DrawFn) -> dict[str, Any]:
         "shards": shards,
         "dtype": dtype,
         "fill": draw(fill_values(dtype)) if dtype.kind != "c" else 0,
-        "compressor": draw(st.sampled_from(["zstd", "blosc", "gzip", None])),
+        "compressor": draw(st.sampled_from(["zstd", "blosc", "blosc-lz4", "gzip", None])),
         "writes": writes,
         "threads": draw(st.sampled_from([1, 3])),
     }
@@ -146,6 +146,7 @@ def _snapshot(path: Path) -> dict[str, bytes]:
         ({"compressor": "zstd:99"}, r"zstd level must be in -131072..22, got 99"),
         ({"compressor": "gzip:10"}, r"gzip level must be in 0..9"),
         ({"compressor": "blosc:42"}, r"blosc level must be in 0..9"),
+        ({"compressor": "blosc-lz4:10"}, r"blosc-lz4 level must be in 0..9"),
         ({"dims": ("x",)}, "must name all 2 dimensions"),
         ({"attrs": {"x": object()}}, "JSON-serialisable"),
         ({"zarr_format": 2, "shards": (4, 4)}, "shards need zarr_format=3"),
@@ -366,7 +367,7 @@ def test_runs_of_whole_chunks_go_through_one_batched_put(
 
 
 @pytest.mark.parametrize("dtype", ["<i2", "<f4", "<u8", "|u1"])
-@pytest.mark.parametrize("compressor", ["blosc", "gzip:5", "zstd:3"])
+@pytest.mark.parametrize("compressor", ["blosc", "blosc-lz4:5", "gzip:5", "zstd:3"])
 def test_v2_chunks_are_byte_for_byte_zarr_pythons(
     tmp_path: Path, dtype: str, compressor: str
 ) -> None:

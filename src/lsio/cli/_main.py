@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
             )
         cmd.add_argument("--shards", help="shard shape, e.g. 4,11,256,256 (default: unsharded)")
         cmd.add_argument(
-            "--codec", default="zstd:3", help="zstd[:LEVEL], blosc, gzip[:LEVEL] or none"
+            "--codec",
+            default="zstd:3",
+            help="zstd[:LEVEL], blosc[:LEVEL], blosc-lz4[:LEVEL], gzip[:LEVEL] or none",
         )
         cmd.add_argument(
             "--zarr-format", type=int, choices=(2, 3), default=3 if name == "convert" else None

@@ -1,5 +1,6 @@
 """Level 2, compute: codecs that decode into caller buffers, and a batch executor."""
 
+from lsio.compute._affine import affine_into
 from lsio.compute._atomic import fetch_add
 from lsio.compute._cdecode import CDecoder, c_decoder
 from lsio.compute._codecs import (
@@ -48,6 +49,7 @@ __all__ = [
     "ScatterTables",
     "ScratchPool",
     "TransposeCodec",
+    "affine_into",
     "c_decoder",
     "fetch_add",
     "check_order",

@@ -2,7 +2,8 @@
 
 A background thread reads the next ``prefetch`` steps while the current one is
 used (a bounded queue, so memory stays at ``prefetch + 3`` batches, whose
-memory is reused once the caller drops a batch). Each step's
+memory is reused once the caller drops a batch; with transforms a second thread
+transforms each step while the next is read, two batches more). Each step's
 crops of every source are planned together, so chunks shared by several crops
 are read and decoded once, and decoded straight into the batch's buffers, which
 can be page-locked torch tensors ready for ``.to("cuda", non_blocking=True)``.
@@ -198,10 +199,13 @@ class Loader:
         sampler: Where the crops come from (its batch size, seed and ranks).
         prefetch: Steps read ahead in a background thread (default 4; 0 reads
             in the calling thread).
-        transform: Called with each batch dict (in the prefetch thread), returns
-            the batch to deliver; e.g. normalisation or dtype casts.
+        transform: Called with each batch dict, returns the batch to deliver;
+            e.g. normalisation or dtype casts. With ``prefetch`` > 0 it runs in
+            a background thread of its own, while the next step is read (so a
+            transform that releases the GIL, as NumPy and lsio's do, overlaps
+            with reading).
         sample_transform: Called with each sample before ``transform`` (in the
-            prefetch thread); see :func:`apply_per_sample` for what it gets and
+            same thread); see :func:`apply_per_sample` for what it gets and
             returns. Transforms in place avoid every copy.
         out: ``"numpy"`` (default) or ``"torch"`` (tensors sharing the buffers).
         pin_memory: With ``out="torch"``: read straight into page-locked memory.
@@ -245,8 +249,10 @@ class Loader:
         self._end = start_step + self.steps
         # Fresh batch buffers would be page-faulted and zeroed by the kernel on every step;
         # room for the queued batches, the one being read, the one delivered and the one
-        # the caller still holds while it asks for the next.
-        self._buffers = OutputPool((prefetch + 3) * sampler.batch_nbytes)
+        # the caller still holds while it asks for the next (with transforms, also the one
+        # waiting for its transform and the one being transformed).
+        extra = 5 if self._transforms else 3
+        self._buffers = OutputPool((prefetch + extra) * sampler.batch_nbytes)
 
     def state_dict(self) -> dict[str, Any]:
         """Where the loader stands: restoring it resumes with the next undelivered step."""
@@ -277,10 +283,10 @@ class Loader:
         self.step = int(state["step"])
         self._end = int(state.get("end", self.step + self.steps))
 
-    def _make(self, step: int) -> dict[str, Any]:
-        batch = read_step(
-            self.sampler, self.sampler[step], self.out, self.pin_memory, self._buffers
-        )
+    def _read(self, step: int) -> dict[str, Any]:
+        return read_step(self.sampler, self.sampler[step], self.out, self.pin_memory, self._buffers)
+
+    def _transformed(self, batch: dict[str, Any]) -> dict[str, Any]:
         if self.sample_transform is not None:
             names = tuple(self.sampler.sources())
             batch = apply_per_sample(
@@ -295,6 +301,10 @@ class Loader:
             )
         return result
 
+    @property
+    def _transforms(self) -> bool:
+        return self.transform is not None or self.sample_transform is not None
+
     def __len__(self) -> int:
         return max(0, self._end - self.step)
 
@@ -302,34 +312,32 @@ class Loader:
         first, end = self.step, self._end
         if self.prefetch == 0:
             for step in range(first, end):
-                batch = self._make(step)
+                batch = self._transformed(self._read(step))
                 self.step = step + 1
                 yield batch
             return
-        ready: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
-
-        def produce() -> None:
-            for step in range(first, end):
-                if stop.is_set():
-                    return
-                try:
-                    item: tuple[int, Any] = (step, self._make(step))
-                except BaseException as exc:  # delivered to the consumer, raised there
-                    item = (-1, exc)
-                while not stop.is_set():
-                    try:
-                        ready.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if item[0] < 0:
-                    return
-
-        worker = threading.Thread(target=produce, name="lsio-prefetch", daemon=True)
-        worker.start()
+        ready: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=self.prefetch)
+        steps = range(first, end)
+        if self._transforms:
+            # Two stages, so that a step's transform runs while the next step is read (on
+            # the cores the read leaves idle between its chunks, and while it waits).
+            raw: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=1)
+            stages = [
+                (((s, self._read(s)) for s in steps), raw),
+                (((s, self._transformed(b)) for s, b in _drain(raw, len(steps), stop)), ready),
+            ]
+        else:
+            stages = [(((s, self._read(s)) for s in steps), ready)]
+        workers = [
+            threading.Thread(target=_pump, args=(items, q, stop), name=f"lsio-prefetch-{i}")
+            for i, (items, q) in enumerate(stages)
+        ]
+        for w in workers:
+            w.daemon = True
+            w.start()
         try:
-            for _ in range(first, end):
+            for _ in steps:
                 step, batch = ready.get()
                 if step < 0:
                     raise batch
@@ -337,4 +345,53 @@ class Loader:
                 yield batch
         finally:
             stop.set()
-            worker.join()
+            for w in workers:
+                w.join()
+
+
+def _put(q: queue.Queue[tuple[int, Any]], item: tuple[int, Any], stop: threading.Event) -> bool:
+    """Put ``item`` unless ``stop`` is set first; whether it was put."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _pump(
+    items: Iterator[tuple[int, Any]], q: queue.Queue[tuple[int, Any]], stop: threading.Event
+) -> None:
+    """Move ``(step, batch)`` items into ``q`` until they end, ``stop`` is set or one fails.
+
+    A failure is put as ``(-1, exception)``, to be raised by whoever reads ``q``.
+    """
+    while not stop.is_set():
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except BaseException as exc:  # delivered to the consumer, raised there
+            _put(q, (-1, exc), stop)
+            return
+        if not _put(q, item, stop):
+            return
+
+
+def _drain(
+    q: queue.Queue[tuple[int, Any]], count: int, stop: threading.Event
+) -> Iterator[tuple[int, Any]]:
+    """``count`` items of ``q`` (an earlier stage's failure raised here), until ``stop``."""
+    for _ in range(count):
+        while True:
+            if stop.is_set():
+                return
+            try:
+                step, batch = q.get(timeout=0.1)
+                break
+            except queue.Empty:
+                continue
+        if step < 0:
+            raise batch
+        yield step, batch

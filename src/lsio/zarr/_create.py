@@ -20,7 +20,7 @@ from lsio.zarr._write import int_out_of_range
 
 __all__ = ["array_documents", "fill_value_json"]
 
-_COMPRESSORS = ("zstd", "blosc", "gzip", "none")
+_COMPRESSORS = ("zstd", "blosc", "blosc-lz4", "gzip", "none")
 
 
 def fill_value_json(value: Any, dtype: np.dtype[Any]) -> Any:
@@ -79,7 +79,11 @@ def _shape(value: Any, name: str, ndim: int | None, positive: bool) -> tuple[int
 
 
 def _compressor(spec: str | None) -> tuple[str, int | None]:
-    """``"zstd"``, ``"zstd:5"``, ``"blosc"``, ``"gzip:6"``, ``"none"``/``None`` -> (name, level)."""
+    """A compressor spec as (name, level), e.g. ``"zstd:5"`` -> ``("zstd", 5)``.
+
+    Specs: ``"zstd"``, ``"blosc"``, ``"blosc-lz4"``, ``"gzip"``, each with an
+    optional ``:LEVEL``, and ``"none"``/``None``.
+    """
     if spec is None:
         return "none", None
     name, _, level = spec.partition(":")
@@ -100,7 +104,19 @@ def _compressor(spec: str | None) -> tuple[str, int | None]:
 
 
 # Levels each codec accepts (zstd's negative "fast" levels included, as zarr-python does).
-_LEVELS = {"zstd": (-131072, 22), "gzip": (0, 9), "blosc": (0, 9), "none": (0, 0)}
+_LEVELS = {
+    "zstd": (-131072, 22),
+    "gzip": (0, 9),
+    "blosc": (0, 9),
+    "blosc-lz4": (0, 9),
+    "none": (0, 0),
+}
+
+
+def _blosc_cname(name: str) -> str:
+    # "blosc" alone means blosc with zstd inside (denser); "blosc-lz4" is zarr-python 2's default,
+    # several times faster to decode.
+    return "lz4" if name == "blosc-lz4" else "zstd"
 
 
 def _v3_compressors(name: str, level: int | None, dtype: np.dtype[Any]) -> list[dict[str, Any]]:
@@ -113,9 +129,9 @@ def _v3_compressors(name: str, level: int | None, dtype: np.dtype[Any]) -> list[
         ]
     if name == "gzip":
         return [{"name": "gzip", "configuration": {"level": 5 if level is None else level}}]
-    if name == "blosc":
+    if name.startswith("blosc"):
         config = {
-            "cname": "zstd",
+            "cname": _blosc_cname(name),
             "clevel": 5 if level is None else level,
             "shuffle": "shuffle" if dtype.itemsize > 1 else "bitshuffle",
             "typesize": dtype.itemsize,
@@ -130,10 +146,10 @@ def _v2_compressor(name: str, level: int | None) -> dict[str, Any] | None:
         return {"id": "zstd", "level": 3 if level is None else level}
     if name == "gzip":
         return {"id": "gzip", "level": 5 if level is None else level}
-    if name == "blosc":
+    if name.startswith("blosc"):
         return {
             "id": "blosc",
-            "cname": "zstd",
+            "cname": _blosc_cname(name),
             "clevel": 5 if level is None else level,
             "shuffle": 1,
             "blocksize": 0,

@@ -120,8 +120,10 @@ def create(
         dtype: bool, (u)int8-64, float16/32/64, complex64/128.
         chunks: Shape of a chunk (of an inner chunk when sharded).
         shards: Shape of a shard (multiples of ``chunks``); ``None``: unsharded. v3 only.
-        compressor: ``"zstd"`` (default, level 3), ``"zstd:LEVEL"``, ``"blosc"``,
-            ``"gzip"``, or ``None``/``"none"``.
+        compressor: ``"zstd"`` (default, level 3), ``"zstd:LEVEL"``, ``"blosc"``
+            (zstd inside, level 5, shuffled by item), ``"blosc-lz4"`` (lz4 inside:
+            several times faster to decode, larger), ``"gzip"``, or
+            ``None``/``"none"``; a level after a colon for each but ``"none"``.
         codecs: Zarr v3 codec list of a chunk, instead of ``compressor`` (JSON form).
         fill_value: Value of unwritten elements; default 0 (False).
         dims: Dimension names.
