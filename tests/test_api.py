@@ -15,6 +15,7 @@ EXPECTED = {
     "LocalStore",
     "LsioError",
     "MemoryStore",
+    "ObjectStore",
     "MetadataError",
     "NodeExistsError",
     "NodeNotFoundError",

@@ -16,7 +16,7 @@ from lsio._errors import (
     WriteError,
 )
 from lsio.interop import to_dask
-from lsio.io import IOConfig, LocalStore, MemoryStore
+from lsio.io import IOConfig, LocalStore, MemoryStore, ObjectStore
 from lsio.plan import ReadConfig
 from lsio.rechunking import convert, rechunk
 from lsio.statistics import Histogram, Stats, stats
@@ -49,6 +49,7 @@ __all__ = [
     "NodeExistsError",
     "NodeNotFoundError",
     "NotReadyError",
+    "ObjectStore",
     "ReadConfig",
     "ReadError",
     "ReadOnlyError",

@@ -19,6 +19,7 @@ from lsio.io import (
     LocalStore,
     MemoryStore,
     MmapStore,
+    ObjectStore,
     ReadRequest,
     ResidentMapper,
     Store,
@@ -131,6 +132,65 @@ class FileBackendSuite(BackendSuite):
 class TestMemoryStore(BackendSuite):
     def make_store(self, tmp_path: Path) -> Store:
         return MemoryStore(OBJECTS)
+
+
+class TestObjectStore(BackendSuite):
+    """obstore against a real S3 server (moto's, on 127.0.0.1)."""
+
+    @pytest.fixture
+    def store(self, s3_bucket: str) -> Store:
+        store = ObjectStore(f"{s3_bucket}/root")
+        for key, data in OBJECTS.items():
+            store.put(key, data)
+        return store
+
+    def test_failed_read_names_key_and_range(self) -> None:
+        # Nothing listens on port 9: every request fails to connect (no retries).
+        store = ObjectStore(
+            "s3://nowhere/x",
+            endpoint="http://127.0.0.1:9",
+            region="us-east-1",
+            access_key_id="k",
+            secret_access_key="s",
+            client_options={"allow_http": True},
+            retry_config={"max_retries": 0},
+        )
+        with pytest.raises(ReadError, match=r"reading 'a' \[0, 4\)") as info:
+            list(store.read_batch([ReadRequest(0, "a", ByteRange(0, 4))]))
+        assert isinstance(info.value, OSError)
+        with pytest.raises(WriteError, match="writing 'a'"):
+            store.put("a", b"x")
+
+    def test_put_many_and_delete_prefix(self, store: Store) -> None:
+        assert isinstance(store, ObjectStore)
+        blobs = [b"y" * 70_000, b"z", b""]
+        data = np.frombuffer(b"".join(blobs), np.uint8)
+        store.put_many(["new/y", "new/deep/z", "new/e"], data, np.cumsum([0, *map(len, blobs)]))
+        assert [store.get(k) for k in ("new/y", "new/deep/z", "new/e")] == blobs
+        assert store.list_dir("new") == (["e", "y"], ["deep"])
+        store.delete_prefix("new")
+        assert store.list_dir("new") == ([], [])
+        assert store.get("a") == OBJECTS["a"]  # outside the prefix: kept
+        store.delete("a")
+        store.delete("a")  # nothing there: no error
+        assert store.get("a") is None
+
+    def test_copies_are_independent_stores(self, store: Store) -> None:
+        import pickle
+
+        copy = pickle.loads(pickle.dumps(store))
+        assert copy.url == store.url
+        assert copy.get("dir/b") == b"hello world"
+
+    def test_urls_and_settings_are_checked(self) -> None:
+        from lsio import InvalidArgumentError
+
+        with pytest.raises(InvalidArgumentError, match="not an object-store URL"):
+            ObjectStore("/tmp/x")
+        with pytest.raises(InvalidArgumentError, match="max_requests >= 1"):
+            ObjectStore("s3://bucket/x", max_requests=0)
+        with pytest.raises(InvalidArgumentError, match="cannot open s3://bucket/x"):
+            ObjectStore("s3://bucket/x", no_such_option=1)
 
 
 class TestLocalStore(FileBackendSuite):

@@ -223,8 +223,8 @@ def test_open_array_on_group_and_group_on_array(tmp_path: Path) -> None:
 
 
 def test_bad_url_scheme_and_mode(tmp_path: Path) -> None:
-    with pytest.raises(lsio.InvalidArgumentError, match="unsupported URL scheme 'gs'"):
-        lsio.open("gs://bucket/x.zarr")
+    with pytest.raises(lsio.InvalidArgumentError, match=r"unsupported URL scheme 'ftp'.*s3://"):
+        lsio.open("ftp://host/x.zarr")
     with pytest.raises(lsio.InvalidArgumentError, match="mode must be one of r, r\\+, a, w, w-"):
         lsio.open(tmp_path, mode="x")
     with pytest.raises(lsio.InvalidArgumentError, match="mode 'w' creates an array: pass shape"):

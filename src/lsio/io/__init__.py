@@ -29,6 +29,7 @@ from lsio.io._mmap import (
     populate_spans,
     release_spans,
 )
+from lsio.io._object import OBJECT_SCHEMES, ObjectStore, is_object_url
 from lsio.io._types import (
     ByteRange,
     Range,
@@ -53,6 +54,8 @@ __all__ = [
     "MemoryStore",
     "MmapStore",
     "NOT_READ",
+    "OBJECT_SCHEMES",
+    "ObjectStore",
     "Range",
     "ResidentMapper",
     "ResidentMaps",
@@ -69,6 +72,7 @@ __all__ = [
     "c_strings",
     "coalesce_ranges",
     "describe_range",
+    "is_object_url",
     "load_file_batch_reader",
     "path_from_url",
     "local_store",

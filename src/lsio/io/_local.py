@@ -43,7 +43,8 @@ def path_from_url(location: str | os.PathLike[str]) -> Path:
     parsed = urlparse(text)
     if parsed.scheme != "file":
         raise ValueError(
-            f"unsupported URL scheme {parsed.scheme!r} in {text!r}: use a local path or file:// URL"
+            f"unsupported URL scheme {parsed.scheme!r} in {text!r}: use a local path, a file:// "
+            "URL or an object-store URL (s3://, gs://, az://, https://; the s3 extra)"
         )
     if parsed.netloc not in ("", "localhost"):
         raise ValueError(f"file URL {text!r} names host {parsed.netloc!r}; only local files work")

@@ -24,7 +24,7 @@ import numpy as np
 
 from lsio._errors import InvalidArgumentError, NodeExistsError
 from lsio._progress import Progress
-from lsio.io import Writer, path_from_url
+from lsio.io import Writer, is_object_url, path_from_url
 from lsio.plan import ReadConfig
 from lsio.zarr import Array, open_array
 from lsio.zarr._context import Context
@@ -188,6 +188,14 @@ def rechunk(
 
 def _check_apart(src: Array, dest: str) -> None:
     """Refuse a destination that is the source's store or inside it (or holds it)."""
+    if is_object_url(src.store_url) and is_object_url(dest):
+        a, b = src.store_url.rstrip("/") + "/", dest.rstrip("/") + "/"
+        if a.startswith(b) or b.startswith(a):
+            raise InvalidArgumentError(
+                f"the destination {dest} overlaps the source {src.store_url}; "
+                "write the copy elsewhere"
+            )
+        return
     try:
         here = Path(path_from_url(src.store_url)).resolve()
         there = Path(path_from_url(dest)).resolve()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from lsio._errors import LsioError
-from lsio.io import local_store, path_from_url
+from lsio.io import ObjectStore, is_object_url, local_store, path_from_url
 from lsio.zarr._array import Array
 from lsio.zarr._context import Context
 from lsio.zarr._metadata import ArrayMetadata
@@ -27,6 +27,12 @@ def find_coordinates(array: Array) -> dict[str, Array]:
     ctx = array.context
     if array.path:
         parent = array.path.rsplit("/", 1)[0] if "/" in array.path else ""
+    elif is_object_url(array.store_url):
+        above_url, sep, _ = array.store_url.rstrip("/").rpartition("/")
+        if not sep or not is_object_url(above_url) or above_url.endswith(":/"):
+            return {}
+        ctx = Context(ObjectStore(above_url), ctx.config)
+        parent = ""
     else:
         try:
             here = path_from_url(array.store_url)

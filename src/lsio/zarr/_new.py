@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from lsio._errors import InvalidArgumentError, NodeExistsError, NodeNotFoundError, ReadOnlyError
-from lsio.io import Store, Writer, local_store, path_from_url
+from lsio.io import ObjectStore, Store, Writer, is_object_url, local_store, path_from_url
 from lsio.plan import ReadConfig
 from lsio.zarr._array import Array
 from lsio.zarr._context import Context
@@ -25,6 +25,8 @@ def writable_store(location: str | os.PathLike[str] | Store, config: ReadConfig)
     A local directory is not created here but by the first object written into
     it, after the arguments were checked: a call that fails leaves nothing behind.
     """
+    if isinstance(location, str) and is_object_url(location):
+        return ObjectStore(location)
     if isinstance(location, str | os.PathLike):
         try:
             path = path_from_url(location)

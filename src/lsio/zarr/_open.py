@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from lsio._errors import InvalidArgumentError, NodeNotFoundError
-from lsio.io import Store, local_store, path_from_url
+from lsio.io import ObjectStore, Store, is_object_url, local_store, path_from_url
 from lsio.plan import ReadConfig
 from lsio.zarr._array import Array
 from lsio.zarr._context import Context
@@ -20,6 +20,8 @@ Location = str | os.PathLike[str] | Store
 
 
 def _store(location: Location, config: ReadConfig) -> Store:
+    if isinstance(location, str) and is_object_url(location):
+        return ObjectStore(location)  # a missing node is found by its metadata
     if isinstance(location, str | os.PathLike):
         try:
             path = path_from_url(location)
@@ -47,7 +49,9 @@ def open(
     """Open the array or group at ``location``.
 
     Args:
-        location: A local path, a ``file://`` URL, or a store object.
+        location: A local path, a ``file://`` URL, an object-store URL
+            (``s3://bucket/path``, ``gs://``, ``az://``, ``https://``; needs
+            the ``s3`` extra, see :class:`lsio.ObjectStore`), or a store object.
         mode: ``"r"`` read-only (default); ``"r+"`` read and write, must exist;
             ``"a"`` read and write, created from ``create_kwargs`` if missing;
             ``"w"`` create (replacing what is there); ``"w-"`` create, fail if
