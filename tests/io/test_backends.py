@@ -182,6 +182,25 @@ class TestObjectStore(BackendSuite):
         assert copy.url == store.url
         assert copy.get("dir/b") == b"hello world"
 
+    def test_a_dropped_store_stops_its_thread(self, s3_bucket: str) -> None:
+        import gc
+        import threading
+        import time
+
+        def threads() -> int:
+            return sum(t.name.startswith("lsio-objects") for t in threading.enumerate())
+
+        before = threads()
+        store = ObjectStore(f"{s3_bucket}/other")
+        store.put("k", b"v")
+        assert threads() == before + 1
+        del store
+        gc.collect()
+        deadline = time.monotonic() + 5
+        while threads() > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert threads() == before
+
     def test_urls_and_settings_are_checked(self) -> None:
         from lsio import InvalidArgumentError
 

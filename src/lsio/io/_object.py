@@ -137,12 +137,24 @@ class ObjectStore:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
-                    target=loop.run_forever, name=f"lsio-objects {self._url}", daemon=True
+                    target=_serve, args=(loop,), name=f"lsio-objects {self._url}", daemon=True
                 )
                 thread.start()
                 self._loop = loop
             loop = self._loop
         return asyncio.run_coroutine_threadsafe(_as_coroutine(coro), loop).result()
+
+    def close(self) -> None:
+        """Stop the store's event loop and its thread (a later call starts new ones)."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+
+    def __del__(self) -> None:
+        # The loop's thread does not refer to the store: a dropped store ends it here.
+        if getattr(self, "_loop", None) is not None:
+            self.close()
 
     async def _bounded(self, jobs: Sequence[Awaitable[_T]]) -> list[_T]:
         gate = asyncio.Semaphore(self._max_requests)
@@ -312,6 +324,14 @@ def _bounds(req: ReadRequest, size: int | None) -> tuple[int, int]:
     if isinstance(r, SuffixRange):
         return max(size - r.length, 0), size
     return 0, size
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    """Run ``loop`` until it is stopped, then close it (in its own thread)."""
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
 
 
 async def _as_coroutine(aw: Awaitable[_T]) -> _T:
