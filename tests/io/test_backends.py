@@ -168,8 +168,14 @@ class TestObjectStore(BackendSuite):
         store.put_many(["new/y", "new/deep/z", "new/e"], data, np.cumsum([0, *map(len, blobs)]))
         assert [store.get(k) for k in ("new/y", "new/deep/z", "new/e")] == blobs
         assert store.list_dir("new") == (["e", "y"], ["deep"])
+        assert store.list_tree("new") == {"y": 70_000, "deep/z": 1, "e": 0}
+        assert store.list_tree("") == {
+            **{k: len(v) for k, v in OBJECTS.items()},
+            **{f"new/{k}": n for k, n in store.list_tree("new").items()},
+        }
         store.delete_prefix("new")
         assert store.list_dir("new") == ([], [])
+        assert store.list_tree("new") == {}
         assert store.get("a") == OBJECTS["a"]  # outside the prefix: kept
         store.delete("a")
         store.delete("a")  # nothing there: no error

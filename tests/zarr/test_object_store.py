@@ -128,6 +128,11 @@ def test_command_line_on_a_bucket(s3_bucket: str, capsys: pytest.CaptureFixture[
     assert main(["info", "--json", url]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["shape"] == [4, 2, 6]
+    store = ObjectStore(url)
+    chunks = {k: n for k, n in store.list_tree("").items() if k != "zarr.json"}
+    assert len(chunks) == 4  # a (2, 1, 2) grid of chunks, every one stored
+    assert info["stored_objects"] == len(chunks)
+    assert info["stored_bytes"] == sum(chunks.values())
     assert main(["stats", url, "--dims", "t,x", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["max"] == [41, 47]

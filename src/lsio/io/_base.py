@@ -19,6 +19,7 @@ __all__ = [
     "ResidentMapper",
     "ResidentMaps",
     "Store",
+    "TreeLister",
     "WholeObjectReader",
     "WholeObjects",
     "group_by_key",
@@ -189,6 +190,19 @@ class Lister(Protocol):
 
     def list_dir(self, prefix: str) -> tuple[list[str], list[str]]:
         """Return ``(objects, prefixes)`` directly under ``prefix`` (names, sorted)."""
+        ...
+
+
+@runtime_checkable
+class TreeLister(Protocol):
+    """Lists everything below a prefix at once, with sizes.
+
+    Object stores answer one paginated listing instead of a listing per level
+    and a request per object.
+    """
+
+    def list_tree(self, prefix: str) -> dict[str, int]:
+        """Every object below ``prefix``: key relative to ``prefix`` -> size in bytes."""
         ...
 
 

@@ -306,12 +306,31 @@ class ObjectStore:
         except Exception as exc:
             raise WriteError(f"deleting: {type(exc).__name__}: {exc}", key=keys[0]) from exc
 
+    def list_tree(self, prefix: str) -> dict[str, int]:
+        """Every object below ``prefix`` (keys relative to it) with its size.
+
+        One paginated listing: 1,000 keys per request on S3.
+        """
+        base = f"{prefix.strip('/')}/" if prefix.strip("/") else None
+        skip = len(base or "")
+        out: dict[str, int] = {}
+        try:
+            for batch in self._obstore.list(self._store, base, chunk_size=1000):
+                out.update((o["path"][skip:], int(o["size"])) for o in batch)
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:
+            raise ReadError(
+                f"{type(exc).__name__}: {exc}", key=prefix, byte_range="(listing)"
+            ) from exc
+        return out
+
     def delete_prefix(self, prefix: str) -> None:
         """Remove every object under ``prefix`` (``""``: the whole store)."""
-        base = f"{prefix.strip('/')}/" if prefix.strip("/") else None
-        keys = [prefix] if base else []
-        for batch in self._obstore.list(self._store, base, chunk_size=1000):
-            keys.extend(o["path"] for o in batch)
+        base = prefix.strip("/")
+        keys = [f"{base}/{k}" if base else k for k in self.list_tree(prefix)]
+        if base:
+            keys.append(base)  # an object named like the prefix itself
         for i in range(0, len(keys), 1000):  # S3 deletes at most 1000 per request
             self._delete(keys[i : i + 1000])
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 from lsio.zarr._engine import ReadJob, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._node import Node
-from lsio.zarr._presence import stored_inner_chunks, stored_objects, walk_keys
+from lsio.zarr._presence import stored_inner_chunks, stored_objects, stored_sizes
 from lsio.zarr._shard_index import Index, ShardIndexes
 from lsio.zarr._sharding import ShardingCodec
 from lsio.zarr._write import resize_array, write_many, write_selection
@@ -129,11 +129,10 @@ class Array(Node[ArrayMetadata]):
     def stored_size(self) -> tuple[int, int]:
         """``(bytes, objects)`` of the chunks or shards stored for this array.
 
-        Lists the store below the array, so it costs one listing per directory.
+        Lists the store below the array: one listing per directory and a size per object,
+        or, where the store lists a whole tree with sizes (object stores), one listing.
         """
-        store = self._ctx.store
-        sizes = [store.size(f"{self._prefix}{k}") for k in walk_keys(store, self._path)]
-        known = [n for n in sizes if n is not None]
+        known = stored_sizes(self._ctx.store, self._path)
         return sum(known), len(known)
 
     def stored_chunks(self) -> npt.NDArray[np.bool_]:

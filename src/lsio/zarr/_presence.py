@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import numpy.typing as npt
 
-from lsio.io import Lister
+from lsio.io import Lister, Store, TreeLister
 from lsio.zarr._metadata import KeyEncoding
 from lsio.zarr._sharding import MISSING
 
-__all__ = ["METADATA_FILES", "stored_objects", "stored_inner_chunks", "walk_keys"]
+__all__ = ["METADATA_FILES", "stored_inner_chunks", "stored_objects", "stored_sizes", "walk_keys"]
 
 METADATA_FILES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
 
@@ -30,6 +30,11 @@ IndexFetch = Callable[
 
 def walk_keys(store: Lister, path: str) -> Iterator[str]:
     """Keys (relative to ``path``) of every object below ``path`` except its metadata files."""
+    if isinstance(store, TreeLister):  # one listing of the whole tree
+        for key in store.list_tree(path):
+            if "/" in key or key not in METADATA_FILES:
+                yield key
+        return
     pending = [""]
     while pending:
         rel = pending.pop()
@@ -39,6 +44,16 @@ def walk_keys(store: Lister, path: str) -> Iterator[str]:
             if rel or name not in METADATA_FILES:
                 yield f"{rel}/{name}" if rel else name
         pending.extend(f"{rel}/{d}" if rel else d for d in dirs)
+
+
+def stored_sizes(store: Store, path: str) -> list[int]:
+    """Sizes of every object below ``path`` except its metadata files."""
+    if isinstance(store, TreeLister):  # the sizes come with the listing
+        listed = store.list_tree(path)
+        return [n for k, n in listed.items() if "/" in k or k not in METADATA_FILES]
+    prefix = f"{path}/" if path else ""
+    sizes = (store.size(f"{prefix}{k}") for k in walk_keys(store, path))
+    return [n for n in sizes if n is not None]
 
 
 def _parse(key: str, encoding: KeyEncoding, ndim: int) -> tuple[int, ...] | None:
