@@ -162,3 +162,11 @@ def test_coordinates_of_an_array_opened_by_its_own_url(s3_bucket: str) -> None:
     coords = find_coordinates(lsio.open_array(f"{s3_bucket}/e.zarr/data"))
     assert list(coords) == ["t"]
     np.testing.assert_array_equal(coords["t"][...], [10, 20, 30])
+    # Opened through a store with explicit settings: the group above is reached with them.
+    store = ObjectStore(f"{s3_bucket}/e.zarr/data", max_requests=3)
+    coords = find_coordinates(lsio.open_array(store))
+    np.testing.assert_array_equal(coords["t"][...], [10, 20, 30])
+    parent = coords["t"].context.store
+    assert isinstance(parent, ObjectStore)
+    assert parent.url == f"{s3_bucket}/e.zarr"
+    assert parent.__getstate__()["max_requests"] == 3

@@ -109,6 +109,12 @@ class ObjectStore:
     def __repr__(self) -> str:
         return f"ObjectStore({self._url!r})"
 
+    def sibling(self, url: str) -> ObjectStore:
+        """A store rooted at ``url`` with this store's options (e.g. the directory above)."""
+        return ObjectStore(
+            url, coalesce=self._coalesce, max_requests=self._max_requests, **self._options
+        )
+
     def __getstate__(self) -> dict[str, Any]:
         # The event loop and obstore's client stay behind; a copy makes its own.
         return {

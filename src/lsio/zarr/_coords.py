@@ -31,7 +31,10 @@ def find_coordinates(array: Array) -> dict[str, Array]:
         above_url, sep, _ = array.store_url.rstrip("/").rpartition("/")
         if not sep or not is_object_url(above_url) or above_url.endswith(":/"):
             return {}
-        ctx = Context(ObjectStore(above_url), ctx.config)
+        store = ctx.store
+        # The directory above, reached with the same credentials and settings.
+        up = store.sibling(above_url) if isinstance(store, ObjectStore) else ObjectStore(above_url)
+        ctx = Context(up, ctx.config)
         parent = ""
     else:
         try:
