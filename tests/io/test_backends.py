@@ -620,3 +620,23 @@ def test_object_files_where_files_are_read_whole(tmp_path: Path) -> None:
     assert MmapStore(tmp_path).object_files(["a"]) is None
     if uring_available():
         assert UringStore(tmp_path).object_files(["a"]) is None
+
+
+def test_object_store_refuses_a_forked_child(s3_bucket: str) -> None:
+    """obstore's threads do not survive fork: a child forked after the parent read an
+    object store (a fork-started DataLoader worker) gets a clear error, never a hang;
+    a spawned child works."""
+    import multiprocessing
+
+    from lsio import UnsupportedError
+
+    store = ObjectStore(f"{s3_bucket}/fork")
+    store.put("k", b"from the parent")
+    assert store.get("k") == b"from the parent"
+    with (
+        multiprocessing.get_context("fork").Pool(1) as pool,
+        pytest.raises(UnsupportedError, match="forked after its parent read an object"),
+    ):
+        pool.apply(store.get, ("k",))
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(store.get, ("k",)) == b"from the parent"

@@ -15,6 +15,7 @@ reader sees an object whole or not at all, so no temporary names are needed.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -94,12 +95,18 @@ class ObjectStore:
         self._coalesce = coalesce
         self._max_requests = max_requests
         try:
-            self._store = from_url(self._url, **options)
+            self._client = from_url(self._url, **options)
         except Exception as exc:  # obstore's configuration errors (bad key, bad URL)
             raise InvalidArgumentError(f"cannot open {url}: {exc}") from None
         self._obstore = obstore
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def _store(self) -> Any:
+        """The obstore client; raises in a process forked after obstore ran (:func:`_check_fork`)."""
+        _check_fork(self._url)
+        return self._client
 
     @property
     def url(self) -> str:
@@ -139,6 +146,7 @@ class ObjectStore:
 
         ``coro`` must not have called obstore yet (a coroutine of an ``async def``).
         """
+        _check_fork(self._url)
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
@@ -349,6 +357,25 @@ def _bounds(req: ReadRequest, size: int | None) -> tuple[int, int]:
     if isinstance(r, SuffixRange):
         return max(size - r.length, 0), size
     return 0, size
+
+
+# The process in which lsio first ran obstore. obstore's Rust runtime is process-wide
+# and its threads do not survive fork(): a forked child that calls it waits forever.
+_RUNTIME_PID: list[int] = []
+
+
+def _check_fork(url: str) -> None:
+    """Refuse to call obstore in a child forked after obstore ran, instead of hanging."""
+    pid = os.getpid()
+    if not _RUNTIME_PID:
+        _RUNTIME_PID.append(pid)
+    elif _RUNTIME_PID[0] != pid:
+        raise UnsupportedError(
+            f"{url}: this process was forked after its parent read an object store, and "
+            "obstore cannot run in such a child (its threads do not survive fork). Start "
+            "worker processes with 'spawn' or 'forkserver' (e.g. torch DataLoader("
+            "multiprocessing_context='spawn')), or open object stores only after forking."
+        )
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
