@@ -57,6 +57,9 @@ class Lsio(Reader):
 class ZarrPython(Reader):
     """zarr-python 3; ``pipeline='zarrs'`` uses the zarrs (Rust) codec pipeline."""
 
+    timeout: float | None = None
+    """Seconds a batch call may take before it raises (``None``: no bound)."""
+
     def __init__(self, pipeline: str = "default") -> None:
         self.name = "zarr-python" if pipeline == "default" else "zarr-python+zarrs"
         self._config = (
@@ -85,7 +88,7 @@ class ZarrPython(Reader):
             return await asyncio.gather(*(handle.async_array.getitem(sel) for sel in sels))
 
         with zarr.config.set(self._config):
-            results = zarr.core.sync.sync(gather())
+            results = zarr.core.sync.sync(gather(), timeout=self.timeout)
         for i, r in enumerate(results):
             out[i] = r
 

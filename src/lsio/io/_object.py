@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -141,7 +141,7 @@ class ObjectStore:
 
     # -- the event loop -------------------------------------------------------------
 
-    def _run(self, coro: Awaitable[_T]) -> _T:
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coro`` on the store's loop and wait for it (from any thread but the loop's).
 
         ``coro`` must not have called obstore yet (a coroutine of an ``async def``).
@@ -156,7 +156,7 @@ class ObjectStore:
                 thread.start()
                 self._loop = loop
             loop = self._loop
-        return asyncio.run_coroutine_threadsafe(_as_coroutine(coro), loop).result()
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
     def close(self) -> None:
         """Stop the store's event loop and its thread (a later call starts new ones)."""
@@ -201,7 +201,7 @@ class ObjectStore:
             raise
         except Exception as exc:
             raise ReadError(
-                f"{type(exc).__name__}: {exc}", key=key, byte_range=describe_range(reqs[0].range)
+                _failed(exc), key=key, byte_range=describe_range(reqs[0].range)
             ) from exc
 
     async def _fetch(self, key: str, reqs: list[ReadRequest]) -> list[ReadResult]:
@@ -264,20 +264,18 @@ class ObjectStore:
         except FileNotFoundError:
             return None
         except Exception as exc:
-            raise ReadError(f"{type(exc).__name__}: {exc}", key=key, byte_range="(size)") from exc
+            raise ReadError(_failed(exc), key=key, byte_range="(size)") from exc
         return int(meta["size"])
 
     def list_dir(self, prefix: str) -> tuple[list[str], list[str]]:
         """Objects and sub-prefixes directly under ``prefix``."""
-        base = f"{prefix.strip('/')}/" if prefix.strip("/") else None
+        base = _dir(prefix)
         try:
             found = self._run(_invoke(self._obstore.list_with_delimiter_async, self._store, base))
         except FileNotFoundError:
             return [], []
         except Exception as exc:
-            raise ReadError(
-                f"{type(exc).__name__}: {exc}", key=prefix, byte_range="(listing)"
-            ) from exc
+            raise ReadError(_failed(exc), key=prefix, byte_range="(listing)") from exc
         skip = len(base or "")
         files = sorted(o["path"][skip:] for o in found["objects"])
         dirs = sorted(p[skip:].rstrip("/") for p in found["common_prefixes"])
@@ -293,7 +291,7 @@ class ObjectStore:
         try:
             await self._obstore.put_async(self._store, key, data, use_multipart=False)
         except Exception as exc:
-            raise WriteError(f"{type(exc).__name__}: {exc}", key=key) from exc
+            raise WriteError(_failed(exc), key=key) from exc
 
     def put_many(
         self, keys: Sequence[str], data: np.ndarray, offsets: Sequence[int] | np.ndarray
@@ -318,14 +316,14 @@ class ObjectStore:
         except FileNotFoundError:
             pass
         except Exception as exc:
-            raise WriteError(f"deleting: {type(exc).__name__}: {exc}", key=keys[0]) from exc
+            raise WriteError(f"deleting: {_failed(exc)}", key=keys[0]) from exc
 
     def list_tree(self, prefix: str) -> dict[str, int]:
         """Every object below ``prefix`` (keys relative to it) with its size.
 
         One paginated listing: 1,000 keys per request on S3.
         """
-        base = f"{prefix.strip('/')}/" if prefix.strip("/") else None
+        base = _dir(prefix)
         skip = len(base or "")
         out: dict[str, int] = {}
         try:
@@ -334,9 +332,7 @@ class ObjectStore:
         except FileNotFoundError:
             return {}
         except Exception as exc:
-            raise ReadError(
-                f"{type(exc).__name__}: {exc}", key=prefix, byte_range="(listing)"
-            ) from exc
+            raise ReadError(_failed(exc), key=prefix, byte_range="(listing)") from exc
         return out
 
     def delete_prefix(self, prefix: str) -> None:
@@ -347,6 +343,17 @@ class ObjectStore:
             keys.append(base)  # an object named like the prefix itself
         for i in range(0, len(keys), 1000):  # S3 deletes at most 1000 per request
             self._delete(keys[i : i + 1000])
+
+
+def _dir(prefix: str) -> str | None:
+    """``prefix`` as obstore lists it: ``"a/b/"``, or ``None`` for the store's root."""
+    stripped = prefix.strip("/")
+    return f"{stripped}/" if stripped else None
+
+
+def _failed(exc: BaseException) -> str:
+    """What obstore (or the network) said, for a ReadError's or WriteError's message."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _bounds(req: ReadRequest, size: int | None) -> tuple[int, int]:
@@ -384,10 +391,6 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_forever()
     finally:
         loop.close()
-
-
-async def _as_coroutine(aw: Awaitable[_T]) -> _T:
-    return await aw
 
 
 async def _invoke(fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:

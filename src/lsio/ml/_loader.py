@@ -24,7 +24,7 @@ from lsio.compute import OutputPool
 from lsio.ml._sampler import CropSampler, Samples
 from lsio.zarr import Batch
 
-__all__ = ["Loader", "apply_per_sample", "read_step"]
+__all__ = ["Loader", "apply_per_sample", "as_numpy", "read_step"]
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 _OUTS = ("numpy", "torch")
@@ -114,11 +114,11 @@ def apply_per_sample(
             other than the first sample's, or arrays whose shape or dtype change
             from sample to sample.
     """
-    as_numpy = {name: _numpy(batch[name]) for name in names}
+    numpys = {name: as_numpy(batch[name]) for name in names}
     outs: dict[str, np.ndarray] = {}
     keys: set[str] = set()
     for i, sample_id in enumerate(batch["ids"].tolist()):
-        sample: dict[str, Any] = {name: as_numpy[name][i] for name in names}
+        sample: dict[str, Any] = {name: numpys[name][i] for name in names}
         sample["coords"] = {
             name: {d: v[i] for d, v in dims.items()} for name, dims in batch["coords"].items()
         }
@@ -141,9 +141,9 @@ def apply_per_sample(
                 continue
             arr = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
             if i == 0:
-                same = key in as_numpy and as_numpy[key][0].shape == arr.shape
-                if same and as_numpy[key].dtype == arr.dtype:
-                    outs[key] = as_numpy[key]
+                same = key in numpys and numpys[key][0].shape == arr.shape
+                if same and numpys[key].dtype == arr.dtype:
+                    outs[key] = numpys[key]
                 else:
                     outs[key], batch[key] = _batch_buffer(
                         (len(batch["ids"]), *arr.shape), arr.dtype, out, pin, buffers
@@ -170,7 +170,8 @@ def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
-def _numpy(x: Any) -> np.ndarray:
+def as_numpy(x: Any) -> np.ndarray:
+    """``x`` itself if a NumPy array, else the NumPy view of a (CPU) torch tensor."""
     return x if isinstance(x, np.ndarray) else np.asarray(x.numpy())
 
 

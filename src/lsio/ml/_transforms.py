@@ -9,6 +9,7 @@ import numpy as np
 
 from lsio._errors import InvalidArgumentError
 from lsio.compute import OutputPool, affine_into
+from lsio.ml._loader import as_numpy
 from lsio.statistics import Stats
 
 __all__ = ["Downsample", "Normalize"]
@@ -63,12 +64,12 @@ class Normalize:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         if self._outputs is None:
-            nbytes = sum(_numpy(batch[name]).size for name in self._params) * self._dtype.itemsize
+            nbytes = sum(as_numpy(batch[name]).size for name in self._params) * self._dtype.itemsize
             self._outputs = OutputPool(self._reuse * nbytes)
         for name, (ax, mean, std) in self._params.items():
             x = batch[name]
             torch_out = not isinstance(x, np.ndarray)
-            arr = _numpy(x)
+            arr = as_numpy(x)
             if not 0 <= ax < arr.ndim - 1 or arr.shape[ax + 1] != mean.size:
                 raise InvalidArgumentError(
                     f"Normalize: {name!r} samples of shape {arr.shape[1:]} have no axis {ax} "
@@ -83,10 +84,6 @@ class Normalize:
             else:
                 batch[name] = out
         return batch
-
-
-def _numpy(x: Any) -> np.ndarray:
-    return x if isinstance(x, np.ndarray) else np.asarray(x.numpy())
 
 
 class Downsample:
@@ -108,7 +105,7 @@ class Downsample:
         for name in self._sources:
             x = batch[name]
             torch_out = not isinstance(x, np.ndarray)
-            arr = x.numpy() if torch_out else x
+            arr = as_numpy(x)
             *lead, h, w = arr.shape
             if h % f or w % f:
                 raise InvalidArgumentError(f"{name} crops of {h}x{w} are not multiples of {f}")

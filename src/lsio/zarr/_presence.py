@@ -28,12 +28,15 @@ IndexFetch = Callable[
 ]
 
 
+def _stored_object(key: str) -> bool:
+    """Whether ``key`` (relative to a node) is one of its objects, not its own metadata file."""
+    return "/" in key or key not in METADATA_FILES
+
+
 def walk_keys(store: Lister, path: str) -> Iterator[str]:
     """Keys (relative to ``path``) of every object below ``path`` except its metadata files."""
     if isinstance(store, TreeLister):  # one listing of the whole tree
-        for key in store.list_tree(path):
-            if "/" in key or key not in METADATA_FILES:
-                yield key
+        yield from (key for key in store.list_tree(path) if _stored_object(key))
         return
     pending = [""]
     while pending:
@@ -49,8 +52,7 @@ def walk_keys(store: Lister, path: str) -> Iterator[str]:
 def stored_sizes(store: Store, path: str) -> list[int]:
     """Sizes of every object below ``path`` except its metadata files."""
     if isinstance(store, TreeLister):  # the sizes come with the listing
-        listed = store.list_tree(path)
-        return [n for k, n in listed.items() if "/" in k or k not in METADATA_FILES]
+        return [n for key, n in store.list_tree(path).items() if _stored_object(key)]
     prefix = f"{path}/" if path else ""
     sizes = (store.size(f"{prefix}{k}") for k in walk_keys(store, path))
     return [n for n in sizes if n is not None]
