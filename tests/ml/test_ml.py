@@ -331,6 +331,12 @@ def test_per_sample_views_of_the_crop_are_applied(pair: Any) -> None:
         )
     )["sat"]
     np.testing.assert_array_equal(flipped, plain[..., ::-1])
+
+
+def test_per_sample_views_of_torch_crops_are_applied(pair: Any) -> None:
+    pytest.importorskip("torch")  # the torch extra; .ci/run installs it
+    s = sampler(pair)
+    plain = next(iter(Loader(s, steps=1, prefetch=0)))["sat"]
     swapped = next(
         iter(
             Loader(
