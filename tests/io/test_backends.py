@@ -476,6 +476,35 @@ class TestResidentMappings:
         assert mapped_rss(mapping) == 0  # out of this process's memory...
         assert bytes(mapping) == data  # ...but still readable, from the page cache
 
+    def test_large_spans_with_a_few_pages_lost_are_still_mapped(self, tmp_path: Path) -> None:
+        store = AutoStore(tmp_path, IOConfig())
+        data = np.random.default_rng(1).integers(0, 256, 8 << 20, dtype=np.uint8).tobytes()
+        store.put("big", data)
+        path = tmp_path / "big"
+        spans = np.array([[0, 0, 4 << 20], [0, 4 << 20, 8 << 20]])
+        _evict(path)
+        path.read_bytes()
+        with open(path, "rb") as f:  # 64 KiB of 8 MiB leave the page cache
+            os.posix_fadvise(f.fileno(), 1 << 20, 64 << 10, os.POSIX_FADV_DONTNEED)
+        resident = store.resident_mappings(["big"], spans)
+        assert resident is not None
+        assert resident.release
+        bases, sizes = mapping_addresses(resident.maps)
+        populate_spans(bases, sizes, spans)  # reads the lost pages back
+        assert resident.maps[0] is not None
+        assert bytes(resident.maps[0]) == data
+        release_spans(bases, sizes, spans)
+        # Mostly out of the page cache: one large read is cheaper than faulting it in.
+        _evict(path)
+        with open(path, "rb") as f:
+            f.read(1 << 20)
+        assert store.resident_mappings(["big"], spans) is None
+        # Crop-sized spans still need every page.
+        small = np.array(
+            [[0, (6 << 20) + i * (32 << 10), (6 << 20) + (i + 1) * (32 << 10)] for i in range(4)]
+        )
+        assert store.resident_mappings(["big"], small) is None
+
     def test_a_replaced_object_is_mapped_again(self, tmp_path: Path) -> None:
         store, _ = self._store(tmp_path)
         spans = np.array([[0, 0, 20 * self.KIB]])
