@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import pytest
 
@@ -31,6 +30,7 @@ from lsio.io import (
     local_store,
     mapping_addresses,
     populate_spans,
+    read_whole_file,
     release_spans,
     uring_available,
 )
@@ -615,7 +615,7 @@ def test_compiled_read_of_one_whole_file_grows_its_buffer(tmp_path: Path) -> Non
         (tmp_path / k).write_bytes(v)
     (tmp_path / "dir").mkdir()
     names, name_at = c_strings([os.fsencode(tmp_path / k) for k in [*data, "missing", "dir"]])
-    read = _read_one(reader.read_file)
+    read = read_whole_file  # compiled, and callable from Python too
     for i, (k, v) in enumerate(data.items()):
         buf = np.empty(4096, np.uint8)
         size, got = read(names.ctypes.data + name_at[i], reader.flags, buf)
@@ -626,15 +626,6 @@ def test_compiled_read_of_one_whole_file_grows_its_buffer(tmp_path: Path) -> Non
             read(names.ctypes.data + name_at[i], reader.flags, np.empty(64, np.uint8))[0]
             == NOT_READ
         )
-
-
-def _read_one(read_file: Any) -> Any:
-    @numba.njit
-    def read(path: int, flags: int, buf: Any) -> Any:  # pragma: no cover - compiled
-        size, out = read_file(path, flags, buf)
-        return size, out
-
-    return read
 
 
 def test_object_files_where_files_are_read_whole(tmp_path: Path) -> None:

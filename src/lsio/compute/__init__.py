@@ -26,6 +26,7 @@ from lsio.compute._scatter import (
     ScatterTables,
     load_scatter_kernel,
     plan_pieces_compiled,
+    scatter_chunk,
 )
 from lsio.compute._scratch import OutputPool, ScratchPool
 from lsio.compute._zstd import RawDecoder, zstd_content_size
@@ -57,6 +58,7 @@ __all__ = [
     "histogram_block",
     "load_grid_encoder",
     "load_scatter_kernel",
+    "scatter_chunk",
     "moments_kind",
     "numcodecs_codec",
     "SEGMENT_COLUMNS",

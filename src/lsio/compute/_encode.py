@@ -31,11 +31,11 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute._cdecode import blosc_library, c_memcpy
+from lsio.compute._cdecode import blosc_library
 from lsio.compute._deflate import deflate_compressors, libdeflate
 from lsio.compute._scatter import advance
 from lsio.compute._zstd import compress_contexts, newest_zstd
-from lsio.io import c_function
+from lsio.io import c_extern, libc_extern, library_function
 
 __all__ = ["GridCompression", "GridEncoder", "load_grid_encoder"]
 
@@ -73,75 +73,117 @@ class GridCompression:
     blocksize: int = 0
 
 
-def _build(encode_one: Any, memcpy: Any) -> Any:
-    @numba.njit(nogil=True)
-    def gather(
-        dst: int, src: int, n: Any, sstr: Any, itemsize: int, idx: Any
-    ) -> None:  # pragma: no cover - compiled
-        # Rows along the last dimension are contiguous in the source (the caller
-        # sees to it); trailing dimensions contiguous in the source fold into one copy.
-        ndim = n.shape[0]
-        last = ndim - 1
-        unit = n[last] * itemsize
-        while last > 0 and sstr[last - 1] == unit:
-            last -= 1
-            unit *= n[last]
-        rows = 1
+# Compressor codes of the compiled encoder.
+COPY, ZSTD, GZIP, ZLIB, BLOSC = range(5)
+
+_memcpy = libc_extern("memcpy", 3)
+_zstd_compress = c_extern("zstd_compress2", 5, library_function(newest_zstd, "ZSTD_compress2"))
+_gzip_compress = c_extern(
+    "libdeflate_gzip_compress", 5, library_function(libdeflate, "libdeflate_gzip_compress")
+)
+_zlib_compress = c_extern(
+    "libdeflate_zlib_compress", 5, library_function(libdeflate, "libdeflate_zlib_compress")
+)
+_blosc_compress = c_extern(
+    "blosc_compress_ctx", 10, library_function(blosc_library, "blosc_compress_ctx")
+)
+
+
+@numba.njit(nogil=True, cache=True)
+def _encode_one(
+    code: int, params: Any, cctx: int, dst: int, cap: int, src: int, nbytes: int
+) -> Any:  # pragma: no cover - compiled
+    # The compressed size; 0 or negative when it failed or found no room.
+    if code == COPY:
+        if cap < nbytes:
+            return -1
+        _memcpy(dst, src, nbytes)
+        return nbytes
+    if code == ZSTD:
+        return np.int64(_zstd_compress(cctx, dst, cap, src, nbytes))  # an error reads as negative
+    if code == GZIP:
+        return np.int64(_gzip_compress(cctx, src, nbytes, dst, cap))  # 0: no room
+    if code == ZLIB:
+        return np.int64(_zlib_compress(cctx, src, nbytes, dst, cap))
+    # blosc: params are clevel, shuffle, typesize, the address of the inner
+    # compressor's name and the block size. One internal thread: the caller's
+    # workers are the parallelism. An int result: 0 is no room, negative an error.
+    got = _blosc_compress(
+        params[0], params[1], params[2], nbytes, src, dst, cap, params[3], params[4], 1
+    )
+    return np.int64(np.int32(got & 0xFFFFFFFF))
+
+
+@numba.njit(nogil=True, cache=True)
+def _gather(
+    dst: int, src: int, n: Any, sstr: Any, itemsize: int, idx: Any
+) -> None:  # pragma: no cover - compiled
+    # Rows along the last dimension are contiguous in the source (the caller
+    # sees to it); trailing dimensions contiguous in the source fold into one copy.
+    ndim = n.shape[0]
+    last = ndim - 1
+    unit = n[last] * itemsize
+    while last > 0 and sstr[last - 1] == unit:
+        last -= 1
+        unit *= n[last]
+    rows = 1
+    for d in range(last):
+        rows *= n[d]
+        idx[d] = 0
+    o = dst
+    for _ in range(rows):
+        s = src
         for d in range(last):
-            rows *= n[d]
-            idx[d] = 0
-        o = dst
-        for _ in range(rows):
-            s = src
-            for d in range(last):
-                s += idx[d] * sstr[d]
-            memcpy(o, s, unit)
-            o += unit
-            advance(idx, n, last)
+            s += idx[d] * sstr[d]
+        _memcpy(o, s, unit)
+        o += unit
+        advance(idx, n, last)
 
-    @numba.njit(nogil=True)
-    def is_fill(buf: Any, pattern: Any, mask: Any) -> bool:  # pragma: no cover - compiled
-        k = pattern.shape[0]
-        for e in range(0, buf.shape[0], k):
-            for j in range(k):
-                if (buf[e + j] & mask[j]) != pattern[j]:
-                    return False
-        return True
 
-    @numba.njit(nogil=True)
-    def run(
-        cctx: int,
-        base: int,
-        origins: Any,
-        n: Any,
-        sstr: Any,
-        itemsize: int,
-        scratch: Any,
-        pattern: Any,
-        mask: Any,
-        out: Any,
-        start: int,
-        sizes: Any,
-    ) -> int:  # pragma: no cover - compiled
-        idx = np.zeros(n.shape[0], dtype=np.int64)
-        nbytes = scratch.shape[0]
-        sp = scratch.ctypes.data
-        op = out.ctypes.data
-        cap = out.shape[0]
-        pos = np.int64(start)
-        for i in range(origins.shape[0]):
-            gather(sp, base + origins[i], n, sstr, itemsize, idx)
-            if is_fill(scratch, pattern, mask):
-                sizes[i] = -1
-                continue
-            got = encode_one(cctx, op + pos, cap - pos, sp, nbytes)
-            if got <= 0 or got > cap - pos:  # a zstd error code reads as negative
-                return -1 - i
-            sizes[i] = got
-            pos += got
-        return int(pos)
+@numba.njit(nogil=True, cache=True)
+def _is_fill(buf: Any, pattern: Any, mask: Any) -> bool:  # pragma: no cover - compiled
+    k = pattern.shape[0]
+    for e in range(0, buf.shape[0], k):
+        for j in range(k):
+            if (buf[e + j] & mask[j]) != pattern[j]:
+                return False
+    return True
 
-    return run
+
+@numba.njit(nogil=True, cache=True)
+def _run(
+    code: int,
+    params: Any,
+    cctx: int,
+    base: int,
+    origins: Any,
+    n: Any,
+    sstr: Any,
+    itemsize: int,
+    scratch: Any,
+    pattern: Any,
+    mask: Any,
+    out: Any,
+    start: int,
+    sizes: Any,
+) -> int:  # pragma: no cover - compiled
+    idx = np.zeros(n.shape[0], dtype=np.int64)
+    nbytes = scratch.shape[0]
+    sp = scratch.ctypes.data
+    op = out.ctypes.data
+    cap = out.shape[0]
+    pos = np.int64(start)
+    for i in range(origins.shape[0]):
+        _gather(sp, base + origins[i], n, sstr, itemsize, idx)
+        if _is_fill(scratch, pattern, mask):
+            sizes[i] = -1
+            continue
+        got = _encode_one(code, params, cctx, op + pos, cap - pos, sp, nbytes)
+        if got <= 0 or got > cap - pos:  # a zstd error code reads as negative
+            return -1 - i
+        sizes[i] = got
+        pos += got
+    return int(pos)
 
 
 class _Buffers(threading.local):
@@ -164,7 +206,10 @@ class GridEncoder:
     Use :func:`load_grid_encoder`.
 
     Args:
-        kernel: The compiled encoder of the compressor.
+        code: The compressor's code for the compiled encoder (``COPY``,
+            ``ZSTD``, ``GZIP``, ``ZLIB`` or ``BLOSC``).
+        params: The compressor's settings the compiled encoder takes (blosc's;
+            empty for the others).
         context: Returns the calling thread's compression context (0: none needed).
         bound: The largest encoding of a chunk of the given size.
         dtype: The elements' dtype (stored as native bytes).
@@ -173,13 +218,15 @@ class GridEncoder:
 
     def __init__(
         self,
-        kernel: Any,
+        code: int,
+        params: _I64,
         context: Callable[[], int],
         bound: Callable[[int], int],
         dtype: np.dtype[Any],
         fill_value: Any,
     ) -> None:
-        self._run = kernel
+        self._code = code
+        self._params = params
         self._context = context
         self._bound = bound
         self._buffers = _Buffers()
@@ -225,7 +272,9 @@ class GridEncoder:
         if local.out.shape[0] < need:
             local.out = np.empty(need, np.uint8)
         sizes = np.empty(origins.shape[0], dtype=np.int64)
-        end: int = self._run(
+        end: int = _run(
+            self._code,
+            self._params,
             cctx,
             block.ctypes.data,
             origins,
@@ -258,60 +307,6 @@ def _fill_bytes(dtype: np.dtype[Any], fill_value: Any) -> tuple[_U8, _U8]:
 
 
 @functools.cache
-def _zstd_kernel(lib: Any) -> Any:
-    compress = c_function(lib.ZSTD_compress2, 5)
-
-    @numba.njit(nogil=True)
-    def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
-        return np.int64(compress(cctx, dst, cap, src, nbytes))  # type: ignore[return-value]
-
-    return _build(encode_one, c_memcpy())
-
-
-@functools.cache
-def _copy_kernel() -> Any:
-    memcpy = c_memcpy()
-
-    @numba.njit(nogil=True)
-    def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
-        if cap < nbytes:
-            return -1
-        memcpy(dst, src, nbytes)
-        return nbytes
-
-    return _build(encode_one, memcpy)
-
-
-@functools.cache
-def _deflate_kernel(lib: Any, kind: str) -> Any:
-    compress = c_function(getattr(lib, f"libdeflate_{kind}_compress"), 5)
-
-    @numba.njit(nogil=True)
-    def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
-        # 0: no room.
-        return np.int64(compress(cctx, src, nbytes, dst, cap))  # type: ignore[return-value]
-
-    return _build(encode_one, c_memcpy())
-
-
-@functools.cache
-def _blosc_kernel(clevel: int, shuffle: int, typesize: int, cname: str, blocksize: int) -> Any:
-    # The settings are compiled in as constants: c-blosc's context function
-    # takes them with every call, and the kernel's context slot is one integer.
-    compress = c_function(blosc_library().blosc_compress_ctx, 10)
-    address = ctypes.addressof(_c_string(cname))
-
-    @numba.njit(nogil=True)
-    def encode_one(cctx: int, dst: int, cap: int, src: int, nbytes: int) -> int:  # pragma: no cover
-        # One internal thread: the caller's workers are the parallelism. An
-        # int result: 0 is no room, negative an error.
-        got = compress(clevel, shuffle, typesize, nbytes, src, dst, cap, address, blocksize, 1)
-        return np.int64(np.int32(got & 0xFFFFFFFF))  # type: ignore[return-value]
-
-    return _build(encode_one, c_memcpy())
-
-
-@functools.cache
 def _c_string(text: str) -> Any:
     """A NUL-terminated C copy of ``text``, alive (cached) for the process's life."""
     return ctypes.create_string_buffer(text.encode())
@@ -331,16 +326,18 @@ def load_grid_encoder(
     if dtype.kind == "f" and np.isnan(np.asarray(fill_value, dtype=dtype)):
         return None
     c = compression
+    none = np.zeros(0, dtype=np.int64)
     try:
         if c.name == "none":
-            return GridEncoder(_copy_kernel(), int, lambda n: n, dtype, fill_value)
+            return GridEncoder(COPY, none, int, lambda n: n, dtype, fill_value)
         if c.name == "zstd":
             lib = newest_zstd()
             if lib is None:
                 return None
             contexts = compress_contexts(lib)
             return GridEncoder(
-                _zstd_kernel(lib),
+                ZSTD,
+                none,
                 functools.partial(contexts.get, c.level, c.checksum),
                 compress_bound,
                 dtype,
@@ -353,15 +350,18 @@ def load_grid_encoder(
                 or c.shuffle not in (0, 1, 2)
                 or not 1 <= c.typesize <= 255
                 or c.blocksize < 0
+                or library_function(blosc_library, "blosc_compress_ctx") is None
             ):
                 return None
-            kernel = _blosc_kernel(c.level, c.shuffle, c.typesize, c.cname, c.blocksize)
-            return GridEncoder(kernel, int, lambda n: n + _BLOSC_OVERHEAD, dtype, fill_value)
+            cname = ctypes.addressof(_c_string(c.cname))
+            params = np.array([c.level, c.shuffle, c.typesize, cname, c.blocksize], np.int64)
+            return GridEncoder(BLOSC, params, int, lambda n: n + _BLOSC_OVERHEAD, dtype, fill_value)
         deflate = deflate_compressors()
         if c.name not in ("gzip", "zlib") or deflate is None or not 0 <= c.level <= 12:
             return None
         return GridEncoder(
-            _deflate_kernel(libdeflate(), c.name),
+            GZIP if c.name == "gzip" else ZLIB,
+            none,
             functools.partial(deflate.compressor, c.level),
             functools.partial(deflate.bound, c.name, c.level),
             dtype,

@@ -25,7 +25,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute._cdecode import CDecoder, c_memcpy
+from lsio.compute._cdecode import CDecoder, decoded_at
+from lsio.io import libc_extern
 
 __all__ = [
     "SEGMENT_COLUMNS",
@@ -33,6 +34,7 @@ __all__ = [
     "ScatterTables",
     "load_scatter_kernel",
     "plan_pieces_compiled",
+    "scatter_chunk",
 ]
 
 _I64 = npt.NDArray[np.int64]
@@ -87,135 +89,147 @@ def advance(idx: Any, n: Any, last: int) -> None:  # pragma: no cover - compiled
         d -= 1
 
 
-def _build(decoded_at: Any, memcpy: Any) -> Any:
-    @numba.njit(nogil=True)
-    def copy_piece(
-        src: int, row: Any, ndim: int, cstr: Any, itemsize: int, idx: Any
-    ) -> None:  # pragma: no cover - compiled
-        dst = row[DST]
-        n = row[2 : 2 + ndim]
-        ostr = row[2 + ndim : 2 + 2 * ndim]
-        # Fold trailing dimensions that are contiguous in both the chunk and the
-        # destination (or not stepped through at all) into one memcpy.
-        last = ndim - 1
-        if ostr[last] == itemsize or n[last] == 1:
-            unit = n[last] * itemsize
-            while last > 0 and (
-                n[last - 1] == 1 or (cstr[last - 1] == unit and ostr[last - 1] == unit)
-            ):
-                last -= 1
-                unit *= n[last]
-            per_row = 1
-        else:
-            unit = itemsize
-            per_row = n[last]
-        rows = 1
+_memcpy = libc_extern("memcpy", 3)
+
+
+@numba.njit(nogil=True, cache=True)
+def _copy_piece(
+    src: int, row: Any, ndim: int, cstr: Any, itemsize: int, idx: Any
+) -> None:  # pragma: no cover - compiled
+    dst = row[DST]
+    n = row[2 : 2 + ndim]
+    ostr = row[2 + ndim : 2 + 2 * ndim]
+    # Fold trailing dimensions that are contiguous in both the chunk and the
+    # destination (or not stepped through at all) into one memcpy.
+    last = ndim - 1
+    if ostr[last] == itemsize or n[last] == 1:
+        unit = n[last] * itemsize
+        while last > 0 and (
+            n[last - 1] == 1 or (cstr[last - 1] == unit and ostr[last - 1] == unit)
+        ):
+            last -= 1
+            unit *= n[last]
+        per_row = 1
+    else:
+        unit = itemsize
+        per_row = n[last]
+    rows = 1
+    for d in range(last):
+        rows *= n[d]
+        idx[d] = 0
+    for _ in range(rows):
+        s = src
+        o = dst
         for d in range(last):
-            rows *= n[d]
-            idx[d] = 0
-        for _ in range(rows):
-            s = src
-            o = dst
-            for d in range(last):
-                s += idx[d] * cstr[d]
-                o += idx[d] * ostr[d]
-            if per_row == 1:
-                memcpy(o, s, unit)
-            else:
-                for i in range(per_row):
-                    memcpy(o + i * ostr[last], s + i * cstr[last], unit)
-            advance(idx, n, last)
-
-    @numba.njit(nogil=True)
-    def scatter_chunk(
-        ctx: int,
-        hdr: Any,
-        c: int,
-        data: int,
-        size: int,
-        chunks: Any,
-        piece_ptr: Any,
-        pieces: Any,
-        scratch: int,
-        fill: int,
-        cstr: Any,
-        nbytes: int,
-        itemsize: int,
-        idx: Any,
-    ) -> bool:  # pragma: no cover - compiled
-        # Chunk row c from its ``size`` stored bytes at ``data`` (size < 0: the
-        # fill value); False when they do not decode to exactly ``nbytes``.
-        skip = -1
-        if size < 0:
-            src = fill
+            s += idx[d] * cstr[d]
+            o += idx[d] * ostr[d]
+        if per_row == 1:
+            _memcpy(o, s, unit)
         else:
-            direct = chunks[c, DIRECT]
-            dst = pieces[direct, DST] if direct >= 0 else scratch
-            src = decoded_at(ctx, hdr, dst, nbytes, data, size)
-            if src == 0:
-                return False
-            if direct >= 0 and src != dst:  # stored uncompressed: one copy
-                memcpy(dst, src, nbytes)
-                src = dst
-            skip = direct
-        ndim = cstr.shape[0]
-        for p in range(piece_ptr[c], piece_ptr[c + 1]):
-            if p != skip:
-                row = pieces[p]
-                copy_piece(src + row[SRC], row, ndim, cstr, itemsize, idx)
-        return True
+            for i in range(per_row):
+                _memcpy(o + i * ostr[last], s + i * cstr[last], unit)
+        advance(idx, n, last)
 
-    @numba.njit(nogil=True)
-    def run(
-        ctx: int,
-        segments: Any,
-        chunks: Any,
-        piece_ptr: Any,
-        pieces: Any,
-        scratch: int,
-        fill: int,
-        cstr: Any,
-        nbytes: int,
-        itemsize: int,
-    ) -> int:  # pragma: no cover - compiled
-        idx = np.zeros(cstr.shape[0], dtype=np.int64)
-        hdr = np.empty(4, dtype=np.uint32)
-        for s in range(segments.shape[0]):
-            data = segments[s, SEG_DATA]
-            base = segments[s, SEG_BASE]
-            whole = segments[s, SEG_WHOLE]
-            length = segments[s, SEG_LENGTH]
-            for c in range(segments[s, SEG_FIRST], segments[s, SEG_STOP]):
-                size = chunks[c, SIZE]
-                start = 0
-                if length < 0 or size < 0:
-                    size = -1
-                else:
-                    if whole >= 0:
-                        size = whole
-                    start = chunks[c, OFFSET] - base
-                    if start < 0 or start + size > length:
-                        return c  # cut off: the object is shorter than its index says
-                if not scatter_chunk(
-                    ctx,
-                    hdr,
-                    c,
-                    data + start,
-                    size,
-                    chunks,
-                    piece_ptr,
-                    pieces,
-                    scratch,
-                    fill,
-                    cstr,
-                    nbytes,
-                    itemsize,
-                    idx,
-                ):
-                    return c
-        return -1
 
-    return run, scatter_chunk
+@numba.njit(nogil=True, cache=True)
+def scatter_chunk(
+    code: int,
+    ctx: int,
+    hdr: Any,
+    c: int,
+    data: int,
+    size: int,
+    chunks: Any,
+    piece_ptr: Any,
+    pieces: Any,
+    scratch: int,
+    fill: int,
+    cstr: Any,
+    nbytes: int,
+    itemsize: int,
+    idx: Any,
+) -> bool:  # pragma: no cover - compiled
+    """Decode chunk row ``c`` of the tables and copy its pieces; ``False`` if it does not decode.
+
+    The ``size`` bytes at address ``data`` are decoded with compressor ``code``
+    (``size < 0``: the chunk reads as the fill value at ``fill``); they must
+    decode to exactly ``nbytes``. ``ctx`` is the thread's decoder context,
+    ``hdr`` a ``uint32`` array of 4 and ``idx`` an ``int64`` array of
+    ``ndim``, both the caller's scratch; the tables are those of
+    :class:`ScatterTables` (``cstr``: the chunk strides).
+    """
+    skip = -1
+    if size < 0:
+        src = fill
+    else:
+        direct = chunks[c, DIRECT]
+        dst = pieces[direct, DST] if direct >= 0 else scratch
+        src = decoded_at(code, ctx, hdr, dst, nbytes, data, size)
+        if src == 0:
+            return False
+        if direct >= 0 and src != dst:  # stored uncompressed: one copy
+            _memcpy(dst, src, nbytes)
+            src = dst
+        skip = direct
+    ndim = cstr.shape[0]
+    for p in range(piece_ptr[c], piece_ptr[c + 1]):
+        if p != skip:
+            row = pieces[p]
+            _copy_piece(src + row[SRC], row, ndim, cstr, itemsize, idx)
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
+def _run(
+    code: int,
+    ctx: int,
+    segments: Any,
+    chunks: Any,
+    piece_ptr: Any,
+    pieces: Any,
+    scratch: int,
+    fill: int,
+    cstr: Any,
+    nbytes: int,
+    itemsize: int,
+) -> int:  # pragma: no cover - compiled
+    idx = np.zeros(cstr.shape[0], dtype=np.int64)
+    hdr = np.empty(4, dtype=np.uint32)
+    for s in range(segments.shape[0]):
+        data = segments[s, SEG_DATA]
+        base = segments[s, SEG_BASE]
+        whole = segments[s, SEG_WHOLE]
+        length = segments[s, SEG_LENGTH]
+        for c in range(segments[s, SEG_FIRST], segments[s, SEG_STOP]):
+            size = chunks[c, SIZE]
+            start = 0
+            if length < 0 or size < 0:
+                size = -1
+            else:
+                if whole >= 0:
+                    size = whole
+                start = chunks[c, OFFSET] - base
+                if start < 0 or start + size > length:
+                    return c  # cut off: the object is shorter than its index says
+            if not scatter_chunk(
+                code,
+                ctx,
+                hdr,
+                c,
+                data + start,
+                size,
+                chunks,
+                piece_ptr,
+                pieces,
+                scratch,
+                fill,
+                cstr,
+                nbytes,
+                itemsize,
+                idx,
+            ):
+                return c
+    return -1
 
 
 @numba.njit(nogil=True, cache=True)
@@ -270,25 +284,16 @@ def plan_pieces_compiled(
 class ScatterKernel:
     """The compiled decode-and-scatter of runs of one compressor's chunks (see the module doc).
 
-    Compiled on first use (about a second per process and compressor).
+    Compiled once per installation (then loaded from Numba's cache); the
+    compressor is an argument of the compiled code. Compiled callers that get
+    a chunk's stored bytes their own way call :func:`scatter_chunk`.
 
     Attributes:
         decoder: The compressor's decoder.
-        scatter_chunk: The compiled step for one chunk, for compiled callers
-            that get a chunk's stored bytes their own way:
-            ``scatter_chunk(ctx, hdr, c, data, size, chunks, piece_ptr, pieces,
-            scratch, fill, chunk_strides, chunk_nbytes, itemsize, idx)`` decodes
-            the ``size`` bytes at address ``data`` as chunk row ``c`` of the
-            tables (``size < 0``: the chunk reads as the fill value at ``fill``)
-            and copies its pieces; returns ``False`` when they do not decode to
-            exactly ``chunk_nbytes``. ``ctx`` is the thread's decoder context,
-            ``hdr`` a ``uint32`` array of 4 and ``idx`` an ``int64`` array of
-            ``ndim``, both the caller's scratch.
     """
 
     def __init__(self, decoder: CDecoder) -> None:
         self.decoder = decoder
-        self._run, self.scatter_chunk = _build(decoder.decoded_at, c_memcpy())
 
     def run(self, tables: ScatterTables, segments: _I64, scratch: int, fill: int) -> int:
         """Decode and scatter the chunk rows of each segment of ``tables``.
@@ -311,7 +316,8 @@ class ScatterKernel:
             ``chunk_nbytes`` or runs past its segment's length (chunks before it,
             in segment order, are done).
         """
-        result: int = self._run(
+        result: int = _run(
+            self.decoder.code,
             self.decoder.context(),
             segments,
             tables.chunks,

@@ -17,9 +17,9 @@ from lsio.io._base import (
     Writer,
     resolve_range,
 )
-from lsio.io._cfunc import c_function, c_strings
+from lsio.io._cfunc import c_extern, c_strings, has_libc, libc_extern, library_function
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
-from lsio.io._getmany import FileBatchReader, load_file_batch_reader
+from lsio.io._getmany import FileBatchReader, load_file_batch_reader, read_whole_file
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
 from lsio.io._mmap import (
@@ -70,13 +70,17 @@ __all__ = [
     "WholeObjectReader",
     "WholeObjects",
     "Writer",
-    "c_function",
+    "c_extern",
     "c_strings",
     "coalesce_ranges",
     "describe_range",
+    "has_libc",
     "is_object_url",
+    "libc_extern",
+    "library_function",
     "load_file_batch_reader",
     "path_from_url",
+    "read_whole_file",
     "local_store",
     "mapping_addresses",
     "populate_spans",

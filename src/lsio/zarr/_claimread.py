@@ -7,8 +7,8 @@ finish left the other worker idle: one-by-one crops ran at ~0.9 of
 tensorstore's rate while costing the same CPU time per crop on one thread.
 Here every worker runs one compiled loop that takes the next chunk file from a
 shared counter (an atomic add), reads it into the worker's buffer
-(:attr:`lsio.io.FileBatchReader.read_file`), decodes it and copies its pieces
-(:attr:`lsio.compute.ScatterKernel.scatter_chunk`) until none is left: Python
+(:func:`lsio.io.read_whole_file`), decodes it and copies its pieces
+(:func:`lsio.compute.scatter_chunk`) until none is left: Python
 runs once per worker and call, and the workers finish within a chunk of each
 other. The loop hands back the files it could not open and the chunks that did
 not decode; the worker reads those again through the store, which tells a
@@ -26,8 +26,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import ScatterKernel, ScatterTables, fetch_add
-from lsio.io import FileBatchReader, c_strings, load_file_batch_reader
+from lsio.compute import ScatterKernel, ScatterTables, fetch_add, scatter_chunk
+from lsio.io import FileBatchReader, c_strings, load_file_batch_reader, read_whole_file
 from lsio.plan import BoxTables
 
 if TYPE_CHECKING:
@@ -73,64 +73,61 @@ def plan_claims(array: Array, box: BoxTables, kernel: ScatterKernel) -> ChunkCla
     return ChunkClaims(names, name_at, rows, np.zeros(1, dtype=np.int64), loop)
 
 
-def _build(read_file: Any, scatter_chunk: Any) -> Any:
-    @numba.njit(nogil=True)
-    def take(
-        ctx: int,
-        counter: Any,
-        names: Any,
-        name_at: Any,
-        rows: Any,
-        flags: int,
-        buf: Any,
-        chunks: Any,
-        piece_ptr: Any,
-        pieces: Any,
-        scratch: int,
-        cstr: Any,
-        nbytes: int,
-        itemsize: int,
-    ) -> Any:  # pragma: no cover - compiled
-        # Returns the reads this loop could not open or decode (the others go on:
-        # a chunk that fails here may decode when read again, and then every
-        # read must have been done).
-        hdr = np.empty(4, dtype=np.uint32)
-        idx = np.zeros(cstr.shape[0], dtype=np.int64)
-        failed = np.empty(16, dtype=np.int64)
-        n_failed = 0
-        n = rows.shape[0]
-        base = names.ctypes.data
-        while True:
-            i = fetch_add(counter, 0, 1)  # type: ignore[call-arg,var-annotated]
-            if i >= n:
-                break
-            size, buf = read_file(base + name_at[i], flags, buf)
-            if size >= 0 and scatter_chunk(
-                ctx, hdr, rows[i], buf.ctypes.data, size, chunks, piece_ptr, pieces,
-                scratch, 0, cstr, nbytes, itemsize, idx,
-            ):  # fmt: skip
-                continue
-            if n_failed == failed.shape[0]:
-                grown = np.empty(2 * n_failed, dtype=np.int64)
-                grown[:n_failed] = failed
-                failed = grown
-            failed[n_failed] = i
-            n_failed += 1
-        return failed[:n_failed].copy()
-
-    return take
+@numba.njit(nogil=True, cache=True)
+def _take(
+    code: int,
+    ctx: int,
+    counter: Any,
+    names: Any,
+    name_at: Any,
+    rows: Any,
+    flags: int,
+    buf: Any,
+    chunks: Any,
+    piece_ptr: Any,
+    pieces: Any,
+    scratch: int,
+    cstr: Any,
+    nbytes: int,
+    itemsize: int,
+) -> Any:  # pragma: no cover - compiled
+    # Returns the reads this loop could not open or decode (the others go on:
+    # a chunk that fails here may decode when read again, and then every
+    # read must have been done).
+    hdr = np.empty(4, dtype=np.uint32)
+    idx = np.zeros(cstr.shape[0], dtype=np.int64)
+    failed = np.empty(16, dtype=np.int64)
+    n_failed = 0
+    n = rows.shape[0]
+    base = names.ctypes.data
+    while True:
+        i = fetch_add(counter, 0, 1)  # type: ignore[call-arg,var-annotated]
+        if i >= n:
+            break
+        size, buf = read_whole_file(base + name_at[i], flags, buf)
+        if size >= 0 and scatter_chunk(
+            code, ctx, hdr, rows[i], buf.ctypes.data, size, chunks, piece_ptr, pieces,
+            scratch, 0, cstr, nbytes, itemsize, idx,
+        ):  # fmt: skip
+            continue
+        if n_failed == failed.shape[0]:
+            grown = np.empty(2 * n_failed, dtype=np.int64)
+            grown[:n_failed] = failed
+            failed = grown
+        failed[n_failed] = i
+        n_failed += 1
+    return failed[:n_failed].copy()
 
 
 class ClaimLoop:
     """The compiled loop of one compressor (see the module doc).
 
-    Compiled on first use (about a second per process and compressor).
+    Compiled once per installation (then loaded from Numba's cache).
     """
 
     def __init__(self, kernel: ScatterKernel, reader: FileBatchReader) -> None:
         self._kernel = kernel
         self._flags = reader.flags
-        self._take = _build(reader.read_file, kernel.scatter_chunk)
 
     def run(self, tables: ScatterTables, claims: ChunkClaims, scratch: np.ndarray) -> _I64:
         """Take reads of ``claims`` until none is left; returns those that failed.
@@ -147,7 +144,8 @@ class ClaimLoop:
             not decode; the caller reads them again through the store.
         """
         nbytes = tables.chunk_nbytes
-        failed: _I64 = self._take(
+        failed: _I64 = _take(
+            self._kernel.decoder.code,
             self._kernel.decoder.context(),
             claims.counter,
             claims.names,
@@ -173,6 +171,6 @@ def file_room(chunk_nbytes: int) -> int:
 
 @functools.cache
 def load_claim_loop(kernel: ScatterKernel) -> ClaimLoop | None:
-    """The process's loop for ``kernel`` (compiled once), or ``None`` without the compiled file reader."""
+    """The process's loop for ``kernel``, or ``None`` without the compiled file reader."""
     reader = load_file_batch_reader()
     return None if reader is None else ClaimLoop(kernel, reader)
