@@ -323,3 +323,41 @@ def test_histogram_bins_from_infinite_data_are_refused(tmp_path: Path) -> None:
         a, bins=4, range=(10, 110)
     ).histogram()  # with a range: inf is outside, as in NumPy
     np.testing.assert_array_equal(h.counts, np.histogram(data, bins=4, range=(10, 110))[0])
+
+
+@pytest.mark.parametrize(
+    ("batch_bytes", "limit"), [(1, 64), (1, 1000), (4 << 20, 64), (4 << 20, 2**31)]
+)
+def test_running_integer_sums_fold_before_they_overflow(
+    tmp_path: Path, batch_bytes: int, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small-integer blocks are summed in int64 between merges into exact Python
+    # integers; the merge comes before a position has more values than int64
+    # squares allow (2**31; small limits here fold after every chunk or every
+    # few, and a block over the limit takes the exact path on its own).
+    import lsio.statistics._reducer as reducer
+
+    monkeypatch.setattr(reducer, "_BATCH_BYTES", batch_bytes)
+    monkeypatch.setattr(reducer, "_RUNNING_LIMIT", limit)
+    rng = np.random.default_rng(5)
+    data = rng.integers(-(2**15), 2**15, size=(6, 3, 40, 24), dtype=np.int16)
+    data[:, 1] = 2**15 - 1  # the largest squares there are
+    a = lsio.create(
+        tmp_path / "a.zarr",
+        shape=data.shape,
+        dtype="int16",
+        chunks=(1, 3, 8, 8),
+        shards=(2, 3, 16, 24),
+    )
+    a[...] = data
+    s = lsio.stats(a, axis=(0, 2, 3))
+    x = data.astype(np.int64)
+    np.testing.assert_array_equal(s.sum, x.sum(axis=(0, 2, 3)))
+    np.testing.assert_array_equal(s.count, np.full(3, x.size // 3))
+    np.testing.assert_array_equal(s.min, x.min(axis=(0, 2, 3)))
+    np.testing.assert_array_equal(s.max, x.max(axis=(0, 2, 3)))
+    exact = [
+        float(Fraction(int((c * c).sum()) * c.size - int(c.sum()) ** 2, c.size * c.size))
+        for c in np.moveaxis(x, 1, 0).reshape(3, -1)
+    ]
+    np.testing.assert_allclose(s.var, exact, rtol=1e-15)

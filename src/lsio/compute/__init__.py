@@ -19,7 +19,15 @@ from lsio.compute._codecs import (
 from lsio.compute._encode import GridCompression, GridEncoder, load_grid_encoder
 from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
-from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
+from lsio.compute._kernels import as_akb, int_moments_into
+from lsio.compute._moments import (
+    SMALL_INT,
+    Moments,
+    fill_moments,
+    moments_kind,
+    reduce_block,
+    small_int_moments,
+)
 from lsio.compute._scatter import (
     SEGMENT_COLUMNS,
     ScatterKernel,
@@ -50,12 +58,15 @@ __all__ = [
     "ScatterTables",
     "ScratchPool",
     "TransposeCodec",
+    "SMALL_INT",
     "affine_into",
+    "as_akb",
     "c_decoder",
     "fetch_add",
     "check_order",
     "fill_moments",
     "histogram_block",
+    "int_moments_into",
     "load_grid_encoder",
     "load_scatter_kernel",
     "scatter_chunk",
@@ -64,6 +75,7 @@ __all__ = [
     "SEGMENT_COLUMNS",
     "plan_pieces_compiled",
     "reduce_block",
+    "small_int_moments",
     "run_all",
     "zstd_content_size",
 ]

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from lsio.compute._simd import LANES, MAX_VECTORS, vector_float_sums, vector_moments
 
-__all__ = ["as_akb", "float_moments", "int_moments"]
+__all__ = ["as_akb", "float_moments", "int_moments", "int_moments_into"]
 
 _Arr = npt.NDArray[Any]
 
@@ -94,16 +94,26 @@ def int_moments(x: _Arr) -> tuple[_Arr, _Arr, _Arr, _Arr]:
     Returns:
         Four int64 arrays of shape ``(k,)``.
     """
-    if x.dtype == np.bool_:
-        x = x.view(np.uint8)
-    x = np.ascontiguousarray(x)  # the vector loop reads rows as contiguous runs
     k = x.shape[1]
     lo = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
     hi = np.full(k, np.iinfo(np.int64).min, dtype=np.int64)
     total = np.zeros(k, dtype=np.int64)
     sumsq = np.zeros(k, dtype=np.int64)
-    _int_rows(x, lo, hi, total, sumsq)
+    int_moments_into(x, lo, hi, total, sumsq)
     return lo, hi, total, sumsq
+
+
+def int_moments_into(x: _Arr, lo: _Arr, hi: _Arr, total: _Arr, sumsq: _Arr) -> None:
+    """:func:`int_moments` of ``x`` folded into running int64 arrays of shape ``(k,)``, in place.
+
+    One compiled call and no new arrays: for callers that reduce many blocks
+    of the same positions. The caller keeps the values per position summed
+    since ``total`` and ``sumsq`` were zero at 2**31 or fewer.
+    """
+    if x.dtype == np.bool_:
+        x = x.view(np.uint8)
+    x = np.ascontiguousarray(x)  # the vector loop reads rows as contiguous runs
+    _int_rows(x, lo, hi, total, sumsq)
 
 
 # Reassociation lets LLVM sum in vector lanes; NaN stays honoured (no "nnan"), so the

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from lsio.compute._kernels import as_akb, float_moments, int_moments
 
-__all__ = ["Moments", "moments_kind", "reduce_block", "fill_moments"]
+__all__ = ["Moments", "fill_moments", "moments_kind", "reduce_block", "small_int_moments"]
 
 _Arr = npt.NDArray[Any]
 
@@ -243,18 +243,28 @@ def _reduce_fused(x: _Arr, axis: tuple[int, ...], kind: str) -> Moments | None:
     akb = as_akb(x, axis)
     if akb is None:
         return None
-    k = akb.shape[1]
     if kind == FLOAT:
         count, total, mean, m2, lo, hi = float_moments(akb)
         return Moments(
             FLOAT, count, akb.shape[0] * akb.shape[2] - count, total, None, mean, m2, lo, hi
         )
     lo, hi, total, sumsq = int_moments(akb)
-    acc = _extreme_dtype(x.dtype)
-    count = np.full(k, akb.shape[0] * akb.shape[2], dtype=np.int64)
+    return small_int_moments(x.dtype, akb.shape[0] * akb.shape[2], lo, hi, total, sumsq)
+
+
+def small_int_moments(
+    dtype: np.dtype[Any], n: int, lo: _Arr, hi: _Arr, total: _Arr, sumsq: _Arr
+) -> Moments:
+    """The :class:`Moments` of ``n`` values per position of a small-integer ``dtype``.
+
+    From the int64 minimum, maximum, sum and sum of squares per position (as
+    :func:`lsio.compute.int_moments` gives them); the arrays are copied.
+    """
+    k = lo.shape[0]
+    acc = _extreme_dtype(dtype)
     return Moments(
         SMALL_INT,
-        count,
+        np.full(k, n, dtype=np.int64),
         np.zeros(k, dtype=np.int64),
         _int_objects(total),
         _int_objects(sumsq),

@@ -15,7 +15,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import Moments, fill_moments, histogram_block, reduce_block
+from lsio.compute import (
+    SMALL_INT,
+    Moments,
+    as_akb,
+    fill_moments,
+    histogram_block,
+    int_moments_into,
+    moments_kind,
+    reduce_block,
+    small_int_moments,
+)
 from lsio.zarr import ChunkInfo
 
 __all__ = ["Plan", "Reducer"]
@@ -79,8 +89,46 @@ class Plan:
         return flat
 
 
+# Values per kept position that int64 running sums of squares take without
+# overflow (16-bit values square to under 2**32).
+_RUNNING_LIMIT = 2**31
+
+
+class _Running:
+    """Int64 minimum, maximum, sum and sum of squares of small integers at some kept positions.
+
+    Blocks are folded in with one compiled call each; the totals become Python
+    integers (a :class:`Moments`) only when they are taken, before they could
+    overflow and at the end.
+    """
+
+    __slots__ = ("hi", "lo", "n", "sumsq", "total", "where")
+
+    def __init__(self, where: _Arr) -> None:
+        k = where.shape[0]
+        self.where = where
+        self.lo = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
+        self.hi = np.full(k, np.iinfo(np.int64).min, dtype=np.int64)
+        self.total = np.zeros(k, dtype=np.int64)
+        self.sumsq = np.zeros(k, dtype=np.int64)
+        self.n = 0
+
+    def take(self, dtype: np.dtype[Any]) -> Moments:
+        """The statistics so far; starts again from none."""
+        found = small_int_moments(dtype, self.n, self.lo, self.hi, self.total, self.sumsq)
+        self.lo.fill(np.iinfo(np.int64).max)
+        self.hi.fill(np.iinfo(np.int64).min)
+        self.total.fill(0)
+        self.sumsq.fill(0)
+        self.n = 0
+        return found
+
+
 class Reducer:
     """Running statistics (and histogram) of the chunks one thread is handed.
+
+    :attr:`moments` and :attr:`counts` hold every chunk once :meth:`finish`
+    has run.
 
     Args:
         plan: What to keep and reduce.
@@ -104,6 +152,10 @@ class Reducer:
         self._batch_key: tuple[slice, ...] | None = None
         self._batch_info: ChunkInfo | None = None
         self._positions: dict[tuple[tuple[int, int], ...], _Arr] = {}
+        # Small integers: per kept-position range, sums kept in int64 between merges.
+        self._running: dict[tuple[tuple[int, int], ...], _Running] | None = (
+            {} if plan.moments and moments_kind(plan.dtype) == SMALL_INT else None
+        )
 
     # -- ChunkVisitor -----------------------------------------------------------------
 
@@ -165,22 +217,48 @@ class Reducer:
 
     def flush(self) -> None:
         """Reduce the chunks waiting in the batch."""
-        if self._filled == 0 or self._batch is None or self._batch_info is None:
-            return
-        n, self._filled = self._filled, 0
-        self._reduce(self._batch[:n], n, self._batch_info, batched=True)
+        if self._filled and self._batch is not None and self._batch_info is not None:
+            n, self._filled = self._filled, 0
+            self._reduce(self._batch[:n], n, self._batch_info, batched=True)
+
+    def finish(self) -> None:
+        """Reduce what is pending and bring :attr:`moments` up to date; call after the last chunk."""
+        self.flush()
+        for running in (self._running or {}).values():
+            if running.n:
+                self.moments.merge(running.take(self.plan.dtype), running.where)
 
     def _reduce(self, part: _Arr, chunks: int, info: ChunkInfo, batched: bool = False) -> None:
         plan = self.plan
         # Reduced axes of the part: the plan's, shifted past the batch axis when batched.
         axis = (*tuple(d + 1 for d in plan.axis), 0) if batched else plan.axis
         where = self._where(info)
-        if plan.moments:
+        if plan.moments and not self._accumulate(part, axis, info, where):
             self.moments.merge(reduce_block(part, axis), where)
         if self.counts is not None and plan.edges is not None:
             self.counts[where] += histogram_block(part, axis, plan.edges[where], plan.uniform)
         if self._progress is not None:
             self._progress(part.nbytes, chunks)
+
+    def _accumulate(self, part: _Arr, axis: tuple[int, ...], info: ChunkInfo, where: _Arr) -> bool:
+        """Fold ``part`` into the running int64 statistics of its positions; ``False`` if it cannot be."""
+        if self._running is None:
+            return False
+        akb = as_akb(part, axis)
+        if akb is None:
+            return False
+        per = akb.shape[0] * akb.shape[2]
+        if per > _RUNNING_LIMIT:
+            return False
+        key = tuple((info.out_sel[d].start, info.out_sel[d].stop) for d in self.plan.kept)
+        running = self._running.get(key)
+        if running is None:
+            running = self._running[key] = _Running(where)
+        elif running.n + per > _RUNNING_LIMIT:
+            self.moments.merge(running.take(self.plan.dtype), where)
+        int_moments_into(akb, running.lo, running.hi, running.total, running.sumsq)
+        running.n += per
+        return True
 
     def _where(self, info: ChunkInfo) -> _Arr:
         key = tuple((info.out_sel[d].start, info.out_sel[d].stop) for d in self.plan.kept)

@@ -219,7 +219,7 @@ def _run(
         batch_dims=plan.kept,
     )
     for r in reducers:
-        r.flush()
+        r.finish()
         total.moments.merge(r.moments)
         if total.counts is not None and r.counts is not None:
             total.counts += r.counts
