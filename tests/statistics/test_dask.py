@@ -6,23 +6,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 import lsio
 import zarr
 
 
-def test_cluster_equals_local(tmp_path: Path, dask_client: Any) -> None:
+@pytest.mark.parametrize("dtype", ["f8", "i2"])
+def test_cluster_equals_local(tmp_path: Path, dask_client: Any, dtype: str) -> None:
     path = tmp_path / "a.zarr"
     rng = np.random.default_rng(1)
-    data = (rng.standard_normal((12, 3, 16, 16)) * 7).astype(np.float64)
-    data[3, 0, :4, :4] = np.nan
+    data = (rng.standard_normal((12, 3, 16, 16)) * 7).astype(dtype)
+    if dtype == "f8":
+        data[3, 0, :4, :4] = np.nan
     arr = zarr.create_array(
         str(path),
         shape=data.shape,
         chunks=(1, 3, 8, 8),
         shards=(2, 3, 16, 16),
-        dtype="f8",
-        fill_value=0.0,
+        dtype=dtype,
+        fill_value=0,
     )
     arr[...] = data
     arr[10:12] = 0.0  # not stored
