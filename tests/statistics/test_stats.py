@@ -335,10 +335,11 @@ def test_running_integer_sums_fold_before_they_overflow(
     # integers; the merge comes before a position has more values than int64
     # squares allow (2**31; small limits here fold after every chunk or every
     # few, and a block over the limit takes the exact path on its own).
+    import lsio.compute._running as running
     import lsio.statistics._reducer as reducer
 
     monkeypatch.setattr(reducer, "_BATCH_BYTES", batch_bytes)
-    monkeypatch.setattr(reducer, "_RUNNING_LIMIT", limit)
+    monkeypatch.setattr(running, "INT_LIMIT", limit)
     rng = np.random.default_rng(5)
     data = rng.integers(-(2**15), 2**15, size=(6, 3, 40, 24), dtype=np.int16)
     data[:, 1] = 2**15 - 1  # the largest squares there are

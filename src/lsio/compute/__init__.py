@@ -19,15 +19,9 @@ from lsio.compute._codecs import (
 from lsio.compute._encode import GridCompression, GridEncoder, load_grid_encoder
 from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
-from lsio.compute._kernels import as_akb, int_moments_into
-from lsio.compute._moments import (
-    SMALL_INT,
-    Moments,
-    fill_moments,
-    moments_kind,
-    reduce_block,
-    small_int_moments,
-)
+from lsio.compute._kernels import as_akb
+from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
+from lsio.compute._running import RunningMoments, running_moments
 from lsio.compute._scatter import (
     SEGMENT_COLUMNS,
     ScatterKernel,
@@ -55,10 +49,10 @@ __all__ = [
     "OutputPool",
     "RawDecoder",
     "ScatterKernel",
+    "RunningMoments",
     "ScatterTables",
     "ScratchPool",
     "TransposeCodec",
-    "SMALL_INT",
     "affine_into",
     "as_akb",
     "c_decoder",
@@ -66,7 +60,6 @@ __all__ = [
     "check_order",
     "fill_moments",
     "histogram_block",
-    "int_moments_into",
     "load_grid_encoder",
     "load_scatter_kernel",
     "scatter_chunk",
@@ -75,7 +68,7 @@ __all__ = [
     "SEGMENT_COLUMNS",
     "plan_pieces_compiled",
     "reduce_block",
-    "small_int_moments",
+    "running_moments",
     "run_all",
     "zstd_content_size",
 ]

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from lsio.compute._simd import LANES, MAX_VECTORS, vector_float_sums, vector_moments
 
-__all__ = ["as_akb", "float_moments", "int_moments", "int_moments_into"]
+__all__ = ["as_akb", "float_moments", "float_moments_into", "int_moments", "int_moments_into"]
 
 _Arr = npt.NDArray[Any]
 
@@ -185,7 +185,6 @@ def float_moments(x: _Arr) -> tuple[_Arr, _Arr, _Arr, _Arr, _Arr, _Arr]:
         ``count`` (int64) and ``total, mean, m2, minimum, maximum`` (float64), each
         of shape ``(k,)``; ``minimum`` and ``maximum`` are NaN where ``count`` is 0.
     """
-    x = np.ascontiguousarray(x)  # the vector loop reads rows as contiguous runs
     k = x.shape[1]
     count = np.zeros(k, dtype=np.int64)
     total = np.zeros(k)
@@ -193,8 +192,21 @@ def float_moments(x: _Arr) -> tuple[_Arr, _Arr, _Arr, _Arr, _Arr, _Arr]:
     m2 = np.zeros(k)
     lo = np.full(k, np.inf)
     hi = np.full(k, -np.inf)
-    _float_rows(x, count, total, mean, m2, lo, hi)
+    float_moments_into(x, count, total, mean, m2, lo, hi)
     empty = count == 0
     lo[empty] = np.nan
     hi[empty] = np.nan
     return count, total, mean, m2, lo, hi
+
+
+def float_moments_into(
+    x: _Arr, count: _Arr, total: _Arr, mean: _Arr, m2: _Arr, lo: _Arr, hi: _Arr
+) -> None:
+    """:func:`float_moments` of ``x`` merged into running arrays of shape ``(k,)``, in place.
+
+    Each row is merged with the formulas of Chan et al.; ``lo`` and ``hi``
+    start at +inf and -inf (and stay there where nothing was counted). One
+    compiled call and no new arrays.
+    """
+    x = np.ascontiguousarray(x)  # the vector loop reads rows as contiguous runs
+    _float_rows(x, count, total, mean, m2, lo, hi)

@@ -16,15 +16,13 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio.compute import (
-    SMALL_INT,
     Moments,
+    RunningMoments,
     as_akb,
     fill_moments,
     histogram_block,
-    int_moments_into,
-    moments_kind,
     reduce_block,
-    small_int_moments,
+    running_moments,
 )
 from lsio.zarr import ChunkInfo
 
@@ -89,41 +87,6 @@ class Plan:
         return flat
 
 
-# Values per kept position that int64 running sums of squares take without
-# overflow (16-bit values square to under 2**32).
-_RUNNING_LIMIT = 2**31
-
-
-class _Running:
-    """Int64 minimum, maximum, sum and sum of squares of small integers at some kept positions.
-
-    Blocks are folded in with one compiled call each; the totals become Python
-    integers (a :class:`Moments`) only when they are taken, before they could
-    overflow and at the end.
-    """
-
-    __slots__ = ("hi", "lo", "n", "sumsq", "total", "where")
-
-    def __init__(self, where: _Arr) -> None:
-        k = where.shape[0]
-        self.where = where
-        self.lo = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
-        self.hi = np.full(k, np.iinfo(np.int64).min, dtype=np.int64)
-        self.total = np.zeros(k, dtype=np.int64)
-        self.sumsq = np.zeros(k, dtype=np.int64)
-        self.n = 0
-
-    def take(self, dtype: np.dtype[Any]) -> Moments:
-        """The statistics so far; starts again from none."""
-        found = small_int_moments(dtype, self.n, self.lo, self.hi, self.total, self.sumsq)
-        self.lo.fill(np.iinfo(np.int64).max)
-        self.hi.fill(np.iinfo(np.int64).min)
-        self.total.fill(0)
-        self.sumsq.fill(0)
-        self.n = 0
-        return found
-
-
 class Reducer:
     """Running statistics (and histogram) of the chunks one thread is handed.
 
@@ -152,10 +115,12 @@ class Reducer:
         self._batch_key: tuple[slice, ...] | None = None
         self._batch_info: ChunkInfo | None = None
         self._positions: dict[tuple[tuple[int, int], ...], _Arr] = {}
-        # Small integers: per kept-position range, sums kept in int64 between merges.
-        self._running: dict[tuple[tuple[int, int], ...], _Running] | None = (
-            {} if plan.moments and moments_kind(plan.dtype) == SMALL_INT else None
+        # Per kept-position range, statistics kept in flat arrays between merges
+        # (None: blocks of this dtype are reduced on their own).
+        self._running: dict[tuple[tuple[int, int], ...], RunningMoments] | None = (
+            {} if plan.moments and running_moments(plan.dtype, 1) is not None else None
         )
+        self._running_where: dict[tuple[tuple[int, int], ...], _Arr] = {}
 
     # -- ChunkVisitor -----------------------------------------------------------------
 
@@ -224,9 +189,9 @@ class Reducer:
     def finish(self) -> None:
         """Reduce what is pending and bring :attr:`moments` up to date; call after the last chunk."""
         self.flush()
-        for running in (self._running or {}).values():
+        for key, running in (self._running or {}).items():
             if running.n:
-                self.moments.merge(running.take(self.plan.dtype), running.where)
+                self.moments.merge(running.take(), self._running_where[key])
 
     def _reduce(self, part: _Arr, chunks: int, info: ChunkInfo, batched: bool = False) -> None:
         plan = self.plan
@@ -241,23 +206,25 @@ class Reducer:
             self._progress(part.nbytes, chunks)
 
     def _accumulate(self, part: _Arr, axis: tuple[int, ...], info: ChunkInfo, where: _Arr) -> bool:
-        """Fold ``part`` into the running int64 statistics of its positions; ``False`` if it cannot be."""
+        """Fold ``part`` into the running statistics of its positions; ``False`` if it cannot be."""
         if self._running is None:
             return False
         akb = as_akb(part, axis)
         if akb is None:
             return False
-        per = akb.shape[0] * akb.shape[2]
-        if per > _RUNNING_LIMIT:
-            return False
         key = tuple((info.out_sel[d].start, info.out_sel[d].stop) for d in self.plan.kept)
         running = self._running.get(key)
         if running is None:
-            running = self._running[key] = _Running(where)
-        elif running.n + per > _RUNNING_LIMIT:
-            self.moments.merge(running.take(self.plan.dtype), where)
-        int_moments_into(akb, running.lo, running.hi, running.total, running.sumsq)
-        running.n += per
+            running = running_moments(self.plan.dtype, where.shape[0])
+            assert running is not None, "the dtype was checked at construction"
+            self._running[key] = running
+            self._running_where[key] = where
+        values = akb.shape[0] * akb.shape[2]
+        if not running.room(values) and running.n:
+            self.moments.merge(running.take(), where)
+        if not running.room(values):
+            return False  # more values than the running sums take: on its own
+        running.add(akb)
         return True
 
     def _where(self, info: ChunkInfo) -> _Arr:
