@@ -140,3 +140,24 @@ def test_where_it_does_not_apply() -> None:
     assert encoder is not None
     with pytest.raises(ValueError, match="block of int32"):
         encoder.encode(np.zeros(4, np.int32), (2,))
+
+
+@pytest.mark.parametrize("cname", ["lz4", "zstd", "blosclz"])
+def test_blosc_chunks_that_do_not_compress_are_stored_as_they_are(cname: str) -> None:
+    # Given more room than the bound, c-blosc keeps blocks that grew (412 bytes
+    # for 384 measured), and the chunks after them overran the output.
+    encoder = load_grid_encoder(
+        GridCompression("blosc", 5, cname=cname, shuffle=1, typesize=2), np.dtype("int16"), 7
+    )
+    assert encoder is not None
+    noise = np.random.default_rng(2).integers(-500, 500, size=(12, 192), dtype=np.int16)
+    out, sizes, end = encoder.encode(noise, (1, 192))
+    same = numcodecs.Blosc(cname, 5, 1, typesize=2)
+    pos = 0
+    for row, size in zip(noise, sizes.tolist(), strict=True):
+        frame = bytes(out[pos : pos + size])
+        assert frame == same.encode(row.tobytes())  # what numcodecs makes of it
+        assert size <= row.nbytes + 16
+        assert numcodecs.Blosc().decode(frame) == row.tobytes()
+        pos += size
+    assert end == pos
