@@ -362,3 +362,66 @@ def test_running_integer_sums_fold_before_they_overflow(
         for c in np.moveaxis(x, 1, 0).reshape(3, -1)
     ]
     np.testing.assert_allclose(s.var, exact, rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("axis", "compressor", "zarr_format"),
+    [((0, 2, 3), "zstd:1", 3), ((1, 2, 3), "zstd:1", 2), ((0, 1), "blosc", 3), ((), "gzip:1", 2)]
+    + [((0, 2, 3), c, 3) for c in ("blosc-lz4", None)],
+)
+def test_chunk_files_decode_in_batches_with_edges_and_holes(
+    tmp_path: Path,
+    axis: tuple[int, ...],
+    compressor: str | None,
+    zarr_format: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Full chunks of an unsharded array go to the compiled kernel a batch of
+    # files at a time; edge chunks go one by one, missing files count as the fill.
+    import lsio.zarr._visit as visit
+
+    batches = []
+    real = visit.plan_file_runs
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        runs = real(*args, **kwargs)
+        batches.append(len(runs))
+        return runs
+
+    monkeypatch.setattr(visit, "plan_file_runs", spy)
+    rng = np.random.default_rng(2)
+    data = rng.integers(-500, 500, size=(5, 3, 37, 41), dtype=np.int16)
+    data[0:2, :, 0:8, 0:8] = 7  # fill-value chunks: no files
+    a = lsio.create(
+        tmp_path / "a.zarr",
+        shape=data.shape,
+        dtype="int16",
+        chunks=(1, 3, 8, 8),
+        compressor=compressor,
+        fill_value=7,
+        zarr_format=zarr_format,
+    )
+    a[...] = data
+    assert a.c_decoder is not None
+    region = (slice(0, 5), slice(None), slice(0, 37), slice(3, 41))
+    s = lsio.stats(a, axis=axis, selection=region, bins=4)
+    x = data[region].astype(np.int64)
+    np.testing.assert_array_equal(s.sum, x.sum(axis=axis))
+    np.testing.assert_array_equal(s.count, np.full(s.count.shape, x.size // s.count.size))
+    np.testing.assert_array_equal(s.min, x.min(axis=axis))
+    np.testing.assert_array_equal(s.max, x.max(axis=axis))
+    np.testing.assert_allclose(s.var, x.var(axis=axis), rtol=1e-12)
+    assert s.histogram().counts.sum() == x.size
+    assert sum(batches) > 0, "the full chunks went through the batches of files"
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate"])
+def test_damaged_chunk_file_is_named(tmp_path: Path, damage: str) -> None:
+    a = lsio.create(tmp_path / "a.zarr", shape=(4, 3, 32, 32), dtype="int16", chunks=(1, 3, 8, 8))
+    a[...] = np.arange(4 * 3 * 32 * 32).reshape(4, 3, 32, 32) % 1000 + 1
+    chunk = tmp_path / "a.zarr" / "c" / "2" / "0" / "1" / "3"
+    raw = bytearray(chunk.read_bytes())
+    raw = raw[:20] + b"\xff" * 40 + raw[60:] if damage == "corrupt" else raw[: len(raw) // 2]
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(lsio.ChunkError, match=r"c/2/0/1/3"):
+        lsio.stats(lsio.open_array(tmp_path / "a.zarr"), axis=(0, 2, 3))

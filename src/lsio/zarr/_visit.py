@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import numpy as np
 
-from lsio.compute import DecodeError, load_scatter_kernel
+from lsio.compute import DecodeError, load_scatter_kernel, run_all
 from lsio.plan import OrthogonalSelection, Progression, ReadTask, execute_reads, project_dims
 from lsio.zarr._engine import chunk_error
 from lsio.zarr._locate import locate_chunks
+from lsio.zarr._visitfiles import FileRun, box_windows, decode_files, plan_file_runs
 from lsio.zarr._visitruns import Run, decode_run, full_box, full_windows, plan_runs
 
 if TYPE_CHECKING:
@@ -166,9 +167,11 @@ def visit_chunks(
             never split across windows).
         batch_chunks: When above 0 (default 0) the visitors are
             :class:`BatchVisitor` s with room for this many chunks, and the full
-            chunks of a sharded array of plain bytes with a compiled decoder are planned as
-            arrays and decoded by the compiled kernel in runs into the batch
-            buffers (see :mod:`lsio.zarr._visitruns`); the rest go one by one.
+            chunks of an array of plain bytes with a compiled decoder are planned
+            as arrays and decoded by the compiled kernel into the batch buffers:
+            runs of a shard's inner chunks (see :mod:`lsio.zarr._visitruns`), or
+            batches of chunk files (:mod:`lsio.zarr._visitfiles`); the rest go one
+            by one.
         batch_dims: Dimensions along which the chunks of a run agree (default
             none; the dimensions a reduction keeps).
 
@@ -258,6 +261,20 @@ def visit_chunks(
         decode_run(array, kernel, task, data, v.batch())
         v.commit_batch(task.item.coords.shape[0], info_of(task.item.coords[0].tolist()))
 
+    if array.metadata.sharding is None:
+
+        def handle_files(run: FileRun) -> None:
+            v = cast("BatchVisitor", visitor())
+            decoded, missing = decode_files(array, kernel, run, v.batch())
+            for coords in missing.tolist():
+                v.absent(info_of(coords))
+            if len(decoded):
+                v.commit_batch(decoded.shape[0], info_of(decoded[0].tolist()))
+
+        for coords in box_windows(box, window_chunks):
+            file_runs = plan_file_runs(array, coords, batch_dims, batch_chunks)
+            run_all(ctx.pool, handle_files, file_runs, ctx.workers)
+        return list(visitors.values())
     for coords in full_windows(box, array.chunks_per_shard, window_chunks):
         runs, absent = plan_runs(array, coords, batch_dims, batch_chunks)
         for c in absent.tolist():
@@ -270,7 +287,7 @@ def _kernel_box(
     array: Array, sel: OrthogonalSelection, batch_chunks: int
 ) -> list[tuple[int, int]] | None:
     """The chunk-coordinate box of the full chunks that go to the kernel, or ``None``."""
-    if batch_chunks <= 0 or array.c_decoder is None or array.metadata.sharding is None:
+    if batch_chunks <= 0 or array.c_decoder is None:
         return None
     if not all(isinstance(d, Progression) and d.step == 1 for d in sel.dims):
         return None
