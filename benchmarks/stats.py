@@ -3,12 +3,13 @@
 Usage::
 
     python -m benchmarks.stats [--size full|quick] [--repeats 3] [--runners lsio,dask-zarr,...]
-                               [--dtype int16|float32]
+                               [--dtype int16|float32] [--layout sharded|unsharded]
 
 Every runner computes min, max, mean and std per channel (reducing time, y and
 x) of the sharded satellite-like array made by ``benchmarks.data`` (int16, or
 with ``--dtype float32`` its float32 copy with NaN gaps, which every runner
-skips: NumPy's and Dask's ``nan*`` functions, xarray's default), from the
+skips: NumPy's and Dask's ``nan*`` functions, xarray's default), or with
+``--layout unsharded`` the same int16 data with a file per chunk, from the
 page cache (the files are read just before each run). Each run is a fresh
 process, so its peak RSS is its own. Prints a Markdown table with GB/s of
 decoded data, lsio / peer, lsio / the all-cores codec limit and peak RSS.
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runners", default=",".join(RUNNERS))
     parser.add_argument("--dtype", default="int16", choices=["int16", "float32"])
+    parser.add_argument("--layout", default="sharded", choices=["sharded", "unsharded"])
     parser.add_argument("--data-dir", default="/tmp/lsio-bench")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -155,17 +157,21 @@ def main() -> None:
         _child(args.child, Path(args.path))
         return
     if args.dtype == "float32":
-        path = generate_float(Path(args.data_dir), args.size)
+        if args.layout != "sharded":
+            raise SystemExit("--dtype float32 has a sharded copy only")
+        path = sharded = generate_float(Path(args.data_dir), args.size)
     else:
-        path = generate(Path(args.data_dir), args.size)["sat_sharded"]
+        made = generate(Path(args.data_dir), args.size)
+        path, sharded = made[f"sat_{args.layout}"], made["sat_sharded"]
     import zarr
 
     z = zarr.open_array(str(path), mode="r")
     itemsize = z.dtype.itemsize
     nbytes = math.prod(z.shape) * itemsize
     cores = os.cpu_count() or 1
+    # The unsharded copy's chunk files hold the same bytes as the shards' inner chunks.
     sample = limits.stored_inner_chunks(
-        limits.files_of(path), math.prod(s // c for s, c in zip(SHARD, CHUNK, strict=True)), 2048
+        limits.files_of(sharded), math.prod(s // c for s, c in zip(SHARD, CHUNK, strict=True)), 2048
     )
     print(f"array {nbytes / 1e9:.2f} GB {z.dtype}")
     rates: dict[str, list[float]] = {}
