@@ -13,6 +13,7 @@ from lsio import ReadError, WriteError
 from lsio.io import (
     NOT_READ,
     AutoStore,
+    BorrowedPages,
     ByteRange,
     IOConfig,
     LocalStore,
@@ -23,6 +24,7 @@ from lsio.io import (
     ResidentMapper,
     Store,
     SuffixRange,
+    UnreadablePagesError,
     UringStore,
     WholeObject,
     c_strings,
@@ -660,3 +662,26 @@ def test_object_store_refuses_a_forked_child(s3_bucket: str) -> None:
         pool.apply(store.get, ("k",))
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.apply(store.get, ("k",)) == b"from the parent"
+
+
+def test_pages_that_cannot_be_read_in_raise_instead_of_faulting(tmp_path: Path) -> None:
+    # A file cut short in place after it was mapped: touching the lost pages
+    # from compiled code would end the process (SIGBUS); populating them first
+    # reports it, and a borrowing reader names the key and range.
+    store = AutoStore(tmp_path, IOConfig())
+    store.put("big", bytes(8 << 20))
+    (tmp_path / "big").read_bytes()
+    spans = np.array([[0, 0, 4 << 20], [0, 4 << 20, 8 << 20]])
+    resident = store.resident_mappings(["big"], spans)
+    assert resident is not None
+    assert resident.release
+    bases, sizes = mapping_addresses(resident.maps)
+    os.truncate(tmp_path / "big", 1 << 20)
+    with pytest.raises(UnreadablePagesError) as caught:
+        populate_spans(bases, sizes, spans)
+    assert caught.value.span == 0
+    pages = BorrowedPages(
+        bases, sizes, spans[1:], True, lambda row: ("big", "bytes [4194304, 8388608)")
+    )
+    with pytest.raises(ReadError, match=r"'big' bytes \[4194304, 8388608\).*mapped file"), pages:
+        pass

@@ -10,12 +10,14 @@ by a writer (lsio replaces objects by renaming) is mapped again, never read stal
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import functools
 import mmap
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numba
@@ -178,14 +180,18 @@ def _resident_loop(bases: Any, sizes: Any, spans: Any, allowed: int) -> bool:  #
 
 
 @numba.njit(nogil=True, cache=True)
-def _advise_loop(bases: Any, sizes: Any, spans: Any, advice: int) -> None:  # pragma: no cover
+def _advise_loop(bases: Any, sizes: Any, spans: Any, advice: int) -> int:  # pragma: no cover
+    # The first span whose call failed, or -1.
     page = mmap.PAGESIZE
     for i in range(spans.shape[0]):
         k = spans[i, 0]
         first = max(spans[i, 1], 0) // page * page
         end = min(spans[i, 2], sizes[k])
-        if end > first:
-            _madvise(np.uint64(bases[k] + first), np.uint64(end - first), np.int32(advice))
+        if end > first and _madvise(
+            np.uint64(bases[k] + first), np.uint64(end - first), np.int32(advice)
+        ):
+            return i
+    return -1
 
 
 def _linked(loop: Any, *args: Any) -> Any:
@@ -246,13 +252,62 @@ def _advise_function() -> Any:
 _MADV_POPULATE_READ = 22
 
 
+class UnreadablePagesError(OSError):
+    """Pages of a mapped span could not be read in (an I/O error, or a file cut short in place).
+
+    Attributes:
+        span: The row of the spans that could not be read.
+    """
+
+    def __init__(self, code: int, span: int) -> None:
+        super().__init__(code, f"cannot read a mapped file's pages: {os.strerror(code)}")
+        self.span = span
+
+
 def populate_spans(
     bases: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64], spans: npt.NDArray[np.int64]
 ) -> None:
-    """Map the pages of ``spans`` into this process's page tables, one call per span."""
+    """Map the pages of ``spans`` into this process's page tables, one call per span.
+
+    Pages not in the page cache are read in here, where a failure can be
+    reported, rather than when compiled code touches them (a failed read then
+    is a ``SIGBUS`` that ends the process).
+
+    Raises:
+        UnreadablePagesError: When a span's pages cannot be read in (its row named).
+    """
     advise = _advise_function()
-    if advise is not None and len(spans):
-        advise(bases, sizes, spans, _MADV_POPULATE_READ)
+    first = 0
+    while advise is not None and first < len(spans):
+        bad = int(advise(bases, sizes, spans[first:], _MADV_POPULATE_READ))
+        if bad < 0:
+            return
+        at = first + bad
+        code = _advise_errno(bases, sizes, spans[at], _MADV_POPULATE_READ)
+        if code in (errno.EINVAL, errno.ENOSYS):
+            return  # a kernel without MADV_POPULATE_READ: pages fault in as they are read
+        if code:
+            raise UnreadablePagesError(code, at)
+        first = at + 1  # it went through the second time
+
+
+def _advise_errno(
+    bases: npt.NDArray[np.int64],
+    sizes: npt.NDArray[np.int64],
+    span: npt.NDArray[np.int64],
+    advice: int,
+) -> int:
+    """``madvise`` of one span again, from Python, for its ``errno`` (0: it went through)."""
+    k, start, stop = (int(v) for v in span)
+    first = max(start, 0) // mmap.PAGESIZE * mmap.PAGESIZE
+    end = min(stop, int(sizes[k]))
+    if end <= first:
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if libc.madvise(int(bases[k]) + first, end - first, advice) == 0:
+        return 0
+    return ctypes.get_errno()
 
 
 def release_spans(
@@ -280,10 +335,12 @@ class BorrowedPages:
     For a compiled reader's spans of a :class:`~lsio.io.ResidentMaps` whose
     ``release`` is set (pass it as ``release``); with ``release`` false, entry
     and exit do nothing and the pages stay mapped. Arguments as
-    :func:`populate_spans` takes them.
+    :func:`populate_spans` takes them; ``names`` gives the key and the byte
+    range of a span's row, for the :class:`~lsio.ReadError` raised on entry
+    when its pages cannot be read in.
     """
 
-    __slots__ = ("_bases", "_release", "_sizes", "_spans")
+    __slots__ = ("_bases", "_names", "_release", "_sizes", "_spans")
 
     def __init__(
         self,
@@ -291,12 +348,19 @@ class BorrowedPages:
         sizes: npt.NDArray[np.int64],
         spans: npt.NDArray[np.int64],
         release: bool,
+        names: Callable[[int], tuple[str, str]],
     ) -> None:
         self._bases, self._sizes, self._spans, self._release = bases, sizes, spans, release
+        self._names = names
 
     def __enter__(self) -> None:
-        if self._release:
+        if not self._release:
+            return
+        try:
             populate_spans(self._bases, self._sizes, self._spans)
+        except UnreadablePagesError as exc:
+            key, byte_range = self._names(exc.span)
+            raise ReadError(str(exc), key=key, byte_range=byte_range) from exc
 
     def __exit__(self, *exc: object) -> None:
         if self._release:

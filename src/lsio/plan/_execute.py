@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from lsio.io import (
     Range,
     ReadRequest,
     ResidentMaps,
+    describe_range,
     mapping_addresses,
 )
 
@@ -181,7 +183,14 @@ def _execute_mapped(
             k, start, end = spans[i].tolist()
             mapping = maps[k]
             assert mapping is not None
-            with BorrowedPages(bases, sizes, spans[i : i + 1], resident.release):
-                handle(tasks[i], mapping[start:end].data)
+            task = tasks[i]
+            names = functools.partial(_names, task.key, start, end)
+            with BorrowedPages(bases, sizes, spans[i : i + 1], resident.release, names):
+                handle(task, mapping[start:end].data)
 
     run_all(pool, run, groups, workers)
+
+
+def _names(key: str, start: int, end: int, row: int) -> tuple[str, str]:
+    """The key and byte range of a mapped read, for an error."""
+    return key, describe_range(ByteRange(start, end))

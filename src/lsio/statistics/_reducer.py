@@ -37,6 +37,10 @@ _Arr = npt.NDArray[Any]
 # 1.014, although a 4 MB batch no longer stays in a core's L2 cache.
 _BATCH_BYTES = 4 << 20
 
+# Kept positions up to which batches fold into running sums (up to ~50 MB of
+# running arrays per thread); beyond, each batch merges into the statistics.
+_RUNNING_POSITIONS = 1 << 20
+
 
 class Plan:
     """What a reduction keeps and drops, in the region's dimensions.
@@ -116,9 +120,12 @@ class Reducer:
         self._batch_info: ChunkInfo | None = None
         self._positions: dict[tuple[tuple[int, int], ...], _Arr] = {}
         # Per kept-position range, statistics kept in flat arrays between merges
-        # (None: blocks of this dtype are reduced on their own).
+        # (None: blocks are reduced on their own, for dtypes without running
+        # sums, and where the arrays would add much memory to the statistics
+        # themselves: reductions keeping millions of positions).
+        runs = plan.k <= _RUNNING_POSITIONS and running_moments(plan.dtype, 1) is not None
         self._running: dict[tuple[tuple[int, int], ...], RunningMoments] | None = (
-            {} if plan.moments and running_moments(plan.dtype, 1) is not None else None
+            {} if plan.moments and runs else None
         )
         self._running_where: dict[tuple[tuple[int, int], ...], _Arr] = {}
 

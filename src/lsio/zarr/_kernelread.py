@@ -42,6 +42,7 @@ from lsio.io import (
     Range,
     ReadRequest,
     WholeObject,
+    describe_range,
     mapping_addresses,
 )
 from lsio.plan import (
@@ -387,7 +388,12 @@ def _decode_mapped(group: KernelGroup, buf: np.ndarray) -> None:
     assert mapped is not None
     part = mapped.segments[group.first : group.stop]
     spans = plan.box.reads[group.first : group.stop, 2:5]
-    with BorrowedPages(mapped.bases, mapped.sizes, spans, mapped.release):
+
+    def names(row: int) -> tuple[str, str]:
+        key_index, start, end = (int(v) for v in spans[row])
+        return plan.keys[key_index], describe_range(ByteRange(start, end))
+
+    with BorrowedPages(mapped.bases, mapped.sizes, spans, mapped.release, names):
         bad = plan.kernel.run(plan.tables, part, buf.ctypes.data, 0)
     if bad < 0:
         return
