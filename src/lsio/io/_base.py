@@ -154,7 +154,7 @@ class WholeObjectReader(Protocol):
         """The file-system path of each of ``keys``, whose object is that whole file.
 
         For compiled readers that open and read the files themselves (with
-        :attr:`lsio.io.FileBatchReader.read_file`) and come back to
+        :func:`lsio.io.read_whole_file`) and come back to
         :meth:`ByteReader.read_batch` for a file they cannot read, to tell a
         missing object from a failing one. ``None`` where :meth:`read_whole_objects`
         is.

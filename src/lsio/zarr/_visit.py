@@ -177,7 +177,7 @@ def visit_chunks(
 
     Returns:
         Every visitor created, for the caller to merge. Absent chunks are handed
-        to the visitor of the calling thread.
+        to the visitor of the thread that found them absent.
 
     Raises:
         ValueError: When the selection has steps other than 1.
