@@ -353,3 +353,43 @@ def test_chunk_files_larger_than_a_workers_buffer(tmp_path: Path) -> None:
     padded.write_bytes(padded.read_bytes() + bytes(20_000))
     with pytest.raises(lsio.ChunkError, match=r"c/1/1/0"):
         a[:, 5:60, 7:50]
+
+
+@pytest.mark.parametrize("compressor", ["zstd", *sorted(_V3_CODECS)])
+def test_neighbouring_chunks_decoded_side_by_side_read_as_one_by_one(
+    tmp_path: Path, compressor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With room for several chunks, the kernel decodes neighbours into scratch
+    # side by side and copies their rows interleaved; the values are the same
+    # as chunk by chunk (one slot), for every layout of pieces.
+    import lsio.zarr._kernelread as kernelread
+
+    path = tmp_path / "a.zarr"
+    values = np.random.default_rng(3).integers(0, 1000, (4, 96, 200), dtype="<i4")
+    codecs = [zarr.codecs.ZstdCodec()] if compressor == "zstd" else _V3_CODECS[compressor]
+    z = zarr.create_array(
+        str(path),
+        shape=values.shape,
+        chunks=(1, 16, 32),
+        shards=(2, 48, 96),
+        dtype="<i4",
+        compressors=codecs,
+        fill_value=0,
+    )
+    z[...] = values
+    z[3, 48:, 96:] = 0  # a missing shard: the fill value between decoded neighbours
+    values[3, 48:, 96:] = 0
+    sels = [
+        (slice(None),) * 3,
+        (slice(0, 2), slice(5, 90), slice(0, 200)),
+        (slice(1, 4), slice(16, 80), slice(32, 192)),
+        (slice(None), slice(0, 96, 1), slice(199, None, -1)),
+        (2, slice(None), slice(7, 150)),
+    ]
+    a = lsio.open_array(path)
+    for slots in (1, 8):
+        monkeypatch.setattr(kernelread, "SCRATCH_CHUNKS", slots)
+        for sel in sels:
+            np.testing.assert_array_equal(a[sel], values[sel])
+        got = a.read_many([s for s in sels if not isinstance(s[0], int)][:3])
+        np.testing.assert_array_equal(got[0], values[sels[0]])

@@ -87,6 +87,11 @@ READ_BYTES = 4 << 20
 GROUP_BYTES = 16 << 20
 # A worker calls the kernel once this many decoded bytes are pending.
 FLUSH_BYTES = 1 << 20
+# A worker's scratch holds up to this many chunks (and bytes, well inside a
+# core's L2 cache): the kernel decodes neighbouring chunks side by side and
+# copies their rows interleaved (see lsio.compute.ScatterKernel.run).
+SCRATCH_CHUNKS = 8
+SCRATCH_BYTES = 1 << 20
 # Decoded bytes of a group of chunk files at least, when a call has too few
 # chunks for every share its workers would take (a crop): each group costs its
 # worker a read call and the GIL a few times, and with two threads one-by-one
@@ -335,7 +340,9 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
     if plan.claims is not None:
         _take_claims(plan, plan.claims, scratch)
         return
-    buf = scratch.array((plan.tables.chunk_nbytes,), np.dtype(np.uint8))
+    nbytes = plan.tables.chunk_nbytes
+    slots = max(1, min(SCRATCH_CHUNKS, SCRATCH_BYTES // max(nbytes, 1)))
+    buf = scratch.array((slots * nbytes,), np.dtype(np.uint8))
     if plan.mapped is not None:
         _decode_mapped(group, buf)
         return
@@ -394,7 +401,7 @@ def _decode_mapped(group: KernelGroup, buf: np.ndarray) -> None:
         return plan.keys[key_index], describe_range(ByteRange(start, end))
 
     with BorrowedPages(mapped.bases, mapped.sizes, spans, mapped.release, names):
-        bad = plan.kernel.run(plan.tables, part, buf.ctypes.data, 0)
+        bad = plan.kernel.run(plan.tables, part, buf.ctypes.data, 0, _slots(plan, buf))
     if bad < 0:
         return
     i = group.first + int(np.flatnonzero((part[:, 0] <= bad) & (bad < part[:, 1]))[0])
@@ -416,7 +423,8 @@ def _decode(
 ) -> None:
     """Run the kernel on segments ``rows``, whose bytes ``held`` keeps alive."""
     fill = _fill_address(plan) if any(data is None for _, data in held) else 0
-    bad = plan.kernel.run(plan.tables, np.array(rows, dtype=np.int64), buf.ctypes.data, fill)
+    segments = np.array(rows, dtype=np.int64)
+    bad = plan.kernel.run(plan.tables, segments, buf.ctypes.data, fill, _slots(plan, buf))
     if bad < 0:
         return
     i = next(i for i, row in enumerate(rows) if row[0] <= bad < row[1])
@@ -424,6 +432,11 @@ def _decode(
     assert data is not None
     coords = plan.box.coords[bad]
     raise_for_row(plan.array, plan.tables, bad, coords, request.key, request.range, data)
+
+
+def _slots(plan: KernelPlan, buf: np.ndarray) -> int:
+    """Chunks the scratch buffer ``buf`` holds."""
+    return max(1, buf.nbytes // max(plan.tables.chunk_nbytes, 1))
 
 
 def decode_rows(
