@@ -290,10 +290,15 @@ def test_a_corrupt_chunk_of_each_compressor_is_named(
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("groups_from", [1, 10**9])
 def test_chunk_files_read_into_one_buffer_missing_corrupt_and_unreadable(
-    tmp_path: Path, threads: int
+    tmp_path: Path, threads: int, groups_from: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Unsharded: every chunk a file, taken one at a time by each worker's compiled loop.
+    # Unsharded: every chunk a file, taken one at a time by each worker's
+    # compiled loop, or eight at a time (neighbours decoded side by side).
+    import lsio.zarr._kernelread as kernelread
+
+    monkeypatch.setattr(kernelread, "CLAIM_GROUPS_FROM", groups_from)
     path = tmp_path / "a.zarr"
     values = np.random.default_rng(1).integers(-500, 500, (3, 40, 48), dtype="i2")
     z = zarr.create_array(
@@ -338,10 +343,16 @@ def test_chunk_files_claimed_only_where_the_store_has_files(tmp_path: Path) -> N
         np.testing.assert_array_equal(a[sel], values[sel])
 
 
-def test_chunk_files_larger_than_a_workers_buffer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("groups_from", [1, 10**9])
+def test_chunk_files_larger_than_a_workers_buffer(
+    tmp_path: Path, groups_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Stored uncompressed with random bytes the chunk files are as large as the
     # chunks; a file padded past its worker's buffer is read into a larger one
     # and then fails to decode, named.
+    import lsio.zarr._kernelread as kernelread
+
+    monkeypatch.setattr(kernelread, "CLAIM_GROUPS_FROM", groups_from)
     path = tmp_path / "a.zarr"
     values = np.random.default_rng(2).integers(-(2**15), 2**15, (2, 64, 64), dtype="i2")
     zarr.create_array(

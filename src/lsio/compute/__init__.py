@@ -2,7 +2,7 @@
 
 from lsio.compute._affine import affine_into
 from lsio.compute._atomic import fetch_add
-from lsio.compute._cdecode import CDecoder, c_decoder
+from lsio.compute._cdecode import CDecoder, c_decoder, decoded_at
 from lsio.compute._codecs import (
     ArrayArrayCodec,
     ArrayBytesCodec,
@@ -26,6 +26,8 @@ from lsio.compute._scatter import (
     SEGMENT_COLUMNS,
     ScatterKernel,
     ScatterTables,
+    copy_interleaved,
+    groupable,
     load_scatter_kernel,
     plan_pieces_compiled,
     scatter_chunk,
@@ -56,9 +58,12 @@ __all__ = [
     "affine_into",
     "as_akb",
     "c_decoder",
+    "copy_interleaved",
+    "decoded_at",
     "fetch_add",
     "check_order",
     "fill_moments",
+    "groupable",
     "histogram_block",
     "load_grid_encoder",
     "load_scatter_kernel",

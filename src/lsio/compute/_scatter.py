@@ -33,6 +33,8 @@ __all__ = [
     "ScatterKernel",
     "ScatterTables",
     "load_scatter_kernel",
+    "copy_interleaved",
+    "groupable",
     "plan_pieces_compiled",
     "scatter_chunk",
 ]
@@ -142,7 +144,7 @@ def _copy_piece(
 
 
 @numba.njit(nogil=True, cache=True)
-def _copy_interleaved(
+def copy_interleaved(
     srcs: Any,
     count: int,
     first_piece: Any,
@@ -155,7 +157,7 @@ def _copy_interleaved(
     """Copy the one piece of each of ``count`` decoded chunks, row by row across the chunks.
 
     The pieces share their extents and destination strides (see
-    :func:`_groupable`), so row ``r`` of every chunk is copied before row
+    :func:`groupable`), so row ``r`` of every chunk is copied before row
     ``r + 1`` of any: chunks side by side along the last dimension fill each
     destination row in one sweep, where chunk after chunk wrote 128-byte
     stretches 2 KB apart (1.5-2.2x the copy rate measured, ``BENCHMARKS.md``).
@@ -187,7 +189,7 @@ def _copy_interleaved(
 
 
 @numba.njit(nogil=True, cache=True)
-def _groupable(
+def groupable(
     c: int, head: int, chunks: Any, piece_ptr: Any, pieces: Any
 ) -> bool:  # pragma: no cover
     """Whether chunk row ``c`` can join a group whose first chunk is ``head``.
@@ -288,7 +290,7 @@ def _run(
                 while (
                     group < slots
                     and c + group < stop
-                    and _groupable(c + group, c, chunks, piece_ptr, pieces)
+                    and groupable(c + group, c, chunks, piece_ptr, pieces)
                 ):
                     group += 1
             if group > 1:
@@ -302,13 +304,13 @@ def _run(
                         src = decoded_at(code, ctx, hdr, dst, nbytes, data + start, size)
                     if src == 0:  # cut off, or did not decode: the chunks before it are done
                         if g:
-                            _copy_interleaved(
+                            copy_interleaved(
                                 srcs, g, first_piece, pieces, ndim, cstr, itemsize, idx
                             )
                         return cc
                     srcs[g] = src
                     first_piece[g] = piece_ptr[cc]
-                _copy_interleaved(srcs, group, first_piece, pieces, ndim, cstr, itemsize, idx)
+                copy_interleaved(srcs, group, first_piece, pieces, ndim, cstr, itemsize, idx)
                 c += group
                 continue
             size = chunks[c, SIZE]

@@ -26,14 +26,22 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import ScatterKernel, ScatterTables, fetch_add, scatter_chunk
+from lsio.compute import (
+    ScatterKernel,
+    ScatterTables,
+    copy_interleaved,
+    decoded_at,
+    fetch_add,
+    groupable,
+    scatter_chunk,
+)
 from lsio.io import FileBatchReader, c_strings, load_file_batch_reader, read_whole_file
 from lsio.plan import BoxTables
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["ChunkClaims", "ClaimLoop", "load_claim_loop", "plan_claims"]
+__all__ = ["ChunkClaims", "ClaimLoop", "claim_room", "load_claim_loop", "plan_claims"]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -82,7 +90,9 @@ def _take(
     name_at: Any,
     rows: Any,
     flags: int,
-    buf: Any,
+    files: Any,
+    room: int,
+    step: int,
     chunks: Any,
     piece_ptr: Any,
     pieces: Any,
@@ -91,31 +101,62 @@ def _take(
     nbytes: int,
     itemsize: int,
 ) -> Any:  # pragma: no cover - compiled
-    # Returns the reads this loop could not open or decode (the others go on:
-    # a chunk that fails here may decode when read again, and then every
-    # read must have been done).
+    # Takes ``step`` reads at a time. Each file is read into its slot of
+    # ``files`` (``room`` bytes each); chunks that can are decoded into
+    # ``scratch`` side by side and their rows copied interleaved (see
+    # lsio.compute.copy_interleaved), the others one at a time. Returns the
+    # reads this loop could not open or decode (the others go on: a chunk that
+    # fails here may decode when read again, and then every read must have
+    # been done).
     hdr = np.empty(4, dtype=np.uint32)
     idx = np.zeros(cstr.shape[0], dtype=np.int64)
+    srcs = np.zeros(step, dtype=np.int64)
+    first_piece = np.zeros(step, dtype=np.int64)
     failed = np.empty(16, dtype=np.int64)
     n_failed = 0
     n = rows.shape[0]
     base = names.ctypes.data
+    ndim = cstr.shape[0]
     while True:
-        i = fetch_add(counter, 0, 1)  # type: ignore[call-arg,var-annotated]
-        if i >= n:
+        first = fetch_add(counter, 0, step)  # type: ignore[call-arg,var-annotated]
+        if first >= n:
             break
-        size, buf = read_whole_file(base + name_at[i], flags, buf)
-        if size >= 0 and scatter_chunk(
-            code, ctx, hdr, rows[i], buf.ctypes.data, size, chunks, piece_ptr, pieces,
-            scratch, 0, cstr, nbytes, itemsize, idx,
-        ):  # fmt: skip
-            continue
-        if n_failed == failed.shape[0]:
-            grown = np.empty(2 * n_failed, dtype=np.int64)
-            grown[:n_failed] = failed
-            failed = grown
-        failed[n_failed] = i
-        n_failed += 1
+        grouped = 0
+        head = -1
+        for i in range(first, min(first + step, n)):
+            slot = files[grouped * room : (grouped + 1) * room]
+            size, got = read_whole_file(base + name_at[i], flags, slot)
+            c = rows[i]
+            ok = size >= 0
+            if (
+                ok
+                and got.ctypes.data == slot.ctypes.data
+                and groupable(c, c if head < 0 else head, chunks, piece_ptr, pieces)
+            ):
+                dst = scratch + grouped * nbytes
+                src = decoded_at(code, ctx, hdr, dst, nbytes, got.ctypes.data, size)
+                if src != 0:
+                    head = c if head < 0 else head
+                    srcs[grouped] = src
+                    first_piece[grouped] = piece_ptr[c]
+                    grouped += 1
+                    continue
+                ok = False
+            elif ok:  # on its own, in the next free scratch slot
+                ok = scatter_chunk(
+                    code, ctx, hdr, c, got.ctypes.data, size, chunks, piece_ptr, pieces,
+                    scratch + grouped * nbytes, 0, cstr, nbytes, itemsize, idx,
+                )  # fmt: skip
+            if ok:
+                continue
+            if n_failed == failed.shape[0]:
+                grown = np.empty(2 * n_failed, dtype=np.int64)
+                grown[:n_failed] = failed
+                failed = grown
+            failed[n_failed] = i
+            n_failed += 1
+        if grouped:
+            copy_interleaved(srcs, grouped, first_piece, pieces, ndim, cstr, itemsize, idx)
     return failed[:n_failed].copy()
 
 
@@ -129,15 +170,21 @@ class ClaimLoop:
         self._kernel = kernel
         self._flags = reader.flags
 
-    def run(self, tables: ScatterTables, claims: ChunkClaims, scratch: np.ndarray) -> _I64:
-        """Take reads of ``claims`` until none is left; returns those that failed.
+    def run(
+        self, tables: ScatterTables, claims: ChunkClaims, scratch: np.ndarray, step: int = 1
+    ) -> _I64:
+        """Take reads of ``claims`` until none is left, ``step`` at a time; returns those that failed.
 
         Args:
             tables: The plan's kernel tables.
             claims: The reads, shared by every worker of the call.
-            scratch: This worker's ``uint8`` buffer: a chunk to decode into
-                (``tables.chunk_nbytes``), then room for a chunk file (a file
-                that does not fit is read into a larger copy).
+            scratch: This worker's ``uint8`` buffer of :func:`claim_room` bytes
+                for ``step``: ``step`` chunks to decode into, then a file's room
+                (:func:`file_room`) for each (a file that does not fit is read
+                into a larger copy, and its chunk decoded on its own).
+            step: Reads taken at a time (default 1); with more, neighbouring
+                chunks are decoded side by side and their rows copied
+                interleaved.
 
         Returns:
             The reads whose file could not be opened or read, or whose chunk did
@@ -152,7 +199,9 @@ class ClaimLoop:
             claims.name_at,
             claims.rows,
             self._flags,
-            scratch[nbytes:],
+            scratch[step * nbytes :],
+            file_room(nbytes),
+            step,
             tables.chunks,
             tables.piece_ptr,
             tables.pieces,
@@ -162,6 +211,11 @@ class ClaimLoop:
             tables.itemsize,
         )
         return failed
+
+
+def claim_room(chunk_nbytes: int, step: int) -> int:
+    """Bytes of a worker's buffer for :meth:`ClaimLoop.run` taking ``step`` reads at a time."""
+    return step * (chunk_nbytes + file_room(chunk_nbytes))
 
 
 def file_room(chunk_nbytes: int) -> int:

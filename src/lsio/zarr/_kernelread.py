@@ -55,7 +55,7 @@ from lsio.plan import (
     touched_shards,
 )
 from lsio.zarr._boxread import buffer_address, chunk_error
-from lsio.zarr._claimread import ChunkClaims, file_room, plan_claims
+from lsio.zarr._claimread import ChunkClaims, claim_room, plan_claims
 from lsio.zarr._locate import shard_index_table
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ FLUSH_BYTES = 1 << 20
 # copies their rows interleaved (see lsio.compute.ScatterKernel.run).
 SCRATCH_CHUNKS = 8
 SCRATCH_BYTES = 1 << 20
+# Chunk files of a call from which workers take them SCRATCH_CHUNKS at a time.
+CLAIM_GROUPS_FROM = 512
 # Decoded bytes of a group of chunk files at least, when a call has too few
 # chunks for every share its workers would take (a crop): each group costs its
 # worker a read call and the GIL a few times, and with two threads one-by-one
@@ -352,8 +354,13 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
 def _take_claims(plan: KernelPlan, claims: ChunkClaims, scratch: ScratchPool) -> None:
     """Take chunk files until none is left; read again through the store those that failed."""
     nbytes = plan.tables.chunk_nbytes
-    buf = scratch.array((nbytes + file_room(nbytes),), np.dtype(np.uint8))
-    failed = claims.loop.run(plan.tables, claims, buf)
+    # Reads taken a few at a time where there are many (whole-array blocks):
+    # neighbouring chunks then decode side by side. One at a time for a crop's
+    # few dozen files, which must spread evenly over the workers.
+    many = len(claims.rows) >= CLAIM_GROUPS_FROM
+    step = max(1, min(SCRATCH_CHUNKS, SCRATCH_BYTES // max(nbytes, 1))) if many else 1
+    buf = scratch.array((claim_room(nbytes, step),), np.dtype(np.uint8))
+    failed = claims.loop.run(plan.tables, claims, buf, step)
     if len(failed):
         _read_and_decode(plan, plan.box.reads[failed], buf[:nbytes])
 
