@@ -118,32 +118,6 @@ def _fold(
 
 
 @numba.njit(nogil=True, cache=True)
-def _copy_piece(
-    src: int, row: Any, ndim: int, cstr: Any, itemsize: int, idx: Any
-) -> None:  # pragma: no cover - compiled
-    dst = row[DST]
-    n = row[2 : 2 + ndim]
-    ostr = row[2 + ndim : 2 + 2 * ndim]
-    last, unit, per_row = _fold(row, ndim, cstr, itemsize)
-    rows = 1
-    for d in range(last):
-        rows *= n[d]
-        idx[d] = 0
-    for _ in range(rows):
-        s = src
-        o = dst
-        for d in range(last):
-            s += idx[d] * cstr[d]
-            o += idx[d] * ostr[d]
-        if per_row == 1:
-            _memcpy(o, s, unit)
-        else:
-            for i in range(per_row):
-                _memcpy(o + i * ostr[last], s + i * cstr[last], unit)
-        advance(idx, n, last)
-
-
-@numba.njit(nogil=True, cache=True)
 def copy_interleaved(
     srcs: Any,
     count: int,
@@ -156,7 +130,9 @@ def copy_interleaved(
 ) -> None:  # pragma: no cover - compiled
     """Copy the one piece of each of ``count`` decoded chunks, row by row across the chunks.
 
-    The pieces share their extents and destination strides (see
+    ``srcs`` holds where each chunk's decoded bytes start and ``first_piece``
+    its piece's row of ``pieces``; with ``count`` 1, any piece of a chunk. The
+    pieces share their extents and destination strides (see
     :func:`groupable`), so row ``r`` of every chunk is copied before row
     ``r + 1`` of any: chunks side by side along the last dimension fill each
     destination row in one sweep, where chunk after chunk wrote 128-byte
@@ -248,10 +224,12 @@ def scatter_chunk(
             src = dst
         skip = direct
     ndim = cstr.shape[0]
+    srcs = np.full(1, src, dtype=np.int64)
+    piece = np.zeros(1, dtype=np.int64)
     for p in range(piece_ptr[c], piece_ptr[c + 1]):
         if p != skip:
-            row = pieces[p]
-            _copy_piece(src + row[SRC], row, ndim, cstr, itemsize, idx)
+            piece[0] = p
+            copy_interleaved(srcs, 1, piece, pieces, ndim, cstr, itemsize, idx)
     return True
 
 
