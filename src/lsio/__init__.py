@@ -1,5 +1,16 @@
 """lsio: read and compute on chunked, compressed N-d arrays (Zarr v2/v3) as fast as the machine allows."""
 
+# The cache check runs before the imports below, which define the kernels.
+# ruff: noqa: E402
+
+from pathlib import Path
+
+from lsio._kernel_cache import refresh_kernel_cache
+
+# Before any kernel loads from Numba's cache (see lsio._kernel_cache).
+refresh_kernel_cache(Path(__file__).resolve().parent)
+del Path, refresh_kernel_cache
+
 from lsio import ml as ml
 from lsio._errors import (
     ChunkError,
