@@ -20,7 +20,7 @@ from lsio.compute._encode import GridCompression, GridEncoder, load_grid_encoder
 from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
 from lsio.compute._kernels import as_akb
-from lsio.compute._moments import Moments, fill_moments, moments_kind, reduce_block
+from lsio.compute._moments import SMALL_INT, Moments, fill_moments, moments_kind, reduce_block
 from lsio.compute._running import RunningMoments, running_moments
 from lsio.compute._scatter import (
     SEGMENT_COLUMNS,
@@ -52,6 +52,7 @@ __all__ = [
     "RawDecoder",
     "ScatterKernel",
     "RunningMoments",
+    "SMALL_INT",
     "ScatterTables",
     "ScratchPool",
     "TransposeCodec",

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute._kernels import float_moments_into, int_moments_into
+from lsio.compute._cdecode import decoded_at
+from lsio.compute._kernels import _int_rows, float_moments_into, int_moments_into
 from lsio.compute._moments import FLOAT, SMALL_INT, Moments, moments_kind, small_int_moments
+from lsio.io import libc_extern
 
 __all__ = ["RunningMoments", "running_moments"]
 
@@ -31,6 +34,58 @@ _Arr = npt.NDArray[Any]
 # Values per position that int64 sums of squares of 16-bit values take without
 # overflow (each square is under 2**32).
 INT_LIMIT = 2**31
+
+
+_memcpy = libc_extern("memcpy", 3)
+
+
+@numba.njit(nogil=True, cache=True)
+def _decode_one(
+    code: int,
+    ctx: int,
+    hdr: Any,
+    raw: Any,
+    data: int,
+    base: int,
+    length: int,
+    offset: int,
+    size: int,
+) -> bool:  # pragma: no cover - compiled
+    # One stored chunk decoded into ``raw`` (its bytes), within ``length``.
+    start = offset - base
+    if start < 0 or start + size > length:
+        return False  # cut off: the object is shorter than its index says
+    dst = raw.ctypes.data
+    src = decoded_at(code, ctx, hdr, dst, raw.shape[0], data + start, size)
+    if src == 0:
+        return False
+    if src != dst:  # stored as it is
+        _memcpy(dst, src, raw.shape[0])
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
+def _fold_ints(
+    code: int,
+    ctx: int,
+    data: int,
+    base: int,
+    length: int,
+    offsets: Any,
+    sizes: Any,
+    chunk: Any,
+    lo: Any,
+    hi: Any,
+    total: Any,
+    sumsq: Any,
+) -> int:  # pragma: no cover - compiled
+    hdr = np.empty(4, dtype=np.uint32)
+    raw = chunk.reshape(-1).view(np.uint8)
+    for c in range(offsets.shape[0]):
+        if not _decode_one(code, ctx, hdr, raw, data, base, length, offsets[c], sizes[c]):
+            return c
+        _int_rows(chunk, lo, hi, total, sumsq)
+    return -1
 
 
 class RunningMoments:
@@ -58,6 +113,35 @@ class RunningMoments:
     def take(self) -> Moments:
         """The statistics folded in so far, as :class:`Moments`; starts again from none."""
         raise NotImplementedError
+
+    def fold_stored(
+        self, code: int, ctx: int, data: int, base: int, length: int, offsets: _Arr, sizes: _Arr,
+        chunk: _Arr,
+    ) -> int:  # fmt: skip
+        """Decode stored chunks one by one into ``chunk`` and fold each in while it is in cache.
+
+        Args:
+            code: The compressor's code (:attr:`lsio.compute.CDecoder.code`).
+            ctx: The calling thread's decoder context.
+            data: Address of the bytes read.
+            base: The object offset of the first byte read.
+            length: How many bytes were read (none past them is read).
+            offsets: Each chunk's object offset (int64).
+            sizes: Each chunk's stored size (int64).
+            chunk: An ``(a, k, b)`` C-contiguous array of the dtype (``uint8``
+                for booleans): the scratch each chunk decodes into, viewed as
+                the reduction wants it.
+
+        Returns:
+            ``-1``, or the first chunk that did not decode or is cut off (those
+            before it are folded in). :meth:`room` must allow ``a * b`` values
+            per chunk.
+
+        Raises:
+            NotImplementedError: For floats: their batches reduce as fast
+                (0.975 measured folded one by one), so only small integers fold.
+        """
+        raise NotImplementedError("only small integers fold chunk by chunk")
 
 
 class _Ints(RunningMoments):
@@ -87,6 +171,18 @@ class _Ints(RunningMoments):
         found = small_int_moments(self.dtype, self.n, self.lo, self.hi, self.total, self.sumsq)
         self._reset()
         return found
+
+    def fold_stored(
+        self, code: int, ctx: int, data: int, base: int, length: int, offsets: _Arr, sizes: _Arr,
+        chunk: _Arr,
+    ) -> int:  # fmt: skip
+        bad: int = _fold_ints(
+            code, ctx, data, base, length, offsets, sizes, chunk,
+            self.lo, self.hi, self.total, self.sumsq,
+        )  # fmt: skip
+        done = offsets.shape[0] if bad < 0 else bad
+        self.n += done * chunk.shape[0] * chunk.shape[2]
+        return bad
 
 
 class _Floats(RunningMoments):

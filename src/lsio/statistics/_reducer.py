@@ -16,11 +16,13 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio.compute import (
+    SMALL_INT,
     Moments,
     RunningMoments,
     as_akb,
     fill_moments,
     histogram_block,
+    moments_kind,
     reduce_block,
     running_moments,
 )
@@ -128,6 +130,10 @@ class Reducer:
             {} if plan.moments and runs else None
         )
         self._running_where: dict[tuple[tuple[int, int], ...], _Arr] = {}
+        self._chunk: _Arr | None = None
+        # Small integers fold chunk by chunk (1.041x whole-array int16 statistics
+        # measured); float batches reduce as fast as one by one (0.975).
+        self._folds = moments_kind(plan.dtype) == SMALL_INT
 
     # -- ChunkVisitor -----------------------------------------------------------------
 
@@ -158,6 +164,39 @@ class Reducer:
         """Reduce the ``count`` chunks decoded into the batch; ``info`` is the first."""
         assert self._batch is not None, "batch() hands out the buffer first"
         self._reduce(self._batch[:count], count, info, batched=True)
+
+    def fold_target(self, info: ChunkInfo, count: int) -> tuple[RunningMoments, _Arr] | None:
+        """Where a run of ``count`` full chunks (``info`` the first) can be folded in as each decodes.
+
+        Returns the running statistics of the run's positions and a one-chunk
+        scratch viewed as the reduction wants it (``(a, k, b)``), for
+        :meth:`lsio.compute.RunningMoments.fold_stored`: each chunk is then
+        reduced right after it is decoded, while it is in cache, with no batch
+        buffer. ``None`` where the run goes through :meth:`batch` (a histogram
+        is asked for, the dtype has no running sums, or the layout cannot be
+        viewed so); call :meth:`folded` after folding.
+        """
+        plan = self.plan
+        if self._running is None or self.counts is not None or not self._folds:
+            return None
+        if self._chunk is None:
+            stored = np.dtype(np.uint8) if plan.dtype == np.bool_ else plan.dtype
+            self._chunk = as_akb(np.empty(plan.chunk_shape, stored), plan.axis)
+        if self._chunk is None:
+            return None
+        running = self._running_of(info)
+        values = count * self._chunk.shape[0] * self._chunk.shape[2]
+        if not running.room(values) and running.n:
+            self.moments.merge(running.take(), self._where(info))
+        if not running.room(values):
+            return None
+        return running, self._chunk
+
+    def folded(self, count: int) -> None:
+        """``count`` full chunks were folded in through :meth:`fold_target`."""
+        if self._progress is not None:
+            itemsize = self.plan.dtype.itemsize
+            self._progress(count * math.prod(self.plan.chunk_shape) * itemsize, count)
 
     @property
     def capacity(self) -> int:
@@ -219,13 +258,7 @@ class Reducer:
         akb = as_akb(part, axis)
         if akb is None:
             return False
-        key = tuple((info.out_sel[d].start, info.out_sel[d].stop) for d in self.plan.kept)
-        running = self._running.get(key)
-        if running is None:
-            running = running_moments(self.plan.dtype, where.shape[0])
-            assert running is not None, "the dtype was checked at construction"
-            self._running[key] = running
-            self._running_where[key] = where
+        running = self._running_of(info)
         values = akb.shape[0] * akb.shape[2]
         if not running.room(values) and running.n:
             self.moments.merge(running.take(), where)
@@ -233,6 +266,19 @@ class Reducer:
             return False  # more values than the running sums take: on its own
         running.add(akb)
         return True
+
+    def _running_of(self, info: ChunkInfo) -> RunningMoments:
+        """The running statistics of the kept positions ``info`` covers (made on first use)."""
+        assert self._running is not None
+        key = tuple((info.out_sel[d].start, info.out_sel[d].stop) for d in self.plan.kept)
+        running = self._running.get(key)
+        if running is None:
+            where = self._where(info)
+            running = running_moments(self.plan.dtype, where.shape[0])
+            assert running is not None, "the dtype was checked at construction"
+            self._running[key] = running
+            self._running_where[key] = where
+        return running
 
     def _where(self, info: ChunkInfo) -> _Arr:
         key = tuple((info.out_sel[d].start, info.out_sel[d].stop) for d in self.plan.kept)

@@ -23,7 +23,7 @@ from lsio.plan import OrthogonalSelection, Progression, ReadTask, execute_reads,
 from lsio.zarr._engine import chunk_error
 from lsio.zarr._locate import locate_chunks
 from lsio.zarr._visitfiles import FileRun, box_windows, decode_files, plan_file_runs
-from lsio.zarr._visitruns import Run, decode_run, full_box, full_windows, plan_runs
+from lsio.zarr._visitruns import Run, decode_run, fold_run, full_box, full_windows, plan_runs
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -258,8 +258,16 @@ def visit_chunks(
             for coords in task.item.coords.tolist():
                 v.absent(info_of(coords))
             return
+        first = info_of(task.item.coords[0].tolist())
+        count = task.item.coords.shape[0]
+        fold = getattr(v, "fold_target", None)
+        target = fold(first, count) if fold is not None else None
+        if target is not None:
+            fold_run(array, kernel, task, data, *target)
+            v.folded(count)  # type: ignore[attr-defined]
+            return
         decode_run(array, kernel, task, data, v.batch())
-        v.commit_batch(task.item.coords.shape[0], info_of(task.item.coords[0].tolist()))
+        v.commit_batch(count, first)
 
     if array.metadata.sharding is None:
 

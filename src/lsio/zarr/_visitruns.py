@@ -22,16 +22,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import ScatterKernel, ScatterTables
+from lsio.compute import RunningMoments, ScatterKernel, ScatterTables
 from lsio.io import ByteRange
 from lsio.plan import ReadTask, c_strides
+from lsio.zarr._boxread import buffer_address
 from lsio.zarr._kernelread import GAP_BYTES, decode_rows, raise_for_row
 from lsio.zarr._locate import locate_table
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["Run", "decode_run", "full_box", "full_windows", "plan_runs"]
+__all__ = ["Run", "decode_run", "fold_run", "full_box", "full_windows", "plan_runs"]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -150,3 +151,37 @@ def decode_run(
     bad = decode_rows(kernel, tables, 0, len(tables.chunks), task.range, data, 0)
     if bad >= 0:
         raise_for_row(array, tables, bad, task.item.coords[bad], task.key, task.range, data)
+
+
+def fold_run(
+    array: Array,
+    kernel: ScatterKernel,
+    task: ReadTask[Run],
+    data: memoryview,
+    running: RunningMoments,
+    chunk: np.ndarray,
+) -> None:
+    """Decode the chunks of ``task`` one by one into ``chunk`` and fold each into ``running``.
+
+    Each chunk is reduced while it is in cache, with no batch buffer (see
+    :meth:`lsio.compute.RunningMoments.fold_stored`).
+
+    Raises:
+        ChunkError: Naming the first chunk that did not decode (or was cut off).
+    """
+    tables = task.item.tables
+    rng = task.range
+    assert isinstance(rng, ByteRange)
+    decoder = kernel.decoder
+    bad = running.fold_stored(
+        decoder.code,
+        decoder.context(),
+        buffer_address(data),
+        rng.start,
+        len(data),
+        np.ascontiguousarray(tables.chunks[:, 0]),
+        np.ascontiguousarray(tables.chunks[:, 1]),
+        chunk,
+    )
+    if bad >= 0:
+        raise_for_row(array, tables, bad, task.item.coords[bad], task.key, rng, data)
