@@ -21,7 +21,7 @@ from lsio.compute._executor import run_all
 from lsio.compute._histogram import histogram_block
 from lsio.compute._kernels import as_akb
 from lsio.compute._moments import SMALL_INT, Moments, fill_moments, moments_kind, reduce_block
-from lsio.compute._running import RunningMoments, running_moments
+from lsio.compute._running import RunningMoments, has_running_moments, running_moments
 from lsio.compute._scatter import (
     SEGMENT_COLUMNS,
     ScatterKernel,
@@ -65,6 +65,7 @@ __all__ = [
     "check_order",
     "fill_moments",
     "groupable",
+    "has_running_moments",
     "histogram_block",
     "load_grid_encoder",
     "load_scatter_kernel",

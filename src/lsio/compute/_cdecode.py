@@ -46,7 +46,7 @@ from lsio.compute._zstd import (
 )
 from lsio.io import c_extern, libc_extern, library_function
 
-__all__ = ["CDecoder", "blosc_library", "c_decoder", "decoded_at"]
+__all__ = ["CDecoder", "blosc_library", "c_decoder", "decoded_at", "decoded_within"]
 
 
 # Compressor codes of ``decoded_at``.
@@ -143,6 +143,31 @@ def decoded_at(
     else:
         failed = _zlib_decompress(ctx, src, size, dst, nbytes, 0) & 0xFFFFFFFF
     return 0 if failed else dst
+
+
+@numba.njit(nogil=True, cache=True)
+def decoded_within(
+    code: int,
+    ctx: int,
+    hdr: Any,
+    dst: int,
+    nbytes: int,
+    data: int,
+    base: int,
+    length: int,
+    offset: int,
+    size: int,
+) -> int:  # pragma: no cover - compiled
+    """:func:`decoded_at` of the chunk stored at object ``offset`` in bytes read from ``base``.
+
+    ``data`` holds the ``length`` bytes read from object offset ``base``;
+    returns 0 when the chunk's ``size`` bytes are not all among them (an
+    object shorter than its index says) or do not decode.
+    """
+    start = offset - base
+    if start < 0 or start + size > length:
+        return 0
+    return decoded_at(code, ctx, hdr, dst, nbytes, data + start, size)
 
 
 @numba.njit(nogil=True, cache=True)

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute._cdecode import CDecoder, decoded_at
+from lsio.compute._cdecode import CDecoder, decoded_at, decoded_within
 from lsio.io import libc_extern
 
 __all__ = [
@@ -275,11 +275,10 @@ def _run(
                 for g in range(group):
                     cc = c + g
                     size = whole if whole >= 0 else chunks[cc, SIZE]
-                    start = chunks[cc, OFFSET] - base
-                    src = 0
-                    if start >= 0 and start + size <= length:
-                        dst = scratch + g * nbytes
-                        src = decoded_at(code, ctx, hdr, dst, nbytes, data + start, size)
+                    dst = scratch + g * nbytes
+                    src = decoded_within(
+                        code, ctx, hdr, dst, nbytes, data, base, length, chunks[cc, OFFSET], size
+                    )
                     if src == 0:  # cut off, or did not decode: the chunks before it are done
                         if g:
                             copy_interleaved(

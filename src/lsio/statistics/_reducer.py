@@ -16,13 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio.compute import (
-    SMALL_INT,
     Moments,
     RunningMoments,
     as_akb,
     fill_moments,
+    has_running_moments,
     histogram_block,
-    moments_kind,
     reduce_block,
     running_moments,
 )
@@ -125,15 +124,11 @@ class Reducer:
         # (None: blocks are reduced on their own, for dtypes without running
         # sums, and where the arrays would add much memory to the statistics
         # themselves: reductions keeping millions of positions).
-        runs = plan.k <= _RUNNING_POSITIONS and running_moments(plan.dtype, 1) is not None
+        runs = plan.moments and plan.k <= _RUNNING_POSITIONS and has_running_moments(plan.dtype)
         self._running: dict[tuple[tuple[int, int], ...], RunningMoments] | None = (
-            {} if plan.moments and runs else None
+            {} if runs else None
         )
-        self._running_where: dict[tuple[tuple[int, int], ...], _Arr] = {}
         self._chunk: _Arr | None = None
-        # Small integers fold chunk by chunk (1.041x whole-array int16 statistics
-        # measured); float batches reduce as fast as one by one (0.975).
-        self._folds = moments_kind(plan.dtype) == SMALL_INT
 
     # -- ChunkVisitor -----------------------------------------------------------------
 
@@ -177,14 +172,16 @@ class Reducer:
         viewed so); call :meth:`folded` after folding.
         """
         plan = self.plan
-        if self._running is None or self.counts is not None or not self._folds:
+        if self._running is None or self.counts is not None:
+            return None
+        running = self._running_of(info)
+        if not running.folds:
             return None
         if self._chunk is None:
             stored = np.dtype(np.uint8) if plan.dtype == np.bool_ else plan.dtype
             self._chunk = as_akb(np.empty(plan.chunk_shape, stored), plan.axis)
         if self._chunk is None:
             return None
-        running = self._running_of(info)
         values = count * self._chunk.shape[0] * self._chunk.shape[2]
         if not running.room(values) and running.n:
             self.moments.merge(running.take(), self._where(info))
@@ -237,7 +234,7 @@ class Reducer:
         self.flush()
         for key, running in (self._running or {}).items():
             if running.n:
-                self.moments.merge(running.take(), self._running_where[key])
+                self.moments.merge(running.take(), self._positions[key])
 
     def _reduce(self, part: _Arr, chunks: int, info: ChunkInfo, batched: bool = False) -> None:
         plan = self.plan
@@ -277,7 +274,6 @@ class Reducer:
             running = running_moments(self.plan.dtype, where.shape[0])
             assert running is not None, "the dtype was checked at construction"
             self._running[key] = running
-            self._running_where[key] = where
         return running
 
     def _where(self, info: ChunkInfo) -> _Arr:

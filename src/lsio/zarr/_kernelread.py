@@ -343,8 +343,7 @@ def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
         _take_claims(plan, plan.claims, scratch)
         return
     nbytes = plan.tables.chunk_nbytes
-    slots = max(1, min(SCRATCH_CHUNKS, SCRATCH_BYTES // max(nbytes, 1)))
-    buf = scratch.array((slots * nbytes,), np.dtype(np.uint8))
+    buf = scratch.array((_scratch_chunks(nbytes) * nbytes,), np.dtype(np.uint8))
     if plan.mapped is not None:
         _decode_mapped(group, buf)
         return
@@ -358,7 +357,7 @@ def _take_claims(plan: KernelPlan, claims: ChunkClaims, scratch: ScratchPool) ->
     # neighbouring chunks then decode side by side. One at a time for a crop's
     # few dozen files, which must spread evenly over the workers.
     many = len(claims.rows) >= CLAIM_GROUPS_FROM
-    step = max(1, min(SCRATCH_CHUNKS, SCRATCH_BYTES // max(nbytes, 1))) if many else 1
+    step = _scratch_chunks(nbytes) if many else 1
     buf = scratch.array((claim_room(nbytes, step),), np.dtype(np.uint8))
     failed = claims.loop.run(plan.tables, claims, buf, step)
     if len(failed):
@@ -439,6 +438,11 @@ def _decode(
     assert data is not None
     coords = plan.box.coords[bad]
     raise_for_row(plan.array, plan.tables, bad, coords, request.key, request.range, data)
+
+
+def _scratch_chunks(nbytes: int) -> int:
+    """Chunks of ``nbytes`` a worker's scratch holds (:data:`SCRATCH_CHUNKS`, :data:`SCRATCH_BYTES`)."""
+    return max(1, min(SCRATCH_CHUNKS, SCRATCH_BYTES // max(nbytes, 1)))
 
 
 def _slots(plan: KernelPlan, buf: np.ndarray) -> int:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import numpy as np
 
-from lsio.compute import DecodeError, load_scatter_kernel, run_all
+from lsio.compute import DecodeError, RunningMoments, load_scatter_kernel, run_all
 from lsio.plan import OrthogonalSelection, Progression, ReadTask, execute_reads, project_dims
 from lsio.zarr._engine import chunk_error
 from lsio.zarr._locate import locate_chunks
@@ -77,6 +77,17 @@ class BatchVisitor(ChunkVisitor, Protocol):
 
         They agree along the visit's ``batch_dims``; ``info`` is the first one.
         """
+
+    def fold_target(self, info: ChunkInfo, count: int) -> tuple[RunningMoments, np.ndarray] | None:
+        """Where a run of ``count`` full chunks can be folded in as each decodes, or ``None``.
+
+        The running statistics and a one-chunk ``(a, k, b)`` scratch (see
+        :meth:`lsio.compute.RunningMoments.fold_stored`); ``None`` sends the
+        run through :meth:`batch` and :meth:`commit_batch`.
+        """
+
+    def folded(self, count: int) -> None:
+        """``count`` full chunks were folded in through :meth:`fold_target`."""
 
 
 V = TypeVar("V", bound=ChunkVisitor)
@@ -260,11 +271,10 @@ def visit_chunks(
             return
         first = info_of(task.item.coords[0].tolist())
         count = task.item.coords.shape[0]
-        fold = getattr(v, "fold_target", None)
-        target = fold(first, count) if fold is not None else None
+        target = v.fold_target(first, count)
         if target is not None:
             fold_run(array, kernel, task, data, *target)
-            v.folded(count)  # type: ignore[attr-defined]
+            v.folded(count)
             return
         decode_run(array, kernel, task, data, v.batch())
         v.commit_batch(count, first)

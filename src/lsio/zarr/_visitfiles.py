@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from lsio.compute import ScatterKernel, ScatterTables
+from lsio.compute import ScatterKernel
 from lsio.io import ReadRequest, WholeObject
-from lsio.plan import c_strides
 from lsio.zarr._kernelread import raise_for_row, segment
+from lsio.zarr._visitruns import batch_bounds, kept_ids, slot_tables
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -69,41 +69,17 @@ def plan_file_runs(
     n = coords.shape[0]
     if n == 0:
         return []
-    kept = coords[:, list(batch_dims)]
-    kept_id = np.zeros(n, np.int64)
-    for d in range(kept.shape[1]):
-        kept_id = kept_id * (int(kept[:, d].max()) + 1) + kept[:, d]
+    kept_id = kept_ids(coords, batch_dims)
     order = np.argsort(kept_id, kind="stable")  # C order within a kept position
     coords, kept_id = coords[order], kept_id[order]
     cut = np.ones(n, dtype=bool)
     cut[1:] = kept_id[1:] != kept_id[:-1]
-    stretch = np.cumsum(cut) - 1
-    first = np.flatnonzero(cut)
-    cut |= (np.arange(n) - first[stretch]) % batch_chunks == 0
-    starts = np.flatnonzero(cut)
-    stops = np.append(starts[1:], n)
+    starts, stops = batch_bounds(cut, batch_chunks)
     keys = array.chunk_keys(coords)
     return [
         FileRun(coords[s:e], keys[s:e])
         for s, e in zip(starts.tolist(), stops.tolist(), strict=True)
     ]
-
-
-def _tables(array: Array, count: int, buf: np.ndarray) -> ScatterTables:
-    """Tables decoding ``count`` whole-object chunks straight into the first slots of ``buf``."""
-    shape = np.asarray(array.read_chunk_shape, dtype=np.int64)
-    itemsize = array.dtype.itemsize
-    strides = c_strides(array.read_chunk_shape, itemsize)
-    nbytes = math.prod(array.read_chunk_shape) * itemsize
-    chunks = np.zeros((count, 3), dtype=np.int64)
-    chunks[:, 2] = np.arange(count)  # each decodes straight into its slot
-    pieces = np.zeros((count, 2 + 2 * len(shape)), dtype=np.int64)
-    pieces[:, 0] = buf.ctypes.data + np.arange(count, dtype=np.int64) * nbytes
-    pieces[:, 2 : 2 + len(shape)] = shape
-    pieces[:, 2 + len(shape) :] = strides
-    return ScatterTables(
-        chunks, np.arange(count + 1, dtype=np.int64), pieces, strides, nbytes, itemsize
-    )
 
 
 def decode_files(
@@ -128,7 +104,8 @@ def decode_files(
     present = np.array([i for i, _ in found], dtype=np.int64)
     missing = np.setdiff1d(np.arange(len(run.keys)), present)
     if found:
-        tables = _tables(array, len(found), buf)
+        none = np.zeros(len(found), dtype=np.int64)  # whole objects: sizes come with the data
+        tables = slot_tables(array, none, none, buf.ctypes.data)
         segments = np.array(
             [segment(slot, slot + 1, whole, data) for slot, (_, data) in enumerate(found)],
             dtype=np.int64,

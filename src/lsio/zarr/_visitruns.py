@@ -32,7 +32,17 @@ from lsio.zarr._locate import locate_table
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["Run", "decode_run", "fold_run", "full_box", "full_windows", "plan_runs"]
+__all__ = [
+    "Run",
+    "batch_bounds",
+    "decode_run",
+    "fold_run",
+    "full_box",
+    "full_windows",
+    "kept_ids",
+    "plan_runs",
+    "slot_tables",
+]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -93,10 +103,7 @@ def plan_runs(
     n = coords.shape[0]
     if n == 0:
         return [], absent
-    kept = coords[:, list(batch_dims)]
-    kept_id = np.zeros(n, np.int64)
-    for d in range(kept.shape[1]):
-        kept_id = kept_id * (int(kept[:, d].max()) + 1) + kept[:, d]
+    kept_id = kept_ids(coords, batch_dims)
     order = np.lexsort((offsets, kept_id, key_of))
     coords, key_of, kept_id = coords[order], key_of[order], kept_id[order]
     offsets, sizes = offsets[order], sizes[order]
@@ -107,35 +114,63 @@ def plan_runs(
         | (kept_id[1:] != kept_id[:-1])
         | (offsets[1:] - ends[:-1] > GAP_BYTES)
     )
-    # Split stretches longer than a batch: every batch_chunks-th chunk of a stretch.
+    starts, stops = batch_bounds(cut, batch_chunks)
+    stop_bytes = np.maximum.reduceat(ends, starts)
+    store = array.store
+    tasks = []
+    for s, e, end in zip(starts.tolist(), stops.tolist(), stop_bytes.tolist(), strict=True):
+        tables = slot_tables(array, offsets[s:e], sizes[s:e], 0)
+        run = Run(coords[s:e], tables)
+        tasks.append(ReadTask(store, keys[int(key_of[s])], ByteRange(int(offsets[s]), end), run))
+    return tasks, absent
+
+
+def kept_ids(coords: _I64, batch_dims: tuple[int, ...]) -> _I64:
+    """One integer per row of ``coords``, equal where the coordinates along ``batch_dims`` are."""
+    kept = coords[:, list(batch_dims)]
+    kept_id = np.zeros(coords.shape[0], np.int64)
+    for d in range(kept.shape[1]):
+        kept_id = kept_id * (int(kept[:, d].max()) + 1) + kept[:, d]
+    return kept_id
+
+
+def batch_bounds(cut: npt.NDArray[np.bool_], batch_chunks: int) -> tuple[_I64, _I64]:
+    """Starts and stops of the batches: a new one where ``cut`` is set and every ``batch_chunks``.
+
+    Stretches between cuts longer than a batch are split every
+    ``batch_chunks``-th chunk. ``cut[0]`` must be set; ``cut`` is updated.
+    """
+    n = cut.shape[0]
     stretch = np.cumsum(cut) - 1
     first = np.flatnonzero(cut)
     cut |= (np.arange(n) - first[stretch]) % batch_chunks == 0
     starts = np.flatnonzero(cut)
-    stops = np.append(starts[1:], n)
-    stop_bytes = np.maximum.reduceat(ends, starts)
-    store = array.store
+    return starts, np.append(starts[1:], n)
+
+
+def slot_tables(array: Array, offsets: _I64, sizes: _I64, base: int) -> ScatterTables:
+    """Tables decoding each chunk straight into the next slot of a batch buffer at address ``base``.
+
+    ``offsets`` and ``sizes`` are the chunks' stored bytes (0 for whole
+    objects); a base of 0 leaves the slots relative, for the caller to add
+    its buffer's address.
+    """
+    m = offsets.shape[0]
     shape = np.asarray(array.read_chunk_shape, dtype=np.int64)
     itemsize = array.dtype.itemsize
     strides = c_strides(array.read_chunk_shape, itemsize)
     nbytes = math.prod(array.read_chunk_shape) * itemsize
-    tasks = []
-    for s, e, end in zip(starts.tolist(), stops.tolist(), stop_bytes.tolist(), strict=True):
-        m = e - s
-        chunks = np.empty((m, 3), dtype=np.int64)
-        chunks[:, 0] = offsets[s:e]
-        chunks[:, 1] = sizes[s:e]
-        chunks[:, 2] = np.arange(m)
-        pieces = np.zeros((m, 2 + 2 * len(shape)), dtype=np.int64)
-        pieces[:, 0] = np.arange(m) * nbytes
-        pieces[:, 2 : 2 + len(shape)] = shape
-        pieces[:, 2 + len(shape) :] = strides
-        tables = ScatterTables(
-            chunks, np.arange(m + 1, dtype=np.int64), pieces, strides, nbytes, itemsize
-        )
-        run = Run(coords[s:e], tables)
-        tasks.append(ReadTask(store, keys[int(key_of[s])], ByteRange(int(offsets[s]), end), run))
-    return tasks, absent
+    chunks = np.empty((m, 3), dtype=np.int64)
+    chunks[:, 0] = offsets
+    chunks[:, 1] = sizes
+    chunks[:, 2] = np.arange(m)
+    pieces = np.zeros((m, 2 + 2 * len(shape)), dtype=np.int64)
+    pieces[:, 0] = base + np.arange(m) * nbytes
+    pieces[:, 2 : 2 + len(shape)] = shape
+    pieces[:, 2 + len(shape) :] = strides
+    return ScatterTables(
+        chunks, np.arange(m + 1, dtype=np.int64), pieces, strides, nbytes, itemsize
+    )
 
 
 def decode_run(
