@@ -29,3 +29,23 @@ def mapped_rss(mapping: np.ndarray) -> int:
             rss = next(x for x in lines[i + 1 :] if x.startswith("Rss:"))
             return int(rss.split()[1]) * 1024
     raise AssertionError("mapping not found in /proc/self/smaps")
+
+
+def cached_pages(path: Path) -> int:
+    """How many of the file's pages are in the page cache (``mincore`` on a fresh mapping)."""
+    import ctypes
+    import os
+
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    vec = np.zeros(pages, dtype=np.uint8)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) as m:
+        where = np.frombuffer(m, dtype=np.uint8)
+        try:
+            rc = libc.mincore(where.ctypes.data, size, vec.ctypes.data)
+        finally:
+            del where  # the mapping cannot close while a view of it lives
+    assert rc == 0, os.strerror(ctypes.get_errno())
+    return int(np.count_nonzero(vec & 1))

@@ -35,7 +35,7 @@ from lsio.compute._cdecode import blosc_library
 from lsio.compute._deflate import deflate_compressors, libdeflate
 from lsio.compute._scatter import advance
 from lsio.compute._zstd import compress_contexts, newest_zstd
-from lsio.io import c_extern, libc_extern, library_function
+from lsio.io import aligned_empty, c_extern, libc_extern, library_function
 
 __all__ = ["GridCompression", "GridEncoder", "load_grid_encoder"]
 
@@ -275,7 +275,9 @@ class GridEncoder:
             local.scratch = np.empty(nbytes, np.uint8)
         need = start + origins.shape[0] * self._bound(nbytes) + extra
         if local.out.shape[0] < need:
-            local.out = np.empty(need, np.uint8)
+            # Page-aligned, so that a whole shard assembled here is written
+            # to its file straight from this buffer (lsio.io._directwrite).
+            local.out = aligned_empty(need)
         sizes = np.empty(origins.shape[0], dtype=np.int64)
         end: int = _run(
             self._code,

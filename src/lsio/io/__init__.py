@@ -19,6 +19,7 @@ from lsio.io._base import (
 )
 from lsio.io._cfunc import c_extern, c_strings, has_libc, libc_extern, library_function
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
+from lsio.io._directwrite import aligned_empty
 from lsio.io._getmany import FileBatchReader, load_file_batch_reader, read_whole_file
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
@@ -70,6 +71,7 @@ __all__ = [
     "WholeObject",
     "WholeObjectReader",
     "WholeObjects",
+    "aligned_empty",
     "Writer",
     "c_extern",
     "c_strings",

@@ -55,12 +55,21 @@ class IOConfig:
             ``False``. Where the file system refuses ``O_DIRECT``, files are read
             through the page cache. Only ``preadv`` reads honour it (``"auto"``
             then reads everything with ``preadv``).
+        direct_writes: Write local objects of 1 MiB or more (whole shards)
+            around the page cache with ``O_DIRECT`` (Linux). Defaults to
+            ``True``: such an object is rarely read again at once, and on the
+            machines measured the page cache's copy and write-back cost more
+            than the encoding left for them (``BENCHMARKS.md``). Smaller
+            objects, and file systems that refuse ``O_DIRECT``, go through the
+            page cache. Turn it off when a write is read back right away and
+            the page cache would have held it.
     """
 
     max_gap: int = 64 * 1024
     max_read: int = 16 * 1024 * 1024
     backend: str = "auto"
     direct: bool = False
+    direct_writes: bool = True
 
     def __post_init__(self) -> None:
         if self.max_gap < 0 or self.max_read < 1:

@@ -19,6 +19,7 @@ import numpy as np
 from lsio._errors import ReadError, WriteError
 from lsio.io._base import NOT_READ, IOConfig, WholeObjects, resolve_range, split_whole
 from lsio.io._coalesce import coalesce_ranges
+from lsio.io._directwrite import DIRECT_WRITE_BYTES, O_DIRECT, write_direct
 from lsio.io._getmany import load_file_batch_reader
 from lsio.io._putmany import load_file_batch_writer
 from lsio.io._types import ByteRange, ReadRequest, ReadResult, WholeObject, describe_range
@@ -69,6 +70,8 @@ class LocalStore:
         self._config = config or IOConfig()
         # Expected size of a whole object (a chunk file), sizing batch buffers.
         self._whole_guess = 1 << 16
+        # Cleared when the file system refuses O_DIRECT, so that it is asked once.
+        self._direct_writes = bool(self._config.direct_writes and O_DIRECT)
 
     @property
     def root(self) -> Path:
@@ -116,24 +119,27 @@ class LocalStore:
         Readers (and a writer killed half-way) see the old object or the new
         one, never a torn one: the rename is atomic on POSIX file systems.
         Directories are created as needed. Not synced to the device (a power
-        loss may lose recent writes, never tear them on journaling file systems),
-        but a file of 1 MiB or more (a shard) starts on its way there at once
-        (Linux): the device writes it while the next objects encode, so a later
-        ``sync`` finds it written, and a long write does not pile up dirty memory.
+        loss may lose recent writes, never tear them on journaling file
+        systems). An object of 1 MiB or more (a shard) is written around the
+        page cache (``O_DIRECT``, see :class:`IOConfig`), or, with that off or
+        refused, starts on its way to the device at once (Linux): either way a
+        later ``sync`` finds it written, and a long write does not pile up
+        dirty memory.
         """
         path = self._path(key)
         tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.lsio-tmp"
+        view = memoryview(data).cast("B")
+        direct = self._direct_writes and len(view) >= DIRECT_WRITE_BYTES
         try:
+            fd, direct = self._create(tmp, direct)
             try:
-                fd = os.open(tmp, _WRITE_FLAGS, 0o666)
-            except FileNotFoundError:  # the directory is new: make it, once
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                fd = os.open(tmp, _WRITE_FLAGS, 0o666)
-            try:
-                view = memoryview(data).cast("B")
-                _write_all(fd, view)
-                if len(view) >= _WRITEBACK_BYTES and (start := _writeback()) is not None:
-                    start(fd)  # a hint: a refusal (a file system without it) changes nothing
+                if direct:
+                    if not write_direct(fd, view):
+                        self._direct_writes = False
+                else:
+                    _write_all(fd, view)
+                    if len(view) >= _WRITEBACK_BYTES and (start := _writeback()) is not None:
+                        start(fd)  # a hint: a refusal (a file system without it) changes nothing
             finally:
                 os.close(fd)
             os.replace(tmp, path)
@@ -141,6 +147,17 @@ class LocalStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise WriteError(str(exc), key=key) from exc
+
+    def _create(self, tmp: str, direct: bool) -> tuple[int, bool]:
+        """Create ``tmp`` for writing; whether it is open with ``O_DIRECT``."""
+        if direct:
+            try:
+                return _create_file(tmp, _WRITE_FLAGS | O_DIRECT), True
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+            self._direct_writes = False  # this file system has no O_DIRECT: ask once
+        return _create_file(tmp, _WRITE_FLAGS), False
 
     def put_many(
         self, keys: Sequence[str], data: np.ndarray, offsets: Sequence[int] | np.ndarray
@@ -150,7 +167,8 @@ class LocalStore:
         The files are written by one compiled call without the GIL (see
         :mod:`lsio.io._putmany`); an object that call cannot write (a new
         directory, or an error) goes through :meth:`put`, which makes the
-        directory or raises the error for that key.
+        directory or raises the error for that key. Objects of 1 MiB or more
+        go through :meth:`put` when direct writes are on (see :class:`IOConfig`).
 
         Args:
             keys: Object keys.
@@ -158,18 +176,22 @@ class LocalStore:
             offsets: ``len(keys) + 1`` byte offsets into ``data``.
         """
         bounds = np.asarray(offsets, dtype=np.int64)
+        starts, sizes = bounds[:-1], np.diff(bounds)
+        if self._direct_writes and (large := sizes >= DIRECT_WRITE_BYTES).any():
+            for i in np.flatnonzero(large).tolist():  # around the page cache, one by one
+                self.put(keys[i], data[starts[i] : starts[i] + sizes[i]].data)
+            small = np.flatnonzero(~large)
+            keys, starts, sizes = [keys[i] for i in small.tolist()], starts[small], sizes[small]
         writer = load_file_batch_writer()
         paths = [self._path(k) for k in keys]
         first = 0
         while first < len(keys):
             if writer is not None:
-                stopped = writer.write(
-                    paths[first:], data, bounds[first:-1], np.diff(bounds[first:])
-                )
+                stopped = writer.write(paths[first:], data, starts[first:], sizes[first:])
                 if stopped < 0:
                     return
                 first += stopped
-            self.put(keys[first], data[bounds[first] : bounds[first + 1]].data)
+            self.put(keys[first], data[starts[first] : starts[first] + sizes[first]].data)
             first += 1
 
     def delete(self, key: str) -> None:
@@ -391,6 +413,15 @@ def _pread_exact(fd: int, start: int, end: int, key: str, align: int = 1) -> np.
 # Objects this large start their writeback when written; smaller ones (a chunk
 # file each) are left to the kernel: starting it per file measured no faster.
 _WRITEBACK_BYTES = 1 << 20
+
+
+def _create_file(path: str, flags: int) -> int:
+    """Open a new file for writing, making its directory when that is missing."""
+    try:
+        return os.open(path, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, flags, 0o666)
 
 
 def _write_all(fd: int, view: memoryview) -> None:
