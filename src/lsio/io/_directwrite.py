@@ -5,9 +5,10 @@ kernel must first find (on this kind of virtual machine, often fresh memory
 from the host, several times dearer than the copy) and later write back. For a
 shard written once and not read again soon, that is all waste: measured with
 shards of ~9 MB, buffered writes spent 0.1-0.6 s of system time per 0.37 GB of
-input against ~0.02 s with ``O_DIRECT``, and the sharded write ran 1.17x faster
+input against ~0.02 s with ``O_DIRECT``, and the sharded write ran ~1.2x faster
 (``BENCHMARKS.md``). Small objects (a chunk file each) stay buffered: a direct
-write waits for the device, which measured dearer than the copy per file.
+write waits for the device, which measured dearer than the copy per file. The
+staging buffer (8 MiB) is kept per thread that needed one, for its life.
 
 ``O_DIRECT`` needs the buffer's address, the length and the file offset aligned
 to the device's block; :data:`ALIGN` (4 KiB) covers the common ones. An
@@ -19,7 +20,6 @@ buffer, and its tail (under 4 KiB) through the page cache on the same file.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import threading
 
@@ -93,6 +93,8 @@ def write_direct(fd: int, data: memoryview) -> bool:
         if exc.errno != errno.EINVAL or done:
             raise
         direct = False  # no O_DIRECT on this file system (or not at this alignment)
+    import fcntl  # POSIX only; O_DIRECT (and so this call) is Linux's
+
     # The tail, and whatever a short direct write left, go through the page cache.
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~O_DIRECT)
     while done < n:
