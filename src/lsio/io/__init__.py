@@ -33,6 +33,7 @@ from lsio.io._mmap import (
     release_spans,
 )
 from lsio.io._object import OBJECT_SCHEMES, ObjectStore, is_object_url
+from lsio.io._readahead import ReadAhead, read_ahead_available
 from lsio.io._types import (
     ByteRange,
     Range,
@@ -59,6 +60,7 @@ __all__ = [
     "NOT_READ",
     "OBJECT_SCHEMES",
     "ObjectStore",
+    "ReadAhead",
     "Range",
     "ResidentMapper",
     "ResidentMaps",
@@ -83,6 +85,7 @@ __all__ = [
     "library_function",
     "load_file_batch_reader",
     "path_from_url",
+    "read_ahead_available",
     "read_whole_file",
     "local_store",
     "mapping_addresses",

@@ -19,7 +19,8 @@ and names a corrupt chunk.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numba
@@ -35,7 +36,14 @@ from lsio.compute import (
     groupable,
     scatter_chunk,
 )
-from lsio.io import FileBatchReader, c_strings, load_file_batch_reader, read_whole_file
+from lsio.io import (
+    FileBatchReader,
+    ReadAhead,
+    c_strings,
+    load_file_batch_reader,
+    read_ahead_available,
+    read_whole_file,
+)
 from lsio.plan import BoxTables
 
 if TYPE_CHECKING:
@@ -63,6 +71,16 @@ class ChunkClaims:
     rows: _I64
     counter: _I64
     loop: ClaimLoop
+    _ahead: threading.Lock = field(default_factory=threading.Lock)
+
+    def read_ahead(self) -> None:
+        """Start a :class:`lsio.io.ReadAhead` of these files, once (the first worker to ask).
+
+        Worth it for many files (a whole-array block): it reads ahead only
+        while the files are on disk, and ends when the workers have taken them.
+        """
+        if read_ahead_available() and self._ahead.acquire(blocking=False):
+            ReadAhead(self.names, self.name_at, self.counter).start()
 
 
 def plan_claims(array: Array, box: BoxTables, kernel: ScatterKernel) -> ChunkClaims | None:

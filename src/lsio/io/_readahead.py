@@ -1,0 +1,167 @@
+"""Reading ahead of workers that take files one after another, when the files are on disk.
+
+Workers that read chunk files one at a time (see :mod:`lsio.zarr._claimread`)
+keep one read in flight each: from the page cache that costs nothing, but from
+disk every file waits a device round trip while the cores idle, and a cold
+whole-array read of an unsharded array ran at 0.83x tensorstore's rate
+(``BENCHMARKS.md``). A :class:`ReadAhead` thread walks the same list of files a
+window ahead of the workers' shared counter and asks the kernel to start
+reading each one (``posix_fadvise(POSIX_FADV_WILLNEED)``, which returns before
+the data arrives), so that many reads are in flight and the workers find
+their files cached or on their way.
+
+Files already cached need none of it, and opening each one would cost the
+decoding cores ~3 us a file: the thread looks at one file in
+:data:`PROBE_EVERY` (a one-byte ``preadv2`` with ``RWF_NOWAIT``, which fails
+instead of waiting for the device) and reads ahead only while the files it
+looks at are not cached. It runs compiled, without the GIL, and stops when the
+workers have taken every file, or when they have taken none for
+:data:`IDLE_SECONDS` (a call that failed part-way).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from typing import Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from lsio.io._cfunc import has_libc, libc_extern
+
+__all__ = ["IDLE_SECONDS", "PROBE_EVERY", "ReadAhead", "read_ahead_available"]
+
+_I64 = npt.NDArray[np.int64]
+
+# Files looked at per file probed while the files are cached.
+PROBE_EVERY = 16
+# How long the thread waits for the workers to take a file before it gives up.
+IDLE_SECONDS = 2.0
+# A nap while the thread is a window ahead: long beside a window's decoding, short
+# beside a read from disk, and rare enough (1,000 a second) to cost the cores nothing.
+_NAP_NS = 1_000_000
+_WILLNEED = 3  # POSIX_FADV_WILLNEED on Linux
+_RWF_NOWAIT = 0x8
+
+_open = libc_extern("open", 3)
+_close = libc_extern("close", 1)
+_fadvise = libc_extern("posix_fadvise", 4)
+_preadv2 = libc_extern("preadv2", 5)
+_nanosleep = libc_extern("nanosleep", 2)
+
+
+@numba.njit(nogil=True, cache=True)
+def _cached(fd: Any, iov: Any) -> bool:  # pragma: no cover - compiled
+    # A read that may not wait: -1 (EAGAIN) when the first page is not cached.
+    return bool(np.int64(_preadv2(fd, iov.ctypes.data, 1, 0, _RWF_NOWAIT)) >= 0)
+
+
+@numba.njit(nogil=True, cache=True)
+def _ahead(
+    names: Any, name_at: Any, taken: Any, window: int, flags: int, idle_naps: int, state: Any
+) -> None:  # pragma: no cover - compiled
+    # ``taken[0]``: the next file a worker will take (the workers' counter).
+    # ``state``: [files read ahead, files probed], for tests and tuning.
+    byte = np.zeros(1, dtype=np.uint8)
+    iov = np.empty(2, dtype=np.int64)
+    iov[0] = byte.ctypes.data
+    iov[1] = 1
+    nap = np.empty(2, dtype=np.int64)
+    nap[0] = 0
+    nap[1] = _NAP_NS
+    n = name_at.shape[0]
+    base = names.ctypes.data
+    i = 0
+    cold = False
+    next_probe = 0
+    last = -1
+    naps = 0
+    while True:
+        head = taken[0]
+        if head >= n:
+            return
+        if head != last:
+            last = head
+            naps = 0
+        i = max(i, head)
+        if i >= min(head + window, n):
+            naps += 1
+            if naps > idle_naps:
+                return
+            _nanosleep(nap.ctypes.data, 0)
+            continue
+        probe = i >= next_probe
+        if not (cold or probe):
+            i = next_probe  # cached so far: on to the next probe
+            continue
+        fd = np.int64(np.int32(_open(base + name_at[i], flags, 0)))
+        if fd >= 0:  # a file that will not open is passed over (the workers name it)
+            if probe:
+                state[1] += 1
+                cold = not _cached(fd, iov)
+                next_probe = i + PROBE_EVERY
+            if cold:
+                _fadvise(fd, 0, 0, _WILLNEED)
+                state[0] += 1
+            _close(fd)
+        i += 1
+
+
+@functools.cache
+def read_ahead_available() -> bool:
+    """Whether this platform has what :class:`ReadAhead` calls (Linux's libc)."""
+    return has_libc("open", "close", "posix_fadvise", "preadv2", "nanosleep")
+
+
+class ReadAhead:
+    """A thread that starts the kernel's reads of the files workers will take next.
+
+    Args:
+        names: The files' NUL-terminated paths back to back (see
+            :func:`lsio.io.c_strings`).
+        name_at: Where the path of file ``i`` starts in ``names``.
+        taken: ``(1,)`` int64: the workers' shared counter of files taken,
+            which they advance atomically; only read here.
+        window: Files read ahead of the counter at most (default 64: ~2 MB of
+            90 KB chunks compressed, some hundred reads in flight at most).
+        idle: Seconds without a file taken after which the thread gives up
+            (default :data:`IDLE_SECONDS`).
+
+    Attributes:
+        state: ``[files read ahead, files probed]``, filled in as it runs.
+    """
+
+    def __init__(
+        self,
+        names: npt.NDArray[np.uint8],
+        name_at: _I64,
+        taken: _I64,
+        window: int = 64,
+        idle: float = IDLE_SECONDS,
+    ) -> None:
+        self.state = np.zeros(2, dtype=np.int64)
+        self._args = (
+            names,
+            name_at,
+            taken,
+            window,
+            os.O_RDONLY | getattr(os, "O_CLOEXEC", 0),
+            max(int(idle * 1e9 / _NAP_NS), 1),
+            self.state,
+        )
+        self._thread = threading.Thread(target=self._run, name="lsio-read-ahead", daemon=True)
+
+    def _run(self) -> None:
+        _ahead(*self._args)
+
+    def start(self) -> None:
+        """Start reading ahead; the thread ends by itself (see the module doc)."""
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end (at most ``timeout`` seconds); whether it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -1,0 +1,114 @@
+"""Reading ahead of workers: only files on disk, only a window ahead, and the thread ends."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lsio
+import zarr
+from lsio.io import ReadAhead, c_strings, read_ahead_available
+from lsio.io._readahead import PROBE_EVERY
+from tests.mapped import cached_pages
+
+pytestmark = pytest.mark.skipif(not read_ahead_available(), reason="Linux's libc calls")
+
+
+def evict(paths: list[Path]) -> None:
+    """Drop the files' pages from the page cache (clean pages: no root needed)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def make_files(root: Path, n: int, size: int = 20_000) -> list[Path]:
+    paths = [root / f"f{i}" for i in range(n)]
+    for i, path in enumerate(paths):
+        path.write_bytes(np.random.default_rng(i).integers(0, 256, size, np.uint8).tobytes())
+    return paths
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.01)
+    return check()
+
+
+def start(paths: list[Path], taken: np.ndarray, window: int, idle: float = 10.0) -> ReadAhead:
+    names, name_at = c_strings([os.fsencode(p) for p in paths])
+    ahead = ReadAhead(names, name_at, taken, window=window, idle=idle)
+    ahead.start()
+    return ahead
+
+
+def test_files_on_disk_are_read_a_window_ahead(tmp_path: Path) -> None:
+    paths = make_files(tmp_path, 40)
+    evict(paths)
+    if any(cached_pages(p) for p in paths):
+        pytest.skip("this file system keeps the pages cached")
+    taken = np.zeros(1, dtype=np.int64)
+    ahead = start(paths, taken, window=8)
+    assert wait_for(lambda: ahead.state[0] == 8)
+    time.sleep(0.05)
+    assert ahead.state[0] == 8  # no further than the window
+    assert wait_for(lambda: all(cached_pages(p) == 5 for p in paths[:8]))
+    assert not any(cached_pages(p) for p in paths[8:])
+    taken[0] = 20  # the workers took files 0-19 themselves
+    assert wait_for(lambda: ahead.state[0] == 16)
+    assert wait_for(lambda: all(cached_pages(p) == 5 for p in paths[20:28]))
+    assert not any(cached_pages(p) for p in paths[8:20] + paths[28:])
+    taken[0] = len(paths)
+    assert ahead.join(5)
+
+
+def test_cached_files_are_only_probed(tmp_path: Path) -> None:
+    paths = make_files(tmp_path, 64)
+    for p in paths:
+        p.read_bytes()
+    taken = np.zeros(1, dtype=np.int64)
+    ahead = start(paths, taken, window=64)
+    assert wait_for(lambda: ahead.state[1] == 64 // PROBE_EVERY)
+    time.sleep(0.05)
+    assert ahead.state[0] == 0
+    assert ahead.state[1] == 64 // PROBE_EVERY
+    taken[0] = 64
+    assert ahead.join(5)
+
+
+def test_the_thread_gives_up_when_no_file_is_taken(tmp_path: Path) -> None:
+    paths = make_files(tmp_path, 4)
+    ahead = start(paths, np.zeros(1, dtype=np.int64), window=2, idle=0.05)
+    assert ahead.join(5)
+
+
+def test_missing_files_are_passed_over(tmp_path: Path) -> None:
+    paths = make_files(tmp_path, 3)
+    evict(paths)
+    listed = [tmp_path / "missing", *paths]
+    taken = np.zeros(1, dtype=np.int64)
+    ahead = start(listed, taken, window=4)
+    assert wait_for(lambda: ahead.state[0] == 3)
+    taken[0] = 4
+    assert ahead.join(5)
+
+
+def test_a_cold_whole_array_read_of_chunk_files_is_right(tmp_path: Path) -> None:
+    # Enough chunk files for the workers to claim them in groups, with read-ahead.
+    values = np.random.default_rng(1).integers(0, 5000, (4, 64, 64 * 160), dtype=np.int16)
+    path = tmp_path / "a.zarr"
+    z = zarr.create_array(str(path), shape=values.shape, chunks=(1, 64, 64), dtype="int16")
+    z[...] = values
+    evict([p for p in path.rglob("*") if p.is_file()])
+    np.testing.assert_array_equal(lsio.open_array(path)[...], values)
