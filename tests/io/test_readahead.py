@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lsio
 import zarr
-from lsio.io import ReadAhead, c_strings, read_ahead_available
-from lsio.io._readahead import PROBE_EVERY
+from lsio.io import ReadAhead, c_strings, files_cached, read_ahead_available
+from lsio.io._readahead import PROBE_EVERY, cached, merged_spans, split_spans
 from tests.mapped import cached_pages
 
 pytestmark = pytest.mark.skipif(not read_ahead_available(), reason="Linux's libc calls")
@@ -112,3 +114,85 @@ def test_a_cold_whole_array_read_of_chunk_files_is_right(tmp_path: Path) -> None
     z[...] = values
     evict([p for p in path.rglob("*") if p.is_file()])
     np.testing.assert_array_equal(lsio.open_array(path)[...], values)
+
+
+spans_strategy = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 10_000), st.integers(0, 5_000)),
+    min_size=0,
+    max_size=30,
+).map(lambda rows: np.array([(k, a, a + n) for k, a, n in rows], dtype=np.int64).reshape(-1, 3))
+
+
+def covered(spans: np.ndarray) -> set[tuple[int, int]]:
+    return {(int(k), b) for k, a, e in spans for b in range(int(a), int(e))}
+
+
+@settings(max_examples=200, deadline=None)
+@given(spans=spans_strategy, gap=st.integers(0, 3000))
+def test_merged_spans_cover_the_same_bytes_and_no_more_than_gaps(
+    spans: np.ndarray, gap: int
+) -> None:
+    merged = merged_spans(spans, gap)
+    assert covered(spans) <= covered(merged)
+    # What merging adds lies in gaps of at most ``gap`` bytes between spans of one object.
+    for k, a, e in merged:
+        mine = spans[(spans[:, 0] == k) & (spans[:, 1] >= a) & (spans[:, 1] <= e)]
+        assert a in set(mine[:, 1].tolist())
+        assert e in set(mine[:, 2].tolist())
+        reach = a  # holes between the spans merged into this row: none longer than gap
+        for start, stop in sorted(zip(mine[:, 1].tolist(), mine[:, 2].tolist(), strict=True)):
+            assert start - reach <= gap
+            reach = max(reach, stop)
+    order = np.lexsort((merged[:, 1], merged[:, 0]))
+    np.testing.assert_array_equal(order, np.arange(len(merged)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(spans=spans_strategy, piece=st.integers(1, 4000))
+def test_split_spans_cut_into_pieces_that_tile_each_span(spans: np.ndarray, piece: int) -> None:
+    pieces = split_spans(spans, piece)
+    assert ((pieces[:, 2] - pieces[:, 1]) <= piece).all()
+    assert covered(pieces) == covered(spans) if len(spans) else len(pieces) == 0
+    nonempty = spans[spans[:, 2] > spans[:, 1]]
+    assert int((pieces[:, 2] - pieces[:, 1]).sum()) == int((nonempty[:, 2] - nonempty[:, 1]).sum())
+
+
+def test_cached_tells_a_file_on_disk_from_a_cached_one(tmp_path: Path) -> None:
+    (path,) = make_files(tmp_path, 1)
+    path.read_bytes()
+    assert cached(os.fsencode(path))
+    evict([path])
+    if cached_pages(path):
+        pytest.skip("this file system keeps the pages cached")
+    assert not cached(os.fsencode(path))
+    assert not files_cached([os.fsencode(path)])
+    assert cached(os.fsencode(tmp_path / "missing"))  # nothing to read ahead there
+
+
+def test_a_cold_whole_array_read_of_shards_is_right(tmp_path: Path) -> None:
+    # Spans not in the page cache are asked for at once (MADV_WILLNEED), then read.
+    values = np.random.default_rng(2).integers(0, 5000, (8, 256, 512), dtype=np.int16)
+    path = tmp_path / "s.zarr"
+    z = zarr.create_array(
+        str(path), shape=values.shape, chunks=(1, 64, 64), shards=(4, 256, 256), dtype="int16"
+    )
+    z[...] = values
+    shards = [p for p in (path / "c").rglob("*") if p.is_file()]
+    evict(shards)
+    a = lsio.open_array(path)
+    np.testing.assert_array_equal(a[...], values)
+    evict(shards)
+    np.testing.assert_array_equal(a[2:6], values[2:6])
+    evict(shards)
+    assert lsio.stats(a, axis=(0, 2)).mean.shape == (256,)
+
+
+def test_cold_statistics_of_chunk_files_are_right(tmp_path: Path) -> None:
+    values = np.random.default_rng(3).integers(0, 5000, (6, 128, 64 * 40), dtype=np.int16)
+    path = tmp_path / "u.zarr"
+    z = zarr.create_array(str(path), shape=values.shape, chunks=(1, 64, 64), dtype="int16")
+    z[...] = values
+    evict([p for p in path.rglob("*") if p.is_file()])
+    s = lsio.stats(lsio.open_array(path), axis=(0, 2))
+    np.testing.assert_allclose(s.mean, values.mean(axis=(0, 2)))
+    np.testing.assert_allclose(s.std, values.std(axis=(0, 2)))

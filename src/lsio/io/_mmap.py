@@ -27,6 +27,7 @@ import numpy.typing as npt
 from lsio._errors import ReadError
 from lsio.io._base import IOConfig, ResidentMaps, group_by_key, resolve_range, split_whole
 from lsio.io._local import LocalStore
+from lsio.io._readahead import merged_spans, split_spans
 from lsio.io._types import (
     ByteRange,
     ReadRequest,
@@ -248,6 +249,10 @@ def _advise_function() -> Any:
     return _linked(_advise_loop, *_NO_SPANS, 0)
 
 
+# Below the readahead size of most devices (128 KiB is the kernel's default,
+# but the largest request a device takes, often more, counts too).
+_WILLNEED_PIECE = 256 * 1024
+
 # Linux 5.14+; older kernels refuse it (EINVAL) and pages fault in one by one.
 _MADV_POPULATE_READ = 22
 
@@ -308,6 +313,26 @@ def _advise_errno(
     if libc.madvise(int(bases[k]) + first, end - first, advice) == 0:
         return 0
     return ctypes.get_errno()
+
+
+def start_reading(
+    bases: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64], spans: npt.NDArray[np.int64]
+) -> None:
+    """Ask the kernel to start reading the pages of ``spans`` of some file mappings.
+
+    ``MADV_WILLNEED`` on runs of spans less than 1 MiB apart, cut into pieces
+    of :data:`_WILLNEED_PIECE`: it returns before the data arrives, and the
+    kernel reads no more than its readahead size (or the device's largest
+    request) per call. A cold read of whole-array blocks of a sharded array,
+    which read each group of spans only when a worker got to it, ran at 0.54 of
+    the codec limit (``BENCHMARKS.md``). Arguments as for
+    :func:`release_spans`; a no-op where ``madvise`` is missing.
+    """
+    advise = _advise_function()
+    willneed = getattr(mmap, "MADV_WILLNEED", None)
+    if advise is not None and willneed is not None and len(spans):
+        pieces = split_spans(merged_spans(spans, 1 << 20), _WILLNEED_PIECE)
+        advise(bases, sizes, pieces, willneed)
 
 
 def release_spans(
@@ -449,7 +474,12 @@ class AutoStore(MmapStore):
         # its reading, and a single missing page used to send a whole window of
         # hundreds of MB through preadv (a copy, and fresh buffers zeroed).
         allowed = int(total.sum()) // (mmap.PAGESIZE * _MISSING_SHARE) if release else 0
-        if maps is None or not _resident(*mapping_addresses(maps), spans, allowed):
+        if maps is None:
+            return None
+        if not _resident(*mapping_addresses(maps), spans, allowed):
+            # On disk: the kernel starts reading every span now, so that the
+            # workers' reads that follow find many in flight, not one each.
+            start_reading(*mapping_addresses(maps), spans)
             return None
         return ResidentMaps(maps, release=release)
 

@@ -32,7 +32,16 @@ import numpy.typing as npt
 
 from lsio.io._cfunc import has_libc, libc_extern
 
-__all__ = ["IDLE_SECONDS", "PROBE_EVERY", "ReadAhead", "read_ahead_available"]
+__all__ = [
+    "IDLE_SECONDS",
+    "PROBE_EVERY",
+    "ReadAhead",
+    "cached",
+    "files_cached",
+    "merged_spans",
+    "read_ahead_available",
+    "split_spans",
+]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -110,6 +119,35 @@ def _ahead(
         i += 1
 
 
+def files_cached(paths: list[bytes]) -> bool:
+    """Whether the first page of every file of ``paths`` is in the page cache (see :func:`cached`)."""
+    return all(cached(path) for path in paths)
+
+
+def cached(path: bytes) -> bool:
+    """Whether the first page of the file at ``path`` is in the page cache (a missing file: yes).
+
+    One read that may not wait for the device (``RWF_NOWAIT``); where the
+    platform has no such read, ``False``.
+    """
+    nowait = getattr(os, "RWF_NOWAIT", None)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return True  # nothing to read ahead; the reader reports it
+    try:
+        if nowait is None:
+            return False
+        os.preadv(fd, [bytearray(1)], 0, nowait)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # e.g. a file system without RWF_NOWAIT reads: leave it be
+    finally:
+        os.close(fd)
+
+
 @functools.cache
 def read_ahead_available() -> bool:
     """Whether this platform has what :class:`ReadAhead` calls (Linux's libc)."""
@@ -165,3 +203,32 @@ class ReadAhead:
         """Wait for the thread to end (at most ``timeout`` seconds); whether it has."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+def merged_spans(spans: _I64, gap: int) -> _I64:
+    """``spans`` (rows of object, start, stop) merged per object across gaps of ``gap`` bytes or less.
+
+    Overlapping and nearby spans become one, in order of object and start; a
+    span inside a longer one may start a new row (harmless for advice).
+    """
+    if not len(spans):
+        return spans
+    s = spans[np.lexsort((spans[:, 1], spans[:, 0]))]
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = (s[1:, 0] != s[:-1, 0]) | (s[1:, 1] > s[:-1, 2] + gap)
+    first = np.flatnonzero(new)
+    out = s[first].copy()
+    out[:, 2] = np.maximum.reduceat(s[:, 2], first)
+    return out
+
+
+def split_spans(spans: _I64, piece: int) -> _I64:
+    """``spans`` (rows of object, start, stop) cut into pieces of at most ``piece`` bytes."""
+    if not len(spans):
+        return spans
+    counts = np.maximum(-(-(spans[:, 2] - spans[:, 1]) // piece), 1)
+    rows = np.repeat(spans, counts, axis=0)
+    within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows[:, 1] += within * piece
+    rows[:, 2] = np.minimum(rows[:, 1] + piece, rows[:, 2])
+    return rows

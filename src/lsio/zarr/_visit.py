@@ -22,7 +22,13 @@ from lsio.compute import DecodeError, RunningMoments, load_scatter_kernel, run_a
 from lsio.plan import OrthogonalSelection, Progression, ReadTask, execute_reads, project_dims
 from lsio.zarr._engine import chunk_error
 from lsio.zarr._locate import locate_chunks
-from lsio.zarr._visitfiles import FileRun, box_windows, decode_files, plan_file_runs
+from lsio.zarr._visitfiles import (
+    FileRun,
+    box_windows,
+    decode_files,
+    plan_file_runs,
+    read_ahead_runs,
+)
 from lsio.zarr._visitruns import Run, decode_run, fold_run, full_box, full_windows, plan_runs
 
 if TYPE_CHECKING:
@@ -281,7 +287,10 @@ def visit_chunks(
 
     if array.metadata.sharding is None:
 
-        def handle_files(run: FileRun) -> None:
+        def handle_files(item: tuple[FileRun, np.ndarray | None]) -> None:
+            run, taken = item
+            if taken is not None:
+                taken[0] = max(int(taken[0]), run.first)
             v = cast("BatchVisitor", visitor())
             decoded, missing = decode_files(array, kernel, run, v.batch())
             for coords in missing.tolist():
@@ -291,7 +300,12 @@ def visit_chunks(
 
         for coords in box_windows(box, window_chunks):
             file_runs = plan_file_runs(array, coords, batch_dims, batch_chunks)
-            run_all(ctx.pool, handle_files, file_runs, ctx.workers)
+            taken = read_ahead_runs(array, file_runs)  # files on disk: reads in flight
+            try:
+                run_all(ctx.pool, handle_files, [(r, taken) for r in file_runs], ctx.workers)
+            finally:
+                if taken is not None:
+                    taken[0] = coords.shape[0]  # every file taken: the read-ahead ends
         return list(visitors.values())
     for coords in full_windows(box, array.chunks_per_shard, window_chunks):
         runs, absent = plan_runs(array, coords, batch_dims, batch_chunks)

@@ -23,14 +23,21 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio.compute import ScatterKernel
-from lsio.io import ReadRequest, WholeObject
+from lsio.io import (
+    ReadAhead,
+    ReadRequest,
+    WholeObject,
+    c_strings,
+    files_cached,
+    read_ahead_available,
+)
 from lsio.zarr._kernelread import raise_for_row, segment
 from lsio.zarr._visitruns import batch_bounds, kept_ids, slot_tables
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["FileRun", "box_windows", "decode_files", "plan_file_runs"]
+__all__ = ["FileRun", "box_windows", "decode_files", "plan_file_runs", "read_ahead_runs"]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -42,10 +49,12 @@ class FileRun:
     Attributes:
         coords: ``(n, ndim)`` chunk-grid coordinates (equal along the batch dims).
         keys: The chunks' object keys.
+        first: Where its first file is in the list of its plan's files.
     """
 
     coords: _I64
     keys: list[str]
+    first: int
 
 
 def box_windows(box: list[tuple[int, int]], window_chunks: int) -> Iterator[_I64]:
@@ -77,9 +86,37 @@ def plan_file_runs(
     starts, stops = batch_bounds(cut, batch_chunks)
     keys = array.chunk_keys(coords)
     return [
-        FileRun(coords[s:e], keys[s:e])
+        FileRun(coords[s:e], keys[s:e], s)
         for s, e in zip(starts.tolist(), stops.tolist(), strict=True)
     ]
+
+
+def read_ahead_runs(array: Array, runs: list[FileRun]) -> _I64 | None:
+    """Start a :class:`lsio.io.ReadAhead` of the files of ``runs``, for local files.
+
+    Returns the counter of files taken, which the workers raise to a run's
+    ``first`` as they start it and the caller to the number of files at the
+    end (the thread then ends); ``None`` where nothing reads ahead (not local
+    files, or no platform support).
+    """
+    object_files = getattr(array.store, "object_files", None)
+    if object_files is None or not runs or not read_ahead_available():
+        return None
+    # Cached files need no read-ahead, nor their paths made here (~1 us a file
+    # on the calling thread): a few are looked at first.
+    sample = [runs[0].keys[0], runs[len(runs) // 2].keys[0], runs[-1].keys[-1]]
+    if files_cached(object_files(sample) or []):
+        return None
+    paths = object_files([key for run in runs for key in run.keys])
+    if paths is None:
+        return None
+    names, name_at = c_strings(paths)
+    taken = np.zeros(1, dtype=np.int64)
+    # A run's files are read one after another by one worker: ahead of the
+    # latest run started, by a few runs.
+    window = max(64, 3 * max(len(run.keys) for run in runs))
+    ReadAhead(names, name_at, taken, window=window).start()
+    return taken
 
 
 def decode_files(
