@@ -196,3 +196,17 @@ def test_cold_statistics_of_chunk_files_are_right(tmp_path: Path) -> None:
     s = lsio.stats(lsio.open_array(path), axis=(0, 2))
     np.testing.assert_allclose(s.mean, values.mean(axis=(0, 2)))
     np.testing.assert_allclose(s.std, values.std(axis=(0, 2)))
+
+
+def test_a_cold_crop_of_chunk_files_is_right(tmp_path: Path) -> None:
+    # Few files: the first is probed, and the read-ahead starts since it is on disk.
+    values = np.random.default_rng(4).integers(0, 5000, (4, 256, 256), dtype=np.int16)
+    path = tmp_path / "c.zarr"
+    z = zarr.create_array(str(path), shape=values.shape, chunks=(1, 64, 64), dtype="int16")
+    z[...] = values
+    files = [p for p in path.rglob("*") if p.is_file()]
+    a = lsio.open_array(path)
+    for crop in [(slice(0, 4), slice(10, 138), slice(30, 158)), (slice(1, 3), slice(200, 256))]:
+        evict(files)
+        np.testing.assert_array_equal(a[crop], values[crop])
+        np.testing.assert_array_equal(a[crop], values[crop])  # and cached

@@ -33,7 +33,7 @@ from lsio.io._mmap import (
     release_spans,
 )
 from lsio.io._object import OBJECT_SCHEMES, ObjectStore, is_object_url
-from lsio.io._readahead import ReadAhead, files_cached, read_ahead_available
+from lsio.io._readahead import ReadAhead, cached, files_cached, read_ahead_available
 from lsio.io._types import (
     ByteRange,
     Range,
@@ -76,6 +76,7 @@ __all__ = [
     "aligned_empty",
     "Writer",
     "c_extern",
+    "cached",
     "c_strings",
     "coalesce_ranges",
     "describe_range",

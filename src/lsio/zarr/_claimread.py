@@ -40,6 +40,7 @@ from lsio.io import (
     FileBatchReader,
     ReadAhead,
     c_strings,
+    cached,
     load_file_batch_reader,
     read_ahead_available,
     read_whole_file,
@@ -73,14 +74,19 @@ class ChunkClaims:
     loop: ClaimLoop
     _ahead: threading.Lock = field(default_factory=threading.Lock)
 
-    def read_ahead(self) -> None:
+    def read_ahead(self, probe: bool = False) -> None:
         """Start a :class:`lsio.io.ReadAhead` of these files, once (the first worker to ask).
 
-        Worth it for many files (a whole-array block): it reads ahead only
-        while the files are on disk, and ends when the workers have taken them.
+        It reads ahead only while the files are on disk, and ends when the
+        workers have taken them. With ``probe``, for a few files (a crop's),
+        the first file is looked at here first, and nothing starts when it is
+        cached: a thread costs more than such a call's reads from the cache.
         """
-        if read_ahead_available() and self._ahead.acquire(blocking=False):
-            ReadAhead(self.names, self.name_at, self.counter).start()
+        if not read_ahead_available() or not self._ahead.acquire(blocking=False):
+            return
+        if probe and cached(self.names[self.name_at[0] :].tobytes().split(b"\0", 1)[0]):
+            return
+        ReadAhead(self.names, self.name_at, self.counter).start()
 
 
 def plan_claims(array: Array, box: BoxTables, kernel: ScatterKernel) -> ChunkClaims | None:
