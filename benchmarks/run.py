@@ -278,6 +278,7 @@ def main() -> None:
             measure_warm(res, readers, path, run, scale, args.repeats, codec_now)
         results.append(res)
 
+    cold = args.cold and os.geteuid() == 0  # dropping the page cache needs root
     for key in ("sat_sharded", "sat_unsharded"):
         import zarr
 
@@ -289,17 +290,25 @@ def main() -> None:
             res = Result(f"{key}: crops one by one", "samples/s", limit=codec_n / decoded)
             res.note = f"{decoded / crop_bytes:.2f}x bytes decoded per byte delivered"
             measure(res, paths[key], functools.partial(read_each, sels=sels), len(sels))
+            if cold:
+                res = Result(f"{key}: crops one by one, COLD cache", "samples/s")
+                measure(
+                    res, paths[key], functools.partial(read_each, sels=sels), len(sels), cold=True
+                )
         if "crops_batch" in workloads:
             batches, decoded = crop_batches(shape, args.n_batches, chunk_nbytes)
             res = Result(f"{key}: crops in batches of 32", "samples/s", limit=codec_n / decoded)
             res.note = f"{decoded / crop_bytes:.2f}x bytes decoded per byte delivered"
             measure(res, paths[key], batch_reader(batches), 32 * len(batches))
+            if cold:
+                res = Result(f"{key}: crops in batches of 32, COLD cache", "samples/s")
+                measure(res, paths[key], batch_reader(batches), 32 * len(batches), cold=True)
         if "whole" in workloads:
             slabs = [(slice(t, t + SHARD[0]),) for t in range(0, shape[0], SHARD[0])]
             total = math.prod(shape) * 2
             res = Result(f"{key}: whole array by (4, 11, Y, X) blocks", "GB/s", limit=codec_n / 1e9)
             measure(res, paths[key], functools.partial(read_each, sels=slabs), total / 1e9)
-            if args.cold and os.geteuid() == 0:
+            if cold:
                 res = Result(
                     f"{key}: whole array by blocks, COLD cache", "GB/s", limit=codec_n / 1e9
                 )
