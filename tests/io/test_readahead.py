@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,6 +38,17 @@ def make_files(root: Path, n: int, size: int = 20_000) -> list[Path]:
     for i, path in enumerate(paths):
         path.write_bytes(np.random.default_rng(i).integers(0, 256, size, np.uint8).tobytes())
     return paths
+
+
+def cold_zarr(path: Path, values: np.ndarray, **kwargs: Any) -> list[Path]:
+    """``values`` written by zarr-python in (1, 64, 64) chunks, its files evicted; returns them."""
+    z = zarr.create_array(
+        str(path), shape=values.shape, chunks=(1, 64, 64), dtype=values.dtype, **kwargs
+    )
+    z[...] = values
+    files = [p for p in path.rglob("*") if p.is_file() and p.name != "zarr.json"]
+    evict(files)
+    return files
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
@@ -110,9 +122,7 @@ def test_a_cold_whole_array_read_of_chunk_files_is_right(tmp_path: Path) -> None
     # Enough chunk files for the workers to claim them in groups, with read-ahead.
     values = np.random.default_rng(1).integers(0, 5000, (4, 64, 64 * 160), dtype=np.int16)
     path = tmp_path / "a.zarr"
-    z = zarr.create_array(str(path), shape=values.shape, chunks=(1, 64, 64), dtype="int16")
-    z[...] = values
-    evict([p for p in path.rglob("*") if p.is_file()])
+    cold_zarr(path, values)
     np.testing.assert_array_equal(lsio.open_array(path)[...], values)
 
 
@@ -173,12 +183,7 @@ def test_a_cold_whole_array_read_of_shards_is_right(tmp_path: Path) -> None:
     # Spans not in the page cache are asked for at once (MADV_WILLNEED), then read.
     values = np.random.default_rng(2).integers(0, 5000, (8, 256, 512), dtype=np.int16)
     path = tmp_path / "s.zarr"
-    z = zarr.create_array(
-        str(path), shape=values.shape, chunks=(1, 64, 64), shards=(4, 256, 256), dtype="int16"
-    )
-    z[...] = values
-    shards = [p for p in (path / "c").rglob("*") if p.is_file()]
-    evict(shards)
+    shards = cold_zarr(path, values, shards=(4, 256, 256))
     a = lsio.open_array(path)
     np.testing.assert_array_equal(a[...], values)
     evict(shards)
@@ -190,9 +195,7 @@ def test_a_cold_whole_array_read_of_shards_is_right(tmp_path: Path) -> None:
 def test_cold_statistics_of_chunk_files_are_right(tmp_path: Path) -> None:
     values = np.random.default_rng(3).integers(0, 5000, (6, 128, 64 * 40), dtype=np.int16)
     path = tmp_path / "u.zarr"
-    z = zarr.create_array(str(path), shape=values.shape, chunks=(1, 64, 64), dtype="int16")
-    z[...] = values
-    evict([p for p in path.rglob("*") if p.is_file()])
+    cold_zarr(path, values)
     s = lsio.stats(lsio.open_array(path), axis=(0, 2))
     np.testing.assert_allclose(s.mean, values.mean(axis=(0, 2)))
     np.testing.assert_allclose(s.std, values.std(axis=(0, 2)))
@@ -202,9 +205,7 @@ def test_a_cold_crop_of_chunk_files_is_right(tmp_path: Path) -> None:
     # Few files: the first is probed, and the read-ahead starts since it is on disk.
     values = np.random.default_rng(4).integers(0, 5000, (4, 256, 256), dtype=np.int16)
     path = tmp_path / "c.zarr"
-    z = zarr.create_array(str(path), shape=values.shape, chunks=(1, 64, 64), dtype="int16")
-    z[...] = values
-    files = [p for p in path.rglob("*") if p.is_file()]
+    files = cold_zarr(path, values)
     a = lsio.open_array(path)
     for crop in [(slice(0, 4), slice(10, 138), slice(30, 158)), (slice(1, 3), slice(200, 256))]:
         evict(files)
