@@ -153,3 +153,19 @@ def test_sharded_arrays_written_around_the_cache_read_back(tmp_path: Path) -> No
         assert (cached_pages(shard) <= 1) == direct
         np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], values)
         np.testing.assert_array_equal(lsio.open_array(path)[...], values)
+
+
+def test_an_interrupted_write_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path)
+    store.put("x", b"old")
+
+    def interrupted(fd: int, data: Any, offset: int) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "pwrite", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.put("x", payload(2 * MIB).data)
+    assert store.get("x") == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]

@@ -15,8 +15,15 @@ from hypothesis import strategies as st
 
 import lsio
 import zarr
-from lsio.io import ReadAhead, c_strings, files_cached, read_ahead_available
-from lsio.io._readahead import PROBE_EVERY, cached, merged_spans, split_spans
+from lsio.io import ReadAhead, c_strings, probe_files, read_ahead_available
+from lsio.io._readahead import (
+    PROBE_EVERY,
+    WILLNEED_PIECE,
+    advice_bytes,
+    merged_spans,
+    on_disk,
+    split_spans,
+)
 from tests.mapped import cached_pages
 
 pytestmark = pytest.mark.skipif(not read_ahead_available(), reason="Linux's libc calls")
@@ -167,16 +174,27 @@ def test_split_spans_cut_into_pieces_that_tile_each_span(spans: np.ndarray, piec
     assert int((pieces[:, 2] - pieces[:, 1]).sum()) == int((nonempty[:, 2] - nonempty[:, 1]).sum())
 
 
-def test_cached_tells_a_file_on_disk_from_a_cached_one(tmp_path: Path) -> None:
-    (path,) = make_files(tmp_path, 1)
-    path.read_bytes()
-    assert cached(os.fsencode(path))
-    evict([path])
-    if cached_pages(path):
+def test_probes_tell_a_file_on_disk_from_a_cached_one(tmp_path: Path) -> None:
+    big, small = make_files(tmp_path, 2)
+    big.write_bytes(np.random.default_rng(9).integers(0, 256, 600_000, np.uint8).tobytes())
+    for path in (big, small):
+        path.read_bytes()
+        assert on_disk(os.fsencode(path)) is False
+    evict([big, small])
+    if cached_pages(small):
         pytest.skip("this file system keeps the pages cached")
-    assert not cached(os.fsencode(path))
-    assert not files_cached([os.fsencode(path)])
-    assert cached(os.fsencode(tmp_path / "missing"))  # nothing to read ahead there
+    assert on_disk(os.fsencode(small)) is True
+    missing = os.fsencode(tmp_path / "missing")
+    assert on_disk(missing) is None  # cannot tell: the reader reports it
+    assert probe_files([missing, os.fsencode(small)]) is True
+    assert probe_files([missing]) is None
+    # A file larger than one advice is read ahead whole, in pieces.
+    taken = np.zeros(1, dtype=np.int64)
+    ahead = start([big], taken, window=4)
+    pages = -(-600_000 // 4096)
+    assert wait_for(lambda: cached_pages(big) == pages)
+    taken[0] = 1
+    assert ahead.join(5)
 
 
 def test_a_cold_whole_array_read_of_shards_is_right(tmp_path: Path) -> None:
@@ -211,3 +229,10 @@ def test_a_cold_crop_of_chunk_files_is_right(tmp_path: Path) -> None:
         evict(files)
         np.testing.assert_array_equal(a[crop], values[crop])
         np.testing.assert_array_equal(a[crop], values[crop])  # and cached
+
+
+def test_advice_comes_in_pieces_the_device_reads_whole(tmp_path: Path) -> None:
+    assert advice_bytes(tmp_path / "missing") == WILLNEED_PIECE
+    assert WILLNEED_PIECE <= advice_bytes(tmp_path) <= 1 << 20
+    if Path("/dev/shm").is_dir():  # not a block device: the kernel's default
+        assert advice_bytes("/dev/shm") == WILLNEED_PIECE

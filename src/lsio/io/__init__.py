@@ -33,7 +33,7 @@ from lsio.io._mmap import (
     release_spans,
 )
 from lsio.io._object import OBJECT_SCHEMES, ObjectStore, is_object_url
-from lsio.io._readahead import ReadAhead, cached, files_cached, read_ahead_available
+from lsio.io._readahead import ReadAhead, on_disk, probe_files, read_ahead_available
 from lsio.io._types import (
     ByteRange,
     Range,
@@ -76,11 +76,9 @@ __all__ = [
     "aligned_empty",
     "Writer",
     "c_extern",
-    "cached",
     "c_strings",
     "coalesce_ranges",
     "describe_range",
-    "files_cached",
     "has_libc",
     "is_object_url",
     "libc_extern",
@@ -91,6 +89,8 @@ __all__ = [
     "read_whole_file",
     "local_store",
     "mapping_addresses",
+    "on_disk",
+    "probe_files",
     "populate_spans",
     "UnreadablePagesError",
     "release_spans",

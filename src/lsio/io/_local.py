@@ -143,10 +143,12 @@ class LocalStore:
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-        except OSError as exc:
+        except BaseException as exc:  # an interrupt too: no temporary file left behind
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise WriteError(str(exc), key=key) from exc
+            if isinstance(exc, OSError):
+                raise WriteError(str(exc), key=key) from exc
+            raise
 
     def _create(self, tmp: str, direct: bool) -> tuple[int, bool]:
         """Create ``tmp`` for writing; whether it is open with ``O_DIRECT``."""

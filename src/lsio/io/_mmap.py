@@ -27,7 +27,7 @@ import numpy.typing as npt
 from lsio._errors import ReadError
 from lsio.io._base import IOConfig, ResidentMaps, group_by_key, resolve_range, split_whole
 from lsio.io._local import LocalStore
-from lsio.io._readahead import merged_spans, split_spans
+from lsio.io._readahead import WILLNEED_PIECE, advice_bytes, merged_spans, split_spans
 from lsio.io._types import (
     ByteRange,
     ReadRequest,
@@ -249,10 +249,6 @@ def _advise_function() -> Any:
     return _linked(_advise_loop, *_NO_SPANS, 0)
 
 
-# Below the readahead size of most devices (128 KiB is the kernel's default,
-# but the largest request a device takes, often more, counts too).
-_WILLNEED_PIECE = 256 * 1024
-
 # Linux 5.14+; older kernels refuse it (EINVAL) and pages fault in one by one.
 _MADV_POPULATE_READ = 22
 
@@ -316,14 +312,18 @@ def _advise_errno(
 
 
 def start_reading(
-    bases: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64], spans: npt.NDArray[np.int64]
+    bases: npt.NDArray[np.int64],
+    sizes: npt.NDArray[np.int64],
+    spans: npt.NDArray[np.int64],
+    piece: int = WILLNEED_PIECE,
 ) -> None:
     """Ask the kernel to start reading the pages of ``spans`` of some file mappings.
 
-    ``MADV_WILLNEED`` on runs of spans less than 1 MiB apart, cut into pieces
-    of :data:`_WILLNEED_PIECE`: it returns before the data arrives, and the
-    kernel reads no more than its readahead size (or the device's largest
-    request) per call. A cold read of whole-array blocks of a sharded array,
+    ``MADV_WILLNEED`` on runs of spans less than 64 KiB apart (the default
+    coalescing gap of reads), cut into pieces of ``piece`` bytes (see
+    :func:`lsio.io._readahead.advice_bytes`; the kernel reads no more than a
+    device's readahead size, or its largest request, per call): it returns
+    before the data arrives. A cold read of whole-array blocks of a sharded array,
     which read each group of spans only when a worker got to it, ran at 0.54 of
     the codec limit (``BENCHMARKS.md``). Arguments as for
     :func:`release_spans`; a no-op where ``madvise`` is missing.
@@ -331,7 +331,7 @@ def start_reading(
     advise = _advise_function()
     willneed = getattr(mmap, "MADV_WILLNEED", None)
     if advise is not None and willneed is not None and len(spans):
-        pieces = split_spans(merged_spans(spans, 1 << 20), _WILLNEED_PIECE)
+        pieces = split_spans(merged_spans(spans, 64 << 10), piece)
         advise(bases, sizes, pieces, willneed)
 
 
@@ -479,7 +479,7 @@ class AutoStore(MmapStore):
         if not _resident(*mapping_addresses(maps), spans, allowed):
             # On disk: the kernel starts reading every span now, so that the
             # workers' reads that follow find many in flight, not one each.
-            start_reading(*mapping_addresses(maps), spans)
+            start_reading(*mapping_addresses(maps), spans, advice_bytes(self.root))
             return None
         return ResidentMaps(maps, release=release)
 

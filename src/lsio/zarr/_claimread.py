@@ -40,8 +40,8 @@ from lsio.io import (
     FileBatchReader,
     ReadAhead,
     c_strings,
-    cached,
     load_file_batch_reader,
+    probe_files,
     read_ahead_available,
     read_whole_file,
 )
@@ -74,19 +74,29 @@ class ChunkClaims:
     loop: ClaimLoop
     _ahead: threading.Lock = field(default_factory=threading.Lock)
 
-    def read_ahead(self, probe: bool = False) -> None:
+    def read_ahead(self, few: bool = False) -> None:
         """Start a :class:`lsio.io.ReadAhead` of these files, once (the first worker to ask).
 
-        It reads ahead only while the files are on disk, and ends when the
-        workers have taken them. With ``probe``, for a few files (a crop's),
-        the first file is looked at here first, and nothing starts when it is
-        cached: a thread costs more than such a call's reads from the cache.
+        The first files are probed here (see :func:`lsio.io.probe_files`):
+        nothing starts where that cannot tell, nor, for ``few`` files (a
+        crop's), when they are cached, since a thread costs more than such a
+        call's reads from the cache. Many files (a whole-array block) get the
+        thread while cached too: it probes one in 16 and reads ahead only
+        while they are on disk, and ends when the workers have taken them.
         """
         if not read_ahead_available() or not self._ahead.acquire(blocking=False):
             return
-        if probe and cached(self.names[self.name_at[0] :].tobytes().split(b"\0", 1)[0]):
+        found = probe_files(self.paths(4))
+        if found is None or (few and not found):
             return
         ReadAhead(self.names, self.name_at, self.counter).start()
+
+    def paths(self, count: int) -> list[bytes]:
+        """The paths of the first ``count`` files."""
+        starts = self.name_at[:count].tolist()
+        ends = [*self.name_at[1 : count + 1].tolist(), len(self.names)][: len(starts)]
+        raw = self.names[: ends[-1]].tobytes() if starts else b""
+        return [raw[a : b - 1] for a, b in zip(starts, ends, strict=True)]
 
 
 def plan_claims(array: Array, box: BoxTables, kernel: ScatterKernel) -> ChunkClaims | None:

@@ -357,7 +357,7 @@ def _take_claims(plan: KernelPlan, claims: ChunkClaims, scratch: ScratchPool) ->
     # neighbouring chunks then decode side by side. One at a time for a crop's
     # few dozen files, which must spread evenly over the workers.
     many = len(claims.rows) >= CLAIM_GROUPS_FROM
-    claims.read_ahead(probe=not many)  # files on disk: many reads in flight, not one per worker
+    claims.read_ahead(few=not many)  # files on disk: many reads in flight, not one per worker
     step = _scratch_chunks(nbytes) if many else 1
     buf = scratch.array((claim_room(nbytes, step),), np.dtype(np.uint8))
     failed = claims.loop.run(plan.tables, claims, buf, step)

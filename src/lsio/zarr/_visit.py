@@ -286,11 +286,13 @@ def visit_chunks(
         v.commit_batch(count, first)
 
     if array.metadata.sharding is None:
+        raised = threading.Lock()
 
         def handle_files(item: tuple[FileRun, np.ndarray | None]) -> None:
             run, taken = item
             if taken is not None:
-                taken[0] = max(int(taken[0]), run.first)
+                with raised:  # never lowered by a worker that started earlier
+                    taken[0] = max(int(taken[0]), run.first)
             v = cast("BatchVisitor", visitor())
             decoded, missing = decode_files(array, kernel, run, v.batch())
             for coords in missing.tolist():

@@ -28,7 +28,7 @@ from lsio.io import (
     ReadRequest,
     WholeObject,
     c_strings,
-    files_cached,
+    probe_files,
     read_ahead_available,
 )
 from lsio.zarr._kernelread import raise_for_row, segment
@@ -92,30 +92,32 @@ def plan_file_runs(
 
 
 def read_ahead_runs(array: Array, runs: list[FileRun]) -> _I64 | None:
-    """Start a :class:`lsio.io.ReadAhead` of the files of ``runs``, for local files.
+    """Start a :class:`lsio.io.ReadAhead` of the files of ``runs`` when they are on disk.
 
     Returns the counter of files taken, which the workers raise to a run's
     ``first`` as they start it and the caller to the number of files at the
-    end (the thread then ends); ``None`` where nothing reads ahead (not local
-    files, or no platform support).
+    end (the thread then ends); ``None`` where nothing reads ahead: cached
+    files (a few spread over the runs are probed first, so that cached files
+    do not cost their paths, ~1 us a file on the calling thread), files that
+    are not local, or no platform support.
     """
     object_files = getattr(array.store, "object_files", None)
     if object_files is None or not runs or not read_ahead_available():
         return None
-    # Cached files need no read-ahead, nor their paths made here (~1 us a file
-    # on the calling thread): a few are looked at first.
-    sample = [runs[0].keys[0], runs[len(runs) // 2].keys[0], runs[-1].keys[-1]]
-    if files_cached(object_files(sample) or []):
+    keys = [key for run in runs for key in run.keys]
+    sample = keys[:: max(1, len(keys) // 8)][:8]
+    if not probe_files(object_files(sample) or []):
         return None
-    paths = object_files([key for run in runs for key in run.keys])
+    paths = object_files(keys)
     if paths is None:
         return None
     names, name_at = c_strings(paths)
     taken = np.zeros(1, dtype=np.int64)
     # A run's files are read one after another by one worker: ahead of the
-    # latest run started, by a few runs.
+    # latest run started, by a few runs. The caller ends the thread, so it
+    # need not give up while runs take long.
     window = max(64, 3 * max(len(run.keys) for run in runs))
-    ReadAhead(names, name_at, taken, window=window).start()
+    ReadAhead(names, name_at, taken, window=window, idle=3600.0).start()
     return taken
 
 
