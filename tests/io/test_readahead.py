@@ -186,6 +186,7 @@ def test_probes_tell_a_file_on_disk_from_a_cached_one(tmp_path: Path) -> None:
     assert on_disk(os.fsencode(small)) is True
     missing = os.fsencode(tmp_path / "missing")
     assert on_disk(missing) is None  # cannot tell: the reader reports it
+    evict([small])  # the probe itself started reading the file
     assert probe_files([missing, os.fsencode(small)]) is True
     assert probe_files([missing]) is None
     # A file larger than one advice is read ahead whole, in pieces.
