@@ -23,16 +23,9 @@ from lsio.io._directwrite import aligned_empty
 from lsio.io._getmany import FileBatchReader, load_file_batch_reader, read_whole_file
 from lsio.io._local import LocalStore, path_from_url
 from lsio.io._memory import MemoryStore
-from lsio.io._mmap import (
-    AutoStore,
-    BorrowedPages,
-    MmapStore,
-    UnreadablePagesError,
-    mapping_addresses,
-    populate_spans,
-    release_spans,
-)
+from lsio.io._mmap import AutoStore, BorrowedPages, MmapStore
 from lsio.io._object import OBJECT_SCHEMES, ObjectStore, is_object_url
+from lsio.io._pages import UnreadablePagesError, mapping_addresses, populate_spans, release_spans
 from lsio.io._readahead import ReadAhead, on_disk, probe_files, read_ahead_available
 from lsio.io._types import (
     ByteRange,
