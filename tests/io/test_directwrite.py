@@ -169,3 +169,21 @@ def test_an_interrupted_write_leaves_no_temporary_file(
         store.put("x", payload(2 * MIB).data)
     assert store.get("x") == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]
+
+
+def test_a_shard_written_around_the_cache_is_updated_in_part(tmp_path: Path) -> None:
+    import zarr
+
+    rng = np.random.default_rng(6)
+    values = rng.integers(0, 1000, (2, 512, 512), dtype=np.int32)  # 2 MiB shards
+    path = tmp_path / "p.zarr"
+    a = lsio.create(
+        path, shape=values.shape, dtype="int32", chunks=(1, 64, 64), shards=(2, 512, 512),
+        compressor=None,
+    )  # fmt: skip
+    a[...] = values
+    patch = rng.integers(0, 1000, (1, 100, 300), dtype=np.int32)
+    a[1, 50:150, 100:400] = patch[0]  # read-modify-write of the shard on disk
+    values[1, 50:150, 100:400] = patch[0]
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], values)
+    np.testing.assert_array_equal(lsio.open_array(path)[...], values)
