@@ -11,7 +11,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from lsio.io import c_extern, has_libc, libc_extern, library_function
+from lsio.io import c_extern, c_string_at, c_strings, has_libc, libc_extern, library_function
 
 
 def test_a_named_function_is_called_from_compiled_code() -> None:
@@ -77,3 +77,9 @@ def test_kernels_load_from_the_cache_in_a_new_process(tmp_path: Path) -> None:
     stats = run()
     for kernel, (hits, misses) in stats.items():
         assert (hits, misses) == (1, 0), kernel
+
+
+def test_strings_come_back_out_of_their_buffer() -> None:
+    strings = [b"/a/b", b"", b"c/\xff d", b"last"]
+    names, starts = c_strings(strings)
+    assert [c_string_at(names, starts, i) for i in range(len(strings))] == strings

@@ -17,7 +17,14 @@ from lsio.io._base import (
     Writer,
     resolve_range,
 )
-from lsio.io._cfunc import c_extern, c_strings, has_libc, libc_extern, library_function
+from lsio.io._cfunc import (
+    c_extern,
+    c_string_at,
+    c_strings,
+    has_libc,
+    libc_extern,
+    library_function,
+)
 from lsio.io._coalesce import CoalescedRead, coalesce_ranges
 from lsio.io._directwrite import aligned_empty
 from lsio.io._getmany import FileBatchReader, load_file_batch_reader, read_whole_file
@@ -69,6 +76,7 @@ __all__ = [
     "aligned_empty",
     "Writer",
     "c_extern",
+    "c_string_at",
     "c_strings",
     "coalesce_ranges",
     "describe_range",

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["c_extern", "c_strings", "has_libc", "libc_extern", "library_function"]
+__all__ = ["c_extern", "c_string_at", "c_strings", "has_libc", "libc_extern", "library_function"]
 
 _SIZE = numba.types.uintp
 
@@ -93,3 +93,9 @@ def c_strings(strings: Sequence[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDAr
     # Writable: Numba's dispatcher types a read-only array the slow way (~10-20 us a call).
     buffer = np.frombuffer(bytearray(b"".join(s + b"\0" for s in strings)), np.uint8)
     return buffer, starts
+
+
+def c_string_at(names: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], i: int) -> bytes:
+    """String ``i`` of a :func:`c_strings` buffer, without its NUL."""
+    end = int(starts[i + 1]) - 1 if i + 1 < len(starts) else len(names) - 1
+    return names[int(starts[i]) : end].tobytes()

@@ -1,6 +1,8 @@
-"""Large objects (whole shards) written around the page cache, with ``O_DIRECT``.
+"""``O_DIRECT`` for local files: its alignment, aligned buffers, and large objects written with it.
 
-A buffered write copies the object into the page cache, whose pages the
+Reads with ``IOConfig(direct=True)`` use :data:`ALIGN` and :func:`aligned_empty`
+too. Large objects (whole shards) are written around the page cache. A
+buffered write copies the object into the page cache, whose pages the
 kernel must first find (on this kind of virtual machine, often fresh memory
 from the host, several times dearer than the copy) and later write back. For a
 shard written once and not read again soon, that is all waste: measured with

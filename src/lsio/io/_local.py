@@ -19,7 +19,7 @@ import numpy as np
 from lsio._errors import ReadError, WriteError
 from lsio.io._base import NOT_READ, IOConfig, WholeObjects, resolve_range, split_whole
 from lsio.io._coalesce import coalesce_ranges
-from lsio.io._directwrite import DIRECT_WRITE_BYTES, O_DIRECT, write_direct
+from lsio.io._directwrite import ALIGN, DIRECT_WRITE_BYTES, O_DIRECT, aligned_empty, write_direct
 from lsio.io._getmany import load_file_batch_reader
 from lsio.io._putmany import load_file_batch_writer
 from lsio.io._types import ByteRange, ReadRequest, ReadResult, WholeObject, describe_range
@@ -27,9 +27,7 @@ from lsio.io._types import ByteRange, ReadRequest, ReadResult, WholeObject, desc
 __all__ = ["LocalStore", "path_from_url"]
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-_O_DIRECT = getattr(os, "O_DIRECT", 0)
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-_DIRECT_ALIGN = 4096
 
 
 def path_from_url(location: str | os.PathLike[str]) -> Path:
@@ -322,9 +320,9 @@ class LocalStore:
     def _open(self, key: str) -> tuple[int, int]:
         """Open the file of ``key``; returns the descriptor and the alignment its reads need."""
         path = self._path(key)
-        if self._config.direct and _O_DIRECT:
+        if self._config.direct and O_DIRECT:
             try:
-                return os.open(path, _OPEN_FLAGS | _O_DIRECT), _DIRECT_ALIGN
+                return os.open(path, _OPEN_FLAGS | O_DIRECT), ALIGN
             except OSError as exc:
                 if exc.errno != errno.EINVAL:  # EINVAL: this file system has no O_DIRECT
                     raise
@@ -395,9 +393,7 @@ def _pread_exact(fd: int, start: int, end: int, key: str, align: int = 1) -> np.
     if hi - lo > _LARGE_READ:
         # A damaged shard index can ask for exabytes: allocate no more than the file holds.
         hi = max(lo, min(hi, -(-os.fstat(fd).st_size // align) * align))
-    raw = np.empty(hi - lo + align, dtype=np.uint8)
-    shift = (-raw.ctypes.data) % align
-    buf = raw[shift : shift + hi - lo]
+    buf = aligned_empty(hi - lo, align)
     done = 0
     while done < buf.size:
         try:

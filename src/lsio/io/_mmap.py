@@ -254,10 +254,11 @@ class AutoStore(MmapStore):
         allowed = int(total.sum()) // (mmap.PAGESIZE * _MISSING_SHARE) if release else 0
         if maps is None:
             return None
-        if not resident(*mapping_addresses(maps), spans, allowed):
+        bases, sizes = mapping_addresses(maps)
+        if not resident(bases, sizes, spans, allowed):
             # On disk: the kernel starts reading every span now, so that the
             # workers' reads that follow find many in flight, not one each.
-            start_reading(*mapping_addresses(maps), spans, advice_bytes(self.root))
+            start_reading(bases, sizes, spans, advice_bytes(self.root))
             return None
         return ResidentMaps(maps, release=release)
 

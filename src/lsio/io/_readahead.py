@@ -32,7 +32,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from lsio.io._cfunc import has_libc, libc_extern
+from lsio.io._cfunc import c_string_at, has_libc, libc_extern
 
 __all__ = [
     "IDLE_SECONDS",
@@ -177,11 +177,6 @@ def probe_files(paths: Sequence[bytes]) -> bool | None:
     return None
 
 
-def _first_path(names: npt.NDArray[np.uint8], name_at: _I64) -> bytes:
-    end = int(name_at[1]) - 1 if len(name_at) > 1 else len(names) - 1
-    return names[int(name_at[0]) : end].tobytes()
-
-
 def advice_bytes(path: bytes | str | os.PathLike[str]) -> int:
     """Bytes the kernel reads ahead per advice for files on the device of ``path``.
 
@@ -216,7 +211,7 @@ def _device_advice(device: int) -> int:
 @functools.cache
 def read_ahead_available() -> bool:
     """Whether this platform has what :class:`ReadAhead` calls (Linux's libc)."""
-    return has_libc("open", "close", "posix_fadvise", "preadv2", "nanosleep")
+    return has_libc("open", "close", "posix_fadvise", "preadv2", "nanosleep", "lseek")
 
 
 class ReadAhead:
@@ -254,7 +249,7 @@ class ReadAhead:
             window,
             os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
             max(int(idle * 1e9 / _NAP_NS), 1),
-            advice_bytes(_first_path(names, name_at)) if len(name_at) else WILLNEED_PIECE,
+            advice_bytes(c_string_at(names, name_at, 0)) if len(name_at) else WILLNEED_PIECE,
             self.state,
         )
         self._thread = threading.Thread(target=self._run, name="lsio-read-ahead", daemon=True)

@@ -39,6 +39,7 @@ from lsio.compute import (
 from lsio.io import (
     FileBatchReader,
     ReadAhead,
+    c_string_at,
     c_strings,
     load_file_batch_reader,
     probe_files,
@@ -93,10 +94,9 @@ class ChunkClaims:
 
     def paths(self, count: int) -> list[bytes]:
         """The paths of the first ``count`` files."""
-        starts = self.name_at[:count].tolist()
-        ends = [*self.name_at[1 : count + 1].tolist(), len(self.names)][: len(starts)]
-        raw = self.names[: ends[-1]].tobytes() if starts else b""
-        return [raw[a : b - 1] for a, b in zip(starts, ends, strict=True)]
+        return [
+            c_string_at(self.names, self.name_at, i) for i in range(min(count, len(self.name_at)))
+        ]
 
 
 def plan_claims(array: Array, box: BoxTables, kernel: ScatterKernel) -> ChunkClaims | None:
