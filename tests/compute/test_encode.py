@@ -161,3 +161,33 @@ def test_blosc_chunks_that_do_not_compress_are_stored_as_they_are(cname: str) ->
         assert numcodecs.Blosc().decode(frame) == row.tobytes()
         pos += size
     assert end == pos
+
+
+def test_zstd_libraries_compress_alike() -> None:
+    """Every libzstd the encoder may pick, zstandard's own among them, writes frames zstandard reads."""
+    from lsio.compute import _zstd
+
+    lib = _zstd.newest_zstd()
+    assert lib is not None
+    bundled = _zstd._zstandard_library()
+    assert bundled is not None, "zstandard's cffi backend (cffi is a dependency) is missing"
+    # The newest version wins; at a tie the one inside zstandard (listed last).
+    assert int(lib.ZSTD_versionNumber()) >= int(bundled.ZSTD_versionNumber())
+    if int(lib.ZSTD_versionNumber()) == int(bundled.ZSTD_versionNumber()):
+        assert lib is bundled
+    chunk = (np.arange(11 * 64 * 64, dtype=np.int16) % 251).reshape(11, 64, 64)
+    for candidate in (lib, bundled):
+        ctx = candidate.ZSTD_createCCtx()
+        try:
+            for param, value in ((100, 3), (200, 1)):  # level 3, content size in the header
+                assert not candidate.ZSTD_isError(
+                    candidate.ZSTD_CCtx_setParameter(ctx, param, value)
+                )
+            out = np.empty(chunk.nbytes + 1024, np.uint8)
+            n = candidate.ZSTD_compress2(
+                ctx, out.ctypes.data, out.nbytes, chunk.ctypes.data, chunk.nbytes
+            )
+            assert not candidate.ZSTD_isError(n)
+        finally:
+            candidate.ZSTD_freeCCtx(ctx)
+        assert zstandard.ZstdDecompressor().decompress(out[:n].tobytes()) == chunk.tobytes()
