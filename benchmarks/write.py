@@ -13,8 +13,8 @@ unsharded, under /tmp. Reports GB/s of input and the ratio to the best peer and
 to the codec's own all-cores encode throughput on the same chunks. The rechunk
 table follows with zstd only.
 
-Every timed write goes to a new directory, and the outputs are removed only
-after the layout's last repeat: on this ext4 file system (no journal) creating
+Every timed write goes to a new directory, and the outputs (the untimed
+warm-up writes' too) are removed only after the last write: on this ext4 file system (no journal) creating
 a file within ~30 s of deleting many costs ~2.8x (the inode allocator checks
 each recently freed inode; 116 against 41 us per file, measured), a cost of the
 deletion, not of the writer. ``--after-delete`` removes each output right after
@@ -300,11 +300,15 @@ def main() -> None:
     # taken: the load of this shared machine shifts between repeats.
     limits: list[float] = []
     rows = []
+    # Outputs, warm-ups included, are removed only after the last write: ext4
+    # without a journal makes each new file step over the inodes freed in the
+    # last ~30 s (see BENCHMARKS.md), which a removal right before a write would
+    # put into that write's time.
+    written: list[Path] = []
     for layout, shards in (("sharded", SHARD), ("unsharded", None)):
         for name in names:
-            _warm_up(name, blocks[0], shards, args.compressor)
+            written.append(_warm_up(name, layout, blocks[0], shards, args.compressor))
         rates: dict[str, list[float]] = {}
-        written: list[Path] = []
         for repeat in range(args.repeats):
             now = encode_limit(blocks, cores, args.compressor)
             if now is not None:
@@ -330,9 +334,9 @@ def main() -> None:
                 written.append(path)
                 if args.after_delete:
                     shutil.rmtree(path, ignore_errors=True)
-        for path in written:
-            shutil.rmtree(path, ignore_errors=True)
         rows.append((layout, rates))
+    for path in written:
+        shutil.rmtree(path, ignore_errors=True)
     limit = statistics.median(limits) if limits else None
     print()
     if limits:
@@ -361,17 +365,20 @@ def _turned(names: list[str], repeat: int) -> list[str]:
     return names[k:] + names[:k]
 
 
-def _warm_up(name: str, block: np.ndarray, shards: Any, compressor: str = "zstd") -> None:
+def _warm_up(
+    name: str, layout: str, block: np.ndarray, shards: Any, compressor: str = "zstd"
+) -> Path:
     """One untimed write of a shard's worth, so that one-time costs stay out of the rates.
 
     Thread pools start, libraries load, and lsio compiles its encoding kernel
-    (about a second, once per process).
+    (about a second, once per process). Returns the output, for the caller to
+    remove after the timed writes.
     """
     part = block[:, :, :512, :512]
-    path = ROOT / f"{name}-warm-up.zarr"
+    path = ROOT / f"{name}-{layout}-warm-up.zarr"
     shutil.rmtree(path, ignore_errors=True)
     WRITERS[name](path, part.shape, CHUNK, shards, compressor)((slice(None),), part)
-    shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 def _rechunk_table(names: list[str], repeats: int) -> None:
