@@ -104,6 +104,7 @@ def test_rechunk_and_convert_commands(
     assert main(["convert", str(dst), str(tmp_path / "v2.zarr"), "--zarr-format", "2"]) == 0
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "v2.zarr"), mode="r")[...], data)
     assert main([*args]) == 1
-    assert "overwrite=True" in capsys.readouterr().err
+    assert "is not empty; pass --overwrite to replace it" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0  # the flag the message names works
     assert main(["rechunk", str(path), str(tmp_path / "x.zarr"), "--chunks", "a,b"]) == 1
     assert "--chunks must be comma-separated integers" in capsys.readouterr().err

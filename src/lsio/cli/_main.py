@@ -108,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             run_demo(args.path, args.threads, args.timesteps, sys.stdout)
     except LsioError as exc:
-        print(f"lsio {args.command}: error: {exc}", file=sys.stderr)
+        # The library's messages name its keyword arguments; say the flag here.
+        message = str(exc).replace("pass overwrite=True", "pass --overwrite")
+        print(f"lsio {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0
 
