@@ -6,13 +6,13 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from lsio._errors import NodeNotFoundError, ReadOnlyError
+from lsio._errors import NodeNotFoundError, ReadOnlyError, UnsupportedError
 from lsio.zarr._array import Array
 from lsio.zarr._context import Context
 from lsio.zarr._metadata import ArrayMetadata
 from lsio.zarr._new import create_array_in, create_group_in
 from lsio.zarr._node import Node
-from lsio.zarr._nodes import GroupMetadata, NodeMetadata, load_node
+from lsio.zarr._nodes import GroupMetadata, NodeMetadata, Unreadable, load_node
 
 __all__ = ["Group", "make_node"]
 
@@ -68,10 +68,23 @@ class Group(Node[GroupMetadata]):
     def _child_path(self, name: str) -> str:
         return f"{self._path}/{name}" if self._path else name
 
-    def _children(self) -> dict[str, NodeMetadata]:
+    def _children(self, unsupported: list[str] | None = None) -> dict[str, NodeMetadata]:
+        # Members whose metadata lsio cannot read (a data type it does not
+        # support) go to ``unsupported`` when given; otherwise their error is raised.
         cons = self._meta.consolidated
         if cons is not None:
-            return {p: _consolidated_member(cons, p) for p in cons if "/" not in p}
+            direct: dict[str, NodeMetadata] = {}
+            for p in cons:
+                if "/" in p:
+                    continue
+                entry = cons[p]
+                if not isinstance(entry, Unreadable):
+                    direct[p] = _consolidated_member(cons, p)
+                elif unsupported is None:
+                    raise entry.error
+                else:
+                    unsupported.append(p)
+            return direct
         found: dict[str, NodeMetadata] = {}
         _, dirs = self._ctx.store.list_dir(self._path)
         for name in dirs:
@@ -81,7 +94,22 @@ class Group(Node[GroupMetadata]):
                 )
             except NodeNotFoundError:
                 continue
+            except UnsupportedError:
+                if unsupported is None:
+                    raise
+                unsupported.append(name)
         return found
+
+    def member_names(self) -> tuple[list[str], list[str]]:
+        """Names of the direct members lsio reads, and of those it cannot, each sorted.
+
+        A member lsio cannot read (e.g. an array of strings) makes
+        :meth:`members` raise :class:`lsio.UnsupportedError`; here it is only
+        named, so that a caller can read it some other way or leave it out.
+        """
+        unsupported: list[str] = []
+        readable = sorted(self._children(unsupported))
+        return readable, sorted(unsupported)
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._children()))
@@ -111,6 +139,9 @@ class Group(Node[GroupMetadata]):
                 raise _MemberNotFoundError(
                     f"group {self._path or '/'!r} of {self.store_url} has no member {name!r}"
                 )
+            entry = cons[name]
+            if isinstance(entry, Unreadable):
+                raise entry.error
             return make_node(self._ctx, self._child_path(name), _consolidated_member(cons, name))
         try:
             meta = load_node(self._ctx.store, self._child_path(name), self._meta.zarr_format)
@@ -146,7 +177,7 @@ class _MemberNotFoundError(NodeNotFoundError, KeyError):
         return str(self.args[0])
 
 
-def _consolidated_member(cons: Mapping[str, NodeMetadata], name: str) -> NodeMetadata:
+def _consolidated_member(cons: Mapping[str, NodeMetadata | Unreadable], name: str) -> NodeMetadata:
     """The metadata of member ``name`` from its ancestor's consolidated metadata.
 
     A member group gets the ancestor's entries below it as its own consolidated
@@ -154,6 +185,7 @@ def _consolidated_member(cons: Mapping[str, NodeMetadata], name: str) -> NodeMet
     and leaves the nested groups' own consolidated entries empty.
     """
     meta = cons[name]
+    assert not isinstance(meta, Unreadable)  # callers raise its error
     if isinstance(meta, GroupMetadata):
         prefix = f"{name}/"
         below = {p[len(prefix) :]: m for p, m in cons.items() if p.startswith(prefix)}

@@ -55,6 +55,9 @@ class ArrayMetadata:
         attrs: User attributes.
         codecs_json: Codecs as written in the metadata, for display.
         document: Where the metadata came from, for messages.
+        fill_null: Whether a v2 array's fill value is ``null``: chunks not
+            stored then read as zeros, but the store declares no fill value
+            (which xarray reads as "no missing values").
     """
 
     zarr_format: int
@@ -68,6 +71,7 @@ class ArrayMetadata:
     attrs: dict[str, Any] = field(default_factory=dict)
     codecs_json: list[Any] = field(default_factory=list)
     document: str = ""
+    fill_null: bool = False
 
     @property
     def sharding(self) -> ShardingCodec | None:
@@ -241,6 +245,7 @@ def parse_v2_array(meta: Mapping[str, Any], attrs: dict[str, Any], document: str
         attrs,
         codecs_json,
         document,
+        fill_null=meta["fill_value"] is None,
     )
 
 

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lsio._errors import MetadataError, NodeNotFoundError
+from lsio._errors import MetadataError, NodeNotFoundError, UnsupportedError
 from lsio.zarr._metadata import ArrayMetadata, load_json, parse_v2_array, parse_v3_array
 
-__all__ = ["GroupMetadata", "NodeMetadata", "load_node", "parse_node"]
+__all__ = ["GroupMetadata", "NodeMetadata", "Unreadable", "load_node", "parse_node"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,17 +20,39 @@ class GroupMetadata:
         zarr_format: 2 or 3.
         attrs: User attributes.
         consolidated: Metadata of all descendants by path relative to the group
-            (``None`` when the group has no consolidated metadata).
+            (``None`` when the group has no consolidated metadata); an entry
+            lsio cannot read is an :class:`Unreadable`.
         document: Where the metadata came from.
     """
 
     zarr_format: int
     attrs: dict[str, Any]
-    consolidated: dict[str, NodeMetadata] | None
+    consolidated: dict[str, NodeMetadata | Unreadable] | None
     document: str
 
 
 NodeMetadata = ArrayMetadata | GroupMetadata
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A consolidated entry of a data type lsio does not read (e.g. strings).
+
+    Its error is raised when the member is asked for, not when the group is
+    opened: one such array (a coordinate of labels, say) does not keep the
+    others from being read.
+    """
+
+    error: UnsupportedError
+
+
+def _entry(
+    meta: Any, attrs: dict[str, Any] | None, document: str, zarr_format: int, v2_array: bool = False
+) -> NodeMetadata | Unreadable:
+    try:
+        return parse_node(meta, attrs, document, zarr_format, v2_array=v2_array)
+    except UnsupportedError as exc:
+        return Unreadable(exc)
 
 
 class _Getter:
@@ -90,7 +112,9 @@ def parse_node(
     return GroupMetadata(2, attrs or {}, None, document)
 
 
-def _v3_consolidated(meta: Mapping[str, Any], document: str) -> dict[str, NodeMetadata] | None:
+def _v3_consolidated(
+    meta: Mapping[str, Any], document: str
+) -> dict[str, NodeMetadata | Unreadable] | None:
     cm = meta.get("consolidated_metadata")
     if cm is None:
         return None
@@ -101,12 +125,12 @@ def _v3_consolidated(meta: Mapping[str, Any], document: str) -> dict[str, NodeMe
             field="consolidated_metadata",
         )
     return {
-        path: parse_node(child, None, f"{document} (consolidated entry {path!r})", 3)
+        path: _entry(child, None, f"{document} (consolidated entry {path!r})", 3)
         for path, child in cm["metadata"].items()
     }
 
 
-def _v2_consolidated(getter: _Getter, path: str) -> dict[str, NodeMetadata] | None:
+def _v2_consolidated(getter: _Getter, path: str) -> dict[str, NodeMetadata | Unreadable] | None:
     key = _join(path, ".zmetadata")
     doc = getter.json(key)
     if doc is None:
@@ -114,14 +138,14 @@ def _v2_consolidated(getter: _Getter, path: str) -> dict[str, NodeMetadata] | No
     entries = doc.get("metadata")
     if not isinstance(entries, Mapping):
         raise MetadataError("required field is missing", document=getter.doc(key), field="metadata")
-    nodes: dict[str, NodeMetadata] = {}
+    nodes: dict[str, NodeMetadata | Unreadable] = {}
     for entry, meta in entries.items():
         node_path, _, leaf = entry.rpartition("/")
         if leaf not in (".zarray", ".zgroup") or not node_path:
             continue
         attrs = entries.get(_join(node_path, ".zattrs"), {})
         entry_doc = f"{getter.doc(key)} (entry {entry!r})"
-        nodes[node_path] = parse_node(meta, attrs, entry_doc, 2, v2_array=leaf == ".zarray")
+        nodes[node_path] = _entry(meta, attrs, entry_doc, 2, v2_array=leaf == ".zarray")
     return nodes
 
 
