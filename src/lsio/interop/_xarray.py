@@ -89,23 +89,25 @@ class LsioDataStore(AbstractDataStore):
 
     Args:
         group: The group opened with lsio.
+        drop: Names of arrays to leave out (not even their metadata is read).
     """
 
-    def __init__(self, group: Group) -> None:
+    def __init__(self, group: Group, drop: Iterable[str] = ()) -> None:
         self.group = group
+        self.drop = set(drop)
 
     def get_variables(self) -> dict[str, xr.Variable]:
         """One variable per array of the group (subgroups are left out), by name."""
         readable, unsupported = self.group.member_names()
         sources: dict[str, _Source] = {}
-        for name in readable:
+        for name in (n for n in readable if n not in self.drop):
             node = self.group[name]
             if isinstance(node, Array):
                 fill = None if node.metadata.fill_null else node.fill_value
                 sources[name] = _Source(
                     node, dict(node.attrs), node.dims, node.chunks, node.shards, fill
                 )
-        for name in unsupported:
+        for name in (n for n in unsupported if n not in self.drop):
             sources[name] = _zarr_source(self.group, name)
         fmt = self.group.zarr_format
         return {name: _variable(self.group, fmt, name, sources[name]) for name in sorted(sources)}
@@ -211,8 +213,7 @@ def open_dataset(
     *,
     group: str | None = None,
     config: ReadConfig | None = None,
-    drop_variables: str | Iterable[str] | None = None,
-    **decode: Any,
+    **kwargs: Any,
 ) -> xr.Dataset:
     """``xr.open_dataset(path, engine="lsio", ...)``: a Zarr group as a lazily read Dataset.
 
@@ -220,19 +221,19 @@ def open_dataset(
         path: The store (a local path or an object-store URL) or its group.
         group: Path of a group inside the store; ``None`` (default) for the root.
         config: lsio's read settings (worker threads, IO); default ``ReadConfig()``.
-        drop_variables: Names of arrays to leave out.
-        **decode: xarray's CF decoding options (``mask_and_scale``,
-            ``decode_times``, ``decode_timedelta``, ``use_cftime``,
-            ``concat_characters``, ``decode_coords``), all on by default.
+        **kwargs: :func:`xarray.open_dataset`'s own options: ``chunks`` (``{}``
+            for Dask arrays chunked by the store's shards, or chunks),
+            ``drop_variables`` and the CF decoding options (``mask_and_scale``,
+            ``decode_times``, ...), all decoding on by default.
 
     Raises:
         NodeNotFoundError: Nothing is stored at ``path`` (or ``group``).
         InvalidArgumentError: ``path`` (or ``group``) is an array, not a group.
         MetadataError: An array names no dimensions.
+        UnsupportedError: An array of a data type lsio does not read, when
+            zarr-python cannot read it instead (not installed, or a remote store).
     """
-    return LsioBackendEntrypoint().open_dataset(
-        path, group=group, config=config, drop_variables=drop_variables, **decode
-    )
+    return xr.open_dataset(path, engine="lsio", group=group, config=config, **kwargs)
 
 
 class LsioBackendEntrypoint(BackendEntrypoint):
@@ -279,7 +280,8 @@ class LsioBackendEntrypoint(BackendEntrypoint):
                 f"{node.store_url} is an array; open_dataset opens the group holding it"
                 + (f" (group={group!r} names an array)" if group else "")
             )
-        store = LsioDataStore(node)
+        drop = [drop_variables] if isinstance(drop_variables, str) else drop_variables or ()
+        store = LsioDataStore(node, drop)
         return StoreBackendEntrypoint().open_dataset(
             store,
             mask_and_scale=mask_and_scale,
