@@ -186,3 +186,24 @@ def test_engine_is_registered_and_guesses_zarr_groups(written: Path, tmp_path: P
     assert LsioBackendEntrypoint().guess_can_open(written)
     assert not LsioBackendEntrypoint().guess_can_open(tmp_path / "nothing")
     assert zarr.open_group(str(written), mode="r") is not None
+
+
+def test_open_dataset_from_the_package(written: Path) -> None:
+    ref, _ = _pair(written)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = lsio.interop.open_dataset(written, config=lsio.ReadConfig(threads=1))
+    xr.testing.assert_identical(ds, ref)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = lsio.interop.nothing  # type: ignore[attr-defined]
+
+
+def test_datasets_pickle_for_distributed_workers(written: Path) -> None:
+    import pickle
+
+    ref, ours = _pair(written)
+    crop = ours["sat"].isel(time=slice(0, 3), x=slice(4, 9))
+    again = pickle.loads(pickle.dumps(crop))  # no open files or locks travel
+    xr.testing.assert_identical(
+        again.load(), ref["sat"].isel(time=slice(0, 3), x=slice(4, 9)).load()
+    )

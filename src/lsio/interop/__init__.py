@@ -1,5 +1,19 @@
-"""Level 5: bridges to other libraries (Dask)."""
+"""Level 5: bridges to other libraries (Dask, xarray).
+
+``open_dataset`` (the xarray backend, ``engine="lsio"``) is imported on first
+use: xarray is an optional dependency.
+"""
+
+from typing import Any
 
 from lsio.interop._dask import to_dask
 
-__all__ = ["to_dask"]
+__all__ = ["open_dataset", "to_dask"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "open_dataset":
+        from lsio.interop._xarray import open_dataset
+
+        return open_dataset
+    raise AttributeError(f"module 'lsio.interop' has no attribute {name!r}")

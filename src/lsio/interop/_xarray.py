@@ -36,7 +36,7 @@ from xarray.core import indexing
 from lsio._errors import InvalidArgumentError, MetadataError, UnsupportedError
 from lsio.io import path_from_url
 from lsio.plan import ReadConfig
-from lsio.zarr import Array, Group
+from lsio.zarr import Array, Group, reopen_array
 from lsio.zarr import open as open_node
 
 __all__ = ["LsioBackendEntrypoint", "open_dataset"]
@@ -53,10 +53,31 @@ class LsioBackendArray(BackendArray):
     """
 
     def __init__(self, array: Any) -> None:
-        self.array = array
+        self._array: Any = array
+        # Dask's distributed workers get a pickled copy: an lsio array travels
+        # as where it is and is opened again there, once per process.
+        self._recipe = (
+            (array.store_url, array.path, array.context.config)
+            if isinstance(array, Array)
+            else None
+        )
         self.shape = tuple(array.shape)
         dtype = array.dtype
         self.dtype = dtype if isinstance(dtype, np.dtype) else dtype.to_native_dtype()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self._recipe is not None:
+            state["_array"] = None
+        return state
+
+    @property
+    def array(self) -> Any:
+        """The array read (lsio's, or zarr-python's)."""
+        if self._array is None:
+            assert self._recipe is not None
+            self._array = reopen_array(*self._recipe)
+        return self._array
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(  # type: ignore[no-any-return]
