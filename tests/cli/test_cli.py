@@ -65,6 +65,35 @@ def test_info_json(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert t2m["compression_ratio"] is None
 
 
+@pytest.mark.parametrize("consolidated", [False, True])
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_info_lists_arrays_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], zarr_format: int, consolidated: bool
+) -> None:
+    """A group with an array of strings (an xarray coordinate, say) is described, not refused."""
+    import warnings
+
+    path = tmp_path / "labels.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr-python's note on v3 fixed-length strings
+        g = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+        g.create_array("names", shape=(3,), dtype="<U4", chunks=(3,))
+        g.create_array("values", shape=(3,), dtype="float32", chunks=(3,))
+        if consolidated:
+            zarr.consolidate_metadata(str(path), zarr_format=zarr_format)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "names [not read by lsio] " in out
+    assert "is not supported yet" in out
+    assert "values [array" in out
+    assert main(["info", "--json", str(path)]) == 0
+    members = json.loads(capsys.readouterr().out)["members"]
+    assert [(m["path"], m["type"]) for m in members] == [
+        ("names", "unsupported"),
+        ("values", "array"),
+    ]
+
+
 def test_info_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(tmp_path / "missing.zarr")]) == 1
     err = capsys.readouterr().err

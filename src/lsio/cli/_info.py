@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from lsio._errors import UnsupportedError
 from lsio.zarr import Array, Group
 
 __all__ = ["describe", "format_bytes", "render_tree"]
@@ -53,9 +54,17 @@ def describe(node: Array | Group, path: str = "") -> dict[str, Any]:
             "compression_ratio": (node.nbytes / stored) if stored else None,
             "attrs": dict(node.attrs),
         }
-    members = [
-        describe(child, f"{path}/{name}" if path else name) for name, child in node.members()
-    ]
+    readable, unsupported = node.member_names()
+    members = []
+    for name in sorted(readable + unsupported):
+        child_path = f"{path}/{name}" if path else name
+        if name in readable:
+            members.append(describe(node[name], child_path))
+            continue
+        try:
+            node[name]
+        except UnsupportedError as exc:  # listed, not described: lsio cannot read it
+            members.append({"path": child_path, "type": "unsupported", "reason": str(exc)})
     return {
         "path": path,
         "type": "group",
@@ -88,6 +97,10 @@ def render_tree(desc: dict[str, Any], root_label: str) -> str:
     lines: list[str] = []
 
     def label(d: dict[str, Any]) -> str:
+        if d["type"] == "unsupported":
+            # The message without the document it names, up to the list of what is supported.
+            why = d["reason"].split(": ", 1)[-1].split("; supported", 1)[0]
+            return f"[not read by lsio] {why}"
         kind = "array" if d["type"] == "array" else "group"
         head = f"[{kind}, v{d['zarr_format']}]"
         return f"{head} {_array_line(d)}" if d["type"] == "array" else head
