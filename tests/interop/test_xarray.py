@@ -207,3 +207,17 @@ def test_datasets_pickle_for_distributed_workers(written: Path) -> None:
     xr.testing.assert_identical(
         again.load(), ref["sat"].isel(time=slice(0, 3), x=slice(4, 9)).load()
     )
+
+
+def test_object_store_with_string_coordinates(written: Path, s3_bucket: str) -> None:
+    """From S3 (moto on 127.0.0.1): lsio's reads, and zarr-python's for the labels, on one connection."""
+    url = f"{s3_bucket}/xr/ds.zarr"
+    store = lsio.ObjectStore(url)
+    for path in sorted(p for p in written.rglob("*") if p.is_file()):
+        store.put(path.relative_to(written).as_posix(), path.read_bytes())
+    ref, _ = _pair(written)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = xr.open_dataset(url, engine="lsio")
+    xr.testing.assert_identical(ours, ref)
+    assert list(ours["channel"].values) == ["IR_016", "VIS006", "WV_062"]

@@ -34,7 +34,7 @@ from xarray.backends.store import StoreBackendEntrypoint
 from xarray.core import indexing
 
 from lsio._errors import InvalidArgumentError, MetadataError, UnsupportedError
-from lsio.io import path_from_url
+from lsio.io import ObjectStore, path_from_url
 from lsio.plan import ReadConfig
 from lsio.zarr import Array, Group, reopen_array
 from lsio.zarr import open as open_node
@@ -106,7 +106,8 @@ class LsioDataStore(AbstractDataStore):
     """The arrays of one Zarr group, as xarray variables with lazily read data.
 
     Arrays of data types lsio does not read (strings: labels of a coordinate,
-    say) are read with zarr-python, when it is installed and the store is local.
+    say) are read with zarr-python (the ``xarray`` extra installs it), from
+    local files or through the object store's own connection.
 
     Args:
         group: The group opened with lsio.
@@ -159,19 +160,28 @@ def _zarr_source(group: Group, name: str) -> _Source:
     try:
         import zarr
     except ImportError:  # pragma: no cover - zarr comes with the xarray extra
-        zarr = None  # type: ignore[assignment]
-    try:
-        local = path_from_url(group.store_url)
-    except ValueError:
-        local = None
-    if zarr is None or local is None:
         raise UnsupportedError(
-            f"{why}; engine='lsio' reads such arrays with zarr-python from local stores only"
-            + (" (pip install 'lsio[xarray]')" if zarr is None else "")
-            + f": pass drop_variables=[{name!r}] to open the rest"
-        )
+            f"{why}; engine='lsio' reads such arrays with zarr-python (pip install "
+            f"'lsio[xarray]'), or pass drop_variables=[{name!r}] to open the rest"
+        ) from None
     path = f"{group.path}/{name}" if group.path else name
-    array = zarr.open_array(store=str(local), path=path, mode="r")
+    store = group.context.store
+    if isinstance(store, ObjectStore):
+        # The same connection (credentials, endpoint) as lsio's reads.
+        from zarr.storage import ObjectStore as ZarrObjectStore
+
+        array = zarr.open_array(
+            store=ZarrObjectStore(store.client(), read_only=True), path=path, mode="r"
+        )
+    else:
+        try:
+            local = path_from_url(group.store_url)
+        except ValueError:
+            raise UnsupportedError(
+                f"{why}; engine='lsio' reads such arrays with zarr-python from local files and "
+                f"object stores only: pass drop_variables=[{name!r}] to open the rest"
+            ) from None
+        array = zarr.open_array(store=str(local), path=path, mode="r")
     meta = array.metadata
     dims: Any = meta.dimension_names if meta.zarr_format == 3 else array.attrs.get(_V2_DIMS)
     shards = getattr(array, "shards", None)

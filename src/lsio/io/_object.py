@@ -113,6 +113,13 @@ class ObjectStore:
         """The store's URL."""
         return self._url
 
+    def client(self) -> Any:
+        """The obstore client behind this store, to hand the same connection to another library.
+
+        zarr-python's ``zarr.storage.ObjectStore`` takes it, for instance.
+        """
+        return self._store
+
     def __repr__(self) -> str:
         return f"ObjectStore({self._url!r})"
 
