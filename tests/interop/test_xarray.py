@@ -11,8 +11,7 @@ import pytest
 import xarray as xr
 
 import lsio
-import zarr
-from lsio.interop._xarray import LsioBackendEntrypoint, open_dataset
+from lsio.interop._xarray import LsioBackendEntrypoint, LsioDataStore, open_dataset
 
 
 def _dataset() -> xr.Dataset:
@@ -179,13 +178,19 @@ def test_groups_list_members_of_unsupported_types(written: Path) -> None:
         g["channel"]
     with pytest.raises(lsio.UnsupportedError):
         list(g.members())
+    assert "channel" in g  # a member, of a type lsio does not read
+    assert sorted(g) == sorted(readable + unsupported)
+    assert len(g) == len(readable) + 1
 
 
-def test_engine_is_registered_and_guesses_zarr_groups(written: Path, tmp_path: Path) -> None:
+def test_engine_is_used_only_when_named(written: Path, tmp_path: Path) -> None:
     assert isinstance(xr.backends.list_engines()["lsio"], LsioBackendEntrypoint)
-    assert LsioBackendEntrypoint().guess_can_open(written)
-    assert not LsioBackendEntrypoint().guess_can_open(tmp_path / "nothing")
-    assert zarr.open_group(str(written), mode="r") is not None
+    assert not LsioBackendEntrypoint().guess_can_open(written)
+    # Without engine=, xarray picks its zarr engine, whose own options keep working.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = xr.open_dataset(written, consolidated=False)
+    xr.testing.assert_identical(ds, _pair(written)[0])
 
 
 def test_open_dataset_from_the_package(written: Path) -> None:
@@ -221,3 +226,63 @@ def test_object_store_with_string_coordinates(written: Path, s3_bucket: str) -> 
         ours = xr.open_dataset(url, engine="lsio")
     xr.testing.assert_identical(ours, ref)
     assert list(ours["channel"].values) == ["IR_016", "VIS006", "WV_062"]
+
+
+def test_scalars_and_complex_fill_values(tmp_path: Path) -> None:
+    ds = xr.Dataset(
+        {
+            "crs": ((), np.int32(4326), {"grid_mapping_name": "latitude_longitude"}),
+            "scale": ((), np.float32(3.5)),
+            "z": (("x",), np.array([1 + 1j, 9 + 9j, 3 - 2j])),
+        }
+    )
+    ds["z"].encoding = {"_FillValue": 9 + 9j}
+    for fmt in (2, 3):
+        path = tmp_path / f"s{fmt}.zarr"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.to_zarr(path, zarr_format=fmt, consolidated=False)
+        ref, ours = _pair(path)
+        xr.testing.assert_identical(ours, ref)
+        assert ours["crs"].dims == ()
+        assert np.isnan(ours["z"].values[1])  # the fill value masked, as the zarr engine does
+
+
+def test_whole_datasets_pickle_and_close(written: Path) -> None:
+    import pickle
+    import threading
+
+    ref, _ = _pair(written)
+    for chunks in (None, {}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = xr.open_dataset(written, engine="lsio", chunks=chunks)
+        again = pickle.loads(pickle.dumps(ds))
+        xr.testing.assert_identical(again.load(), ref.load())
+    before = set(threading.enumerate())
+    store = LsioDataStore(lsio.open_group(written, config=lsio.ReadConfig(threads=4)))
+    store.group.context.pool.submit(int).result()  # type: ignore[union-attr]
+    assert set(threading.enumerate()) - before  # the group's workers run
+    store.close()
+    assert not set(threading.enumerate()) - before  # and are gone
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = xr.open_dataset(written, engine="lsio")
+    ds.close()
+    np.testing.assert_array_equal(ds["t2m"].values, ref["t2m"].values)  # reads again after close
+
+
+def test_open_mfdataset(tmp_path: Path) -> None:
+    full = _dataset()
+    paths = []
+    for i, part in enumerate((full.isel(time=slice(0, 3)), full.isel(time=slice(3, 6)))):
+        path = tmp_path / f"part{i}.zarr"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            part.to_zarr(path, zarr_format=3, consolidated=False)
+        paths.append(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = xr.open_mfdataset(paths, engine="lsio", combine="by_coords")
+        ref = xr.open_mfdataset(paths, engine="zarr", combine="by_coords", consolidated=False)
+    xr.testing.assert_identical(ours.compute(), ref.compute())

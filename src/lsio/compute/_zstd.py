@@ -179,13 +179,15 @@ def _zstandard_library() -> Any | None:
     """
     try:
         from zstandard import backend_cffi
-    except ImportError:
+
+        ffi, lib = vars(backend_cffi)["ffi"], vars(backend_cffi)["lib"]  # not re-exported names
+        functions = _Functions()
+        for name, (restype, argtypes) in _COMPRESS_API.items():
+            address = int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
+            setattr(functions, name, ctypes.CFUNCTYPE(restype, *argtypes)(address))
+    except (ImportError, KeyError, AttributeError, TypeError):
+        # No cffi, or a zstandard whose cffi backend is laid out otherwise.
         return None
-    ffi, lib = vars(backend_cffi)["ffi"], vars(backend_cffi)["lib"]  # not re-exported names
-    functions = _Functions()
-    for name, (restype, argtypes) in _COMPRESS_API.items():
-        address = int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
-        setattr(functions, name, ctypes.CFUNCTYPE(restype, *argtypes)(address))
     return functions
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from lsio.interop._dask import to_dask
 
-__all__ = ["open_dataset", "to_dask"]
+# open_dataset stays out of __all__: ``import *`` would import xarray.
+__all__ = ["to_dask"]
 
 
 def __getattr__(name: str) -> Any:

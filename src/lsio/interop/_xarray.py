@@ -4,15 +4,19 @@ Opens a Zarr group (v2 or v3, sharded or not, local or on an object store)
 as an :class:`xarray.Dataset` whose variables read through lsio when their
 values are asked for: nothing but metadata is read at open. xarray's own CF
 decoding (scale and offset, masks, times) runs on top, through the same path
-as its ``zarr`` engine, so the two engines give identical datasets.
+as its ``zarr`` engine, with the same reading of fill values, dimension names
+and attributes: the tests compare the two engines' datasets.
 
-Differences from the ``zarr`` engine, both on purpose:
+Differences from the ``zarr`` engine, on purpose:
 
+- It is used only when asked for (``engine="lsio"``): it never claims a path
+  xarray guesses an engine for, so installing lsio changes nothing else.
 - ``chunks={}`` chunks a sharded array by its shards, not by its inner
   chunks: lsio reads a shard's chunks in one call, where a Dask task per inner
   chunk (often under 100 KB) costs more in scheduling than in reading.
-- An array that names no dimensions is an error naming the array (the ``zarr``
-  engine raises a ``KeyError``); pass ``drop_variables`` to leave it out.
+- An array of one or more dimensions that names none is an error naming the
+  array (the ``zarr`` engine raises a ``KeyError``); pass ``drop_variables``
+  to leave it out.
 
 Only this module imports xarray; it is loaded through the ``xarray.backends``
 entry point, or by :func:`open_dataset`.
@@ -36,7 +40,7 @@ from xarray.core import indexing
 from lsio._errors import InvalidArgumentError, MetadataError, UnsupportedError
 from lsio.io import ObjectStore, path_from_url
 from lsio.plan import ReadConfig
-from lsio.zarr import Array, Group, reopen_array
+from lsio.zarr import Array, Group, reopen_array, reopen_node
 from lsio.zarr import open as open_node
 
 __all__ = ["LsioBackendEntrypoint", "open_dataset"]
@@ -55,7 +59,7 @@ class LsioBackendArray(BackendArray):
     def __init__(self, array: Any) -> None:
         self._array: Any = array
         # Dask's distributed workers get a pickled copy: an lsio array travels
-        # as where it is and is opened again there, once per process.
+        # as where it is and is opened again on its first read there.
         self._recipe = (
             (array.store_url, array.path, array.context.config)
             if isinstance(array, Array)
@@ -111,12 +115,35 @@ class LsioDataStore(AbstractDataStore):
 
     Args:
         group: The group opened with lsio.
-        drop: Names of arrays to leave out (not even their metadata is read).
+        drop: Names of arrays to leave out (their metadata is still listed).
+        fill_as_mask: Whether a Zarr fill value is the CF ``_FillValue``;
+            ``None`` (default): for v2 only, as xarray's zarr engine reads
+            (whose ``open_dataset`` offers no other choice either).
     """
 
-    def __init__(self, group: Group, drop: Iterable[str] = ()) -> None:
+    def __init__(
+        self, group: Group, drop: Iterable[str] = (), fill_as_mask: bool | None = None
+    ) -> None:
         self.group = group
         self.drop = set(drop)
+        self.fill_as_mask = group.zarr_format == 2 if fill_as_mask is None else fill_as_mask
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A Dataset keeps its store (to close it): a pickled one travels as
+        # where the group is, and opens it again on arrival.
+        g = self.group
+        return {
+            "where": (g.store_url, g.path, g.context.config),
+            "drop": self.drop,
+            "fill_as_mask": self.fill_as_mask,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        node = reopen_node(*state["where"])
+        assert isinstance(node, Group)
+        self.group = node
+        self.drop = state["drop"]
+        self.fill_as_mask = state["fill_as_mask"]
 
     def get_variables(self) -> dict[str, xr.Variable]:
         """One variable per array of the group (subgroups are left out), by name."""
@@ -131,12 +158,11 @@ class LsioDataStore(AbstractDataStore):
                 )
         for name in (n for n in unsupported if n not in self.drop):
             sources[name] = _zarr_source(self.group, name)
-        fmt = self.group.zarr_format
-        return {name: _variable(self.group, fmt, name, sources[name]) for name in sorted(sources)}
+        return {name: self._variable(name, sources[name]) for name in sorted(sources)}
 
     def get_attrs(self) -> dict[str, Any]:
-        """The group's attributes."""
-        return dict(self.group.attrs)
+        """The group's attributes (NCZarr's own, ``_nc*``, left out as the zarr engine does)."""
+        return {k: v for k, v in self.group.attrs.items() if not k.lower().startswith("_nc")}
 
     def get_dimensions(self) -> dict[str, int]:
         """Dimension lengths, from the arrays' shapes."""
@@ -146,7 +172,40 @@ class LsioDataStore(AbstractDataStore):
         return dims
 
     def close(self) -> None:
-        """Nothing to release: lsio opens files per read."""
+        """Stop the group's worker threads (they start again if the data is read later)."""
+        self.group.context.close()
+
+    def _variable(self, name: str, src: _Source) -> xr.Variable:
+        group = self.group
+        attrs = src.attrs
+        dims = src.dims
+        ndim = len(src.array.shape)
+        if dims is None and ndim == 0:
+            dims = ()  # xarray writes v3 scalars without dimension_names
+        if dims is None or len(dims) != ndim or not all(dims):
+            raise MetadataError(
+                f"array {name!r} names no dimensions (v3 dimension_names, or v2 attribute "
+                f"{_V2_DIMS}); xarray needs them: pass drop_variables=[{name!r}] to open the rest",
+                document=group.store_url,
+            )
+        if group.zarr_format == 2:
+            attrs.pop(_V2_DIMS, None)
+        encoding: dict[str, Any] = {
+            "chunks": src.chunks,
+            "shards": src.shards,
+            "preferred_chunks": dict(zip(dims, src.shards or src.chunks, strict=True)),
+        }
+        backend = LsioBackendArray(src.array)
+        if self.fill_as_mask:
+            # The store's fill value stands for missing values (the CF _FillValue).
+            if src.fill_value is not None:
+                attrs["_FillValue"] = src.fill_value
+        else:
+            if group.zarr_format == 3:
+                encoding["fill_value"] = src.fill_value
+            if "_FillValue" in attrs:
+                attrs["_FillValue"] = _decode_fill(attrs["_FillValue"], backend.dtype, group)
+        return xr.Variable(dims, indexing.LazilyIndexedArray(backend), attrs, encoding)
 
 
 def _zarr_source(group: Group, name: str) -> _Source:
@@ -184,6 +243,8 @@ def _zarr_source(group: Group, name: str) -> _Source:
         array = zarr.open_array(store=str(local), path=path, mode="r")
     meta = array.metadata
     dims: Any = meta.dimension_names if meta.zarr_format == 3 else array.attrs.get(_V2_DIMS)
+    if meta.zarr_format == 3 and dims is None and array.ndim == 0:
+        dims = ()
     shards = getattr(array, "shards", None)
     return _Source(
         array,
@@ -195,39 +256,17 @@ def _zarr_source(group: Group, name: str) -> _Source:
     )
 
 
-def _variable(group: Group, zarr_format: int, name: str, src: _Source) -> xr.Variable:
-    attrs = src.attrs
-    dims = src.dims
-    ndim = len(src.array.shape)
-    if dims is None or len(dims) != ndim or not all(dims):
-        raise MetadataError(
-            f"array {name!r} names no dimensions (v3 dimension_names, or v2 attribute "
-            f"{_V2_DIMS}); xarray needs them: pass drop_variables=[{name!r}] to open the rest",
-            document=group.store_url,
-        )
-    attrs.pop(_V2_DIMS, None)
-    encoding: dict[str, Any] = {
-        "chunks": src.chunks,
-        "shards": src.shards,
-        "preferred_chunks": dict(zip(dims, src.shards or src.chunks, strict=True)),
-    }
-    backend = LsioBackendArray(src.array)
-    if zarr_format == 2:
-        # Zarr v2's fill value is the CF _FillValue (as the zarr engine reads v2).
-        if src.fill_value is not None:
-            attrs["_FillValue"] = src.fill_value
-    else:
-        encoding["fill_value"] = src.fill_value
-        if "_FillValue" in attrs:
-            attrs["_FillValue"] = _decode_fill(attrs["_FillValue"], backend.dtype, group)
-    return xr.Variable(dims, indexing.LazilyIndexedArray(backend), attrs, encoding)
-
-
 def _decode_fill(value: Any, dtype: np.dtype[Any], group: Group) -> Any:
-    """A ``_FillValue`` attribute of a v3 array as xarray writes it (floats in base64)."""
+    """A ``_FillValue`` attribute of a v3 array as xarray writes it (floats in base64, complex as two)."""
+
+    def number(text: str) -> float:
+        return float(struct.unpack("<d", base64.standard_b64decode(text))[0])
+
     try:
         if dtype.kind == "f" and isinstance(value, str):
-            return struct.unpack("<d", base64.standard_b64decode(value))[0]
+            return number(value)
+        if dtype.kind == "c" and isinstance(value, list | tuple) and len(value) == 2:
+            return complex(number(value[0]), number(value[1]))
         if dtype.kind == "b":
             return bool(value)
         if dtype.kind in "iu":
@@ -262,7 +301,8 @@ def open_dataset(
         InvalidArgumentError: ``path`` (or ``group``) is an array, not a group.
         MetadataError: An array names no dimensions.
         UnsupportedError: An array of a data type lsio does not read, when
-            zarr-python cannot read it instead (not installed, or a remote store).
+            zarr-python cannot read it instead (not installed, or a store that
+            is neither local files nor an object store).
     """
     return xr.open_dataset(path, engine="lsio", group=group, config=config, **kwargs)
 
@@ -325,8 +365,10 @@ class LsioBackendEntrypoint(BackendEntrypoint):
         )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
-        """Whether ``filename_or_obj`` is a local Zarr group (xarray asks each engine)."""
-        if not isinstance(filename_or_obj, str | os.PathLike):
-            return False
-        path = os.fspath(filename_or_obj)
-        return any(os.path.isfile(os.path.join(path, m)) for m in ("zarr.json", ".zgroup"))
+        """Never: the engine is used only when named, ``engine="lsio"``.
+
+        xarray asks the installed engines in alphabetical order; claiming Zarr
+        paths would take them from its ``zarr`` engine (and refuse its options,
+        ``consolidated=`` and the like) for everyone who installs lsio.
+        """
+        return False

@@ -5,7 +5,15 @@ from lsio.zarr._batch import Batch, ReadFuture
 from lsio.zarr._group import Group
 from lsio.zarr._metadata import ArrayMetadata, KeyEncoding
 from lsio.zarr._nodes import GroupMetadata
-from lsio.zarr._open import create, create_group, open, open_array, open_group, reopen_array
+from lsio.zarr._open import (
+    create,
+    create_group,
+    open,
+    open_array,
+    open_group,
+    reopen_array,
+    reopen_node,
+)
 from lsio.zarr._sharding import ShardingCodec
 from lsio.zarr._visit import ChunkInfo, ChunkVisitor, visit_chunks
 
@@ -26,5 +34,6 @@ __all__ = [
     "open_array",
     "open_group",
     "reopen_array",
+    "reopen_node",
     "visit_chunks",
 ]

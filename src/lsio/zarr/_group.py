@@ -112,10 +112,13 @@ class Group(Node[GroupMetadata]):
         return readable, sorted(unsupported)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._children()))
+        # Every member's name, those lsio cannot read included (see member_names).
+        readable, unsupported = self.member_names()
+        return iter(sorted(readable + unsupported))
 
     def __len__(self) -> int:
-        return len(self._children())
+        readable, unsupported = self.member_names()
+        return len(readable) + len(unsupported)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -124,6 +127,8 @@ class Group(Node[GroupMetadata]):
             self[name]
         except KeyError:
             return False
+        except UnsupportedError:  # a member, of a type lsio does not read
+            return True
         return True
 
     def __getitem__(self, name: str) -> Array | Group:

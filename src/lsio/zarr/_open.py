@@ -14,7 +14,15 @@ from lsio.zarr._group import Group, make_node
 from lsio.zarr._new import create_array_in, create_group_in, writable_store
 from lsio.zarr._nodes import load_node
 
-__all__ = ["create", "create_group", "open", "open_array", "open_group", "reopen_array"]
+__all__ = [
+    "create",
+    "create_group",
+    "open",
+    "open_array",
+    "open_group",
+    "reopen_array",
+    "reopen_node",
+]
 
 Location = str | os.PathLike[str] | Store
 
@@ -176,17 +184,27 @@ def create_group(
     return node
 
 
+def reopen_node(store_url: str, path: str, config: ReadConfig) -> Array | Group:
+    """The node at ``path`` inside the store at ``store_url`` (e.g. in another process).
+
+    Raises:
+        NodeNotFoundError: Nothing is there.
+    """
+    node = open(store_url, config=config)
+    for part in [p for p in path.split("/") if p]:
+        if not isinstance(node, Group):
+            raise NodeNotFoundError(f"no node at {path!r} in {store_url}")
+        node = node[part]
+    return node
+
+
 def reopen_array(store_url: str, path: str, config: ReadConfig) -> Array:
     """The array at ``path`` inside the store at ``store_url`` (e.g. in another process).
 
     Raises:
         NodeNotFoundError: Nothing is there, or it is a group.
     """
-    node = open(store_url, config=config)
-    for part in [p for p in path.split("/") if p]:
-        if not isinstance(node, Group):
-            raise NodeNotFoundError(f"no array at {path!r} in {store_url}")
-        node = node[part]
+    node = reopen_node(store_url, path, config)
     if not isinstance(node, Array):
         raise NodeNotFoundError(f"{path!r} in {store_url} is a group, not an array")
     return node
