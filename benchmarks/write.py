@@ -14,10 +14,13 @@ to the codec's own all-cores encode throughput on the same chunks. The rechunk
 table follows with zstd only.
 
 Every timed write goes to a new directory, and the outputs (the untimed
-warm-up writes' too) are removed only after the last write: on this ext4 file system (no journal) creating
-a file within ~30 s of deleting many costs ~2.8x (the inode allocator checks
-each recently freed inode; 116 against 41 us per file, measured), a cost of the
-deletion, not of the writer. ``--after-delete`` removes each output right after
+warm-up writes' too) are removed only after the last write: on this ext4 file
+system (no journal) the inode allocator passes over every inode freed in the
+last 60 s (360 s while its inode-table block is not yet written back) and
+looks each one up, so files created after many were deleted cost up to ~2.8x
+(116 against 41 us per file, measured), a cost of the deletion, not of the
+writer. A run that starts within 65 s of the previous run's removal waits
+out the rest. ``--after-delete`` removes each output right after
 it is timed, as earlier runs of this benchmark did, so that every writer of an
 unsharded array pays it.
 """
@@ -296,13 +299,14 @@ def main() -> None:
     nbytes = sum(b.nbytes for b in blocks)
     cores = os.cpu_count() or 1
     print(f"input {nbytes / 1e9:.2f} GB")
+    _settle()
     # The limit is measured in every repeat, beside the writers, and its median
     # taken: the load of this shared machine shifts between repeats.
     limits: list[float] = []
     rows = []
     # Outputs, warm-ups included, are removed only after the last write: ext4
     # without a journal makes each new file step over the inodes freed in the
-    # last ~30 s (see BENCHMARKS.md), which a removal right before a write would
+    # last 60 s (see BENCHMARKS.md), which a removal right before a write would
     # put into that write's time.
     written: list[Path] = []
     for layout, shards in (("sharded", SHARD), ("unsharded", None)):
@@ -335,8 +339,7 @@ def main() -> None:
                 if args.after_delete:
                     shutil.rmtree(path, ignore_errors=True)
         rows.append((layout, rates))
-    for path in written:
-        shutil.rmtree(path, ignore_errors=True)
+    _remove(written)
     limit = statistics.median(limits) if limits else None
     print()
     if limits:
@@ -353,6 +356,33 @@ def main() -> None:
 
     if args.compressor == "zstd":
         _rechunk_table(names, args.repeats)
+
+
+# When this benchmark last removed its outputs (a time.time() in the file).
+_REMOVED_AT = ROOT / ".removed-at"
+# ext4 without a journal passes over inodes freed in the last 60 s (RECENTCY_MIN
+# in fs/ext4/ialloc.c; the benchmark syncs, so their blocks are written back).
+_SETTLE_SECONDS = 65.0
+
+
+def _remove(paths: list[Path]) -> None:
+    """Remove the outputs, and note when, for the next run's :func:`_settle`."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    os.sync()
+    ROOT.mkdir(parents=True, exist_ok=True)
+    _REMOVED_AT.write_text(repr(time.time()))
+
+
+def _settle() -> None:
+    """Wait until the last removal is 65 s old, so that no write pays for it."""
+    try:
+        left = float(_REMOVED_AT.read_text()) + _SETTLE_SECONDS - time.time()
+    except (OSError, ValueError):
+        return
+    if left > 0:
+        print(f"  waiting {left:.0f} s: the previous run's removal is recent", flush=True)
+        time.sleep(left)
 
 
 def _turned(names: list[str], repeat: int) -> list[str]:
