@@ -286,8 +286,14 @@ def test_open_mfdataset(tmp_path: Path) -> None:
             warnings.simplefilter("ignore")
             part.to_zarr(path, zarr_format=3, consolidated=False)
         paths.append(path)
+    import dask
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = xr.open_mfdataset(paths, engine="lsio", combine="by_coords")
         ref = xr.open_mfdataset(paths, engine="zarr", combine="by_coords", consolidated=False)
-    xr.testing.assert_identical(ours.compute(), ref.compute())
+        ours = xr.open_mfdataset(paths, engine="lsio", combine="by_coords")
+        xr.testing.assert_identical(ours.compute(), ref.compute())
+        # Opened in other processes and sent back: the datasets travel pickled.
+        with dask.config.set(scheduler="processes"):
+            ours = xr.open_mfdataset(paths, engine="lsio", combine="by_coords", parallel=True)
+            xr.testing.assert_identical(ours.compute(), ref.compute())
