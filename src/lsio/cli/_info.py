@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from lsio._errors import UnsupportedError
 from lsio.zarr import Array, Group
 
 __all__ = ["describe", "format_bytes", "render_tree"]
@@ -54,17 +53,16 @@ def describe(node: Array | Group, path: str = "") -> dict[str, Any]:
             "compression_ratio": (node.nbytes / stored) if stored else None,
             "attrs": dict(node.attrs),
         }
-    readable, unsupported = node.member_names()
-    members = []
-    for name in sorted(readable + unsupported):
-        child_path = f"{path}/{name}" if path else name
-        if name in readable:
-            members.append(describe(node[name], child_path))
-            continue
-        try:
-            node[name]
-        except UnsupportedError as exc:  # listed, not described: lsio cannot read it
-            members.append({"path": child_path, "type": "unsupported", "reason": str(exc)})
+    readable, unsupported = node.readable_members()
+    described = {
+        name: describe(child, f"{path}/{name}" if path else name) for name, child in readable
+    }
+    # Listed, not described: lsio cannot read them.
+    described |= {
+        name: {"path": f"{path}/{name}" if path else name, "type": "unsupported", "reason": str(e)}
+        for name, e in unsupported.items()
+    }
+    members = [described[name] for name in sorted(described)]
     return {
         "path": path,
         "type": "group",

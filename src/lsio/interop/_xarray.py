@@ -116,48 +116,37 @@ class LsioDataStore(AbstractDataStore):
     Args:
         group: The group opened with lsio.
         drop: Names of arrays to leave out (their metadata is still listed).
-        fill_as_mask: Whether a Zarr fill value is the CF ``_FillValue``;
-            ``None`` (default): for v2 only, as xarray's zarr engine reads
-            (whose ``open_dataset`` offers no other choice either).
     """
 
-    def __init__(
-        self, group: Group, drop: Iterable[str] = (), fill_as_mask: bool | None = None
-    ) -> None:
+    def __init__(self, group: Group, drop: Iterable[str] = ()) -> None:
         self.group = group
         self.drop = set(drop)
-        self.fill_as_mask = group.zarr_format == 2 if fill_as_mask is None else fill_as_mask
 
     def __getstate__(self) -> dict[str, Any]:
         # A Dataset keeps its store (to close it): a pickled one travels as
         # where the group is, and opens it again on arrival.
         g = self.group
-        return {
-            "where": (g.store_url, g.path, g.context.config),
-            "drop": self.drop,
-            "fill_as_mask": self.fill_as_mask,
-        }
+        return {"where": (g.store_url, g.path, g.context.config), "drop": self.drop}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         node = reopen_node(*state["where"])
         assert isinstance(node, Group)
         self.group = node
         self.drop = state["drop"]
-        self.fill_as_mask = state["fill_as_mask"]
 
     def get_variables(self) -> dict[str, xr.Variable]:
         """One variable per array of the group (subgroups are left out), by name."""
-        readable, unsupported = self.group.member_names()
+        readable, unsupported = self.group.readable_members()
         sources: dict[str, _Source] = {}
-        for name in (n for n in readable if n not in self.drop):
-            node = self.group[name]
-            if isinstance(node, Array):
+        for name, node in readable:
+            if isinstance(node, Array) and name not in self.drop:
                 fill = None if node.metadata.fill_null else node.fill_value
                 sources[name] = _Source(
                     node, dict(node.attrs), node.dims, node.chunks, node.shards, fill
                 )
-        for name in (n for n in unsupported if n not in self.drop):
-            sources[name] = _zarr_source(self.group, name)
+        for name, error in unsupported.items():
+            if name not in self.drop:
+                sources[name] = _zarr_source(self.group, name, error)
         return {name: self._variable(name, sources[name]) for name in sorted(sources)}
 
     def get_attrs(self) -> dict[str, Any]:
@@ -196,26 +185,21 @@ class LsioDataStore(AbstractDataStore):
             "preferred_chunks": dict(zip(dims, src.shards or src.chunks, strict=True)),
         }
         backend = LsioBackendArray(src.array)
-        if self.fill_as_mask:
-            # The store's fill value stands for missing values (the CF _FillValue).
+        if group.zarr_format == 2:
+            # v2's fill value stands for missing values (the CF _FillValue), as
+            # xarray's zarr engine reads it (v3's does not).
             if src.fill_value is not None:
                 attrs["_FillValue"] = src.fill_value
         else:
-            if group.zarr_format == 3:
-                encoding["fill_value"] = src.fill_value
+            encoding["fill_value"] = src.fill_value
             if "_FillValue" in attrs:
                 attrs["_FillValue"] = _decode_fill(attrs["_FillValue"], backend.dtype, group)
         return xr.Variable(dims, indexing.LazilyIndexedArray(backend), attrs, encoding)
 
 
-def _zarr_source(group: Group, name: str) -> _Source:
-    """An array lsio does not read, opened with zarr-python."""
-    try:
-        error = group[name]
-    except UnsupportedError as exc:
-        why = str(exc)
-    else:  # pragma: no cover - listed as unsupported, so it raises
-        raise AssertionError(error)
+def _zarr_source(group: Group, name: str, error: UnsupportedError) -> _Source:
+    """An array lsio does not read (``error`` says why), opened with zarr-python."""
+    why = str(error)
     try:
         import zarr
     except ImportError:  # pragma: no cover - zarr comes with the xarray extra
@@ -243,8 +227,6 @@ def _zarr_source(group: Group, name: str) -> _Source:
         array = zarr.open_array(store=str(local), path=path, mode="r")
     meta = array.metadata
     dims: Any = meta.dimension_names if meta.zarr_format == 3 else array.attrs.get(_V2_DIMS)
-    if meta.zarr_format == 3 and dims is None and array.ndim == 0:
-        dims = ()
     shards = getattr(array, "shards", None)
     return _Source(
         array,

@@ -68,9 +68,12 @@ class Group(Node[GroupMetadata]):
     def _child_path(self, name: str) -> str:
         return f"{self._path}/{name}" if self._path else name
 
-    def _children(self, unsupported: list[str] | None = None) -> dict[str, NodeMetadata]:
+    def _children(
+        self, unsupported: dict[str, UnsupportedError] | None = None
+    ) -> dict[str, NodeMetadata]:
         # Members whose metadata lsio cannot read (a data type it does not
-        # support) go to ``unsupported`` when given; otherwise their error is raised.
+        # support) go to ``unsupported`` with their error when given; otherwise
+        # that error is raised.
         cons = self._meta.consolidated
         if cons is not None:
             direct: dict[str, NodeMetadata] = {}
@@ -83,7 +86,7 @@ class Group(Node[GroupMetadata]):
                 elif unsupported is None:
                     raise entry.error
                 else:
-                    unsupported.append(p)
+                    unsupported[p] = entry.error
             return direct
         found: dict[str, NodeMetadata] = {}
         _, dirs = self._ctx.store.list_dir(self._path)
@@ -94,20 +97,37 @@ class Group(Node[GroupMetadata]):
                 )
             except NodeNotFoundError:
                 continue
-            except UnsupportedError:
+            except UnsupportedError as exc:
                 if unsupported is None:
                     raise
-                unsupported.append(name)
+                unsupported[name] = exc
         return found
+
+    def readable_members(
+        self,
+    ) -> tuple[list[tuple[str, Array | Group]], dict[str, UnsupportedError]]:
+        """``(name, node)`` for every direct member lsio reads, and the errors of those it cannot.
+
+        A member lsio cannot read (e.g. an array of strings) makes
+        :meth:`members` raise :class:`lsio.UnsupportedError`; here its error is
+        handed back by name instead, so that a caller can read it some other
+        way, describe it or leave it out. Both sorted by name; each member's
+        metadata is read once.
+        """
+        unsupported: dict[str, UnsupportedError] = {}
+        children = self._children(unsupported)
+        readable = [
+            (name, make_node(self._ctx, self._child_path(name), children[name]))
+            for name in sorted(children)
+        ]
+        return readable, dict(sorted(unsupported.items()))
 
     def member_names(self) -> tuple[list[str], list[str]]:
         """Names of the direct members lsio reads, and of those it cannot, each sorted.
 
-        A member lsio cannot read (e.g. an array of strings) makes
-        :meth:`members` raise :class:`lsio.UnsupportedError`; here it is only
-        named, so that a caller can read it some other way or leave it out.
+        See :meth:`readable_members`.
         """
-        unsupported: list[str] = []
+        unsupported: dict[str, UnsupportedError] = {}
         readable = sorted(self._children(unsupported))
         return readable, sorted(unsupported)
 
