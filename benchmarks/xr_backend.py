@@ -78,20 +78,15 @@ def make(timesteps: int) -> Path:
 def _open(engine: str, path: Path, **kwargs: Any) -> Any:
     import xarray as xr
 
-    import zarr
-
     if engine == "lsio":
         return xr.open_dataset(path, engine="lsio", **kwargs)
-    pipeline = (
-        "zarrs.ZarrsCodecPipeline"
-        if engine == "zarr+zarrs"
-        else "zarr.core.codec_pipeline.BatchedCodecPipeline"
+    return _in_pipeline(
+        engine, lambda: xr.open_dataset(path, engine="zarr", consolidated=False, **kwargs)
     )
-    with zarr.config.set({"codec_pipeline.path": pipeline}):
-        return xr.open_dataset(path, engine="zarr", consolidated=False, **kwargs)
 
 
 def _in_pipeline(engine: str, fn: Callable[[], Any]) -> Any:
+    """``fn()``, under the engine's zarr-python codec pipeline (zarrs or the default one)."""
     import zarr
 
     if engine == "lsio":
