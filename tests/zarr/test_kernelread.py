@@ -404,3 +404,25 @@ def test_neighbouring_chunks_decoded_side_by_side_read_as_one_by_one(
             np.testing.assert_array_equal(a[sel], values[sel])
         got = a.read_many([s for s in sels if not isinstance(s[0], int)][:3])
         np.testing.assert_array_equal(got[0], values[sels[0]])
+
+
+@pytest.mark.parametrize(
+    "io", [{"backend": "preadv"}, {"backend": "io_uring"}, {"backend": "preadv", "direct": True}]
+)
+def test_shard_reads_hand_their_buffers_back(tmp_path: Path, io: dict[str, Any]) -> None:
+    """Shard ranges read into pool buffers are reused by later reads, with the bytes right."""
+    rng = np.random.default_rng(7)
+    data = rng.integers(-(2**31), 2**31 - 1, (16, 128, 128), dtype=np.int32)  # incompressible
+    z = zarr.create_array(
+        tmp_path / "a.zarr", shape=data.shape, chunks=(2, 32, 32), shards=(8, 64, 64), dtype="int32"
+    )
+    z[...] = data
+    a = lsio.open_array(tmp_path / "a.zarr", config=lsio.ReadConfig(io=lsio.IOConfig(**io)))
+    for step in range(4):
+        sel = (slice(step, 16), slice(None), slice(3 * step, 128))
+        assert np.array_equal(a[sel], data[sel])
+        crops = [(slice(t, t + 2), slice(5, 90), slice(7, 70)) for t in range(step, 14, 3)]
+        for got, crop in zip(a.read_many(crops), crops, strict=True):
+            assert np.array_equal(got, data[crop])
+    assert a.store.buffers.taken > 0
+    assert a.store.buffers.reused > 0

@@ -17,6 +17,7 @@ from lsio.io._base import (
     Writer,
     resolve_range,
 )
+from lsio.io._buffers import MIN_POOLED, Block, BufferPool, Lease
 from lsio.io._cfunc import (
     c_extern,
     c_string_at,
@@ -42,19 +43,24 @@ from lsio.io._types import (
     SuffixRange,
     WholeObject,
     describe_range,
+    release_each,
 )
 from lsio.io._uring import UringStore, uring_available
 
 __all__ = [
     "AutoStore",
+    "Block",
     "BorrowedPages",
+    "BufferPool",
     "ByteRange",
     "ByteReader",
     "CoalescedRead",
     "FileBatchReader",
     "IOConfig",
+    "Lease",
     "Lister",
     "LocalStore",
+    "MIN_POOLED",
     "MemoryStore",
     "MmapStore",
     "NOT_READ",
@@ -94,6 +100,7 @@ __all__ = [
     "probe_files",
     "populate_spans",
     "UnreadablePagesError",
+    "release_each",
     "release_spans",
     "resolve_range",
     "uring_available",

@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from lsio.io._buffers import Block
 from lsio.io._types import ByteRange, Range, ReadRequest, ReadResult, SuffixRange, WholeObject
 
 __all__ = [
@@ -63,6 +64,11 @@ class IOConfig:
             objects, and file systems that refuse ``O_DIRECT``, go through the
             page cache. Turn it off when a write is read back right away and
             the page cache would have held it.
+        read_buffers: Bytes of idle read buffers a local store keeps for
+            reuse (default 64 MiB; 0: none). Reads of 64 KiB or more (not
+            views of the page cache) fill page-aligned buffers that results
+            hand back once decoded, sparing fresh pages for every read (see
+            :class:`lsio.io.BufferPool`).
     """
 
     max_gap: int = 64 * 1024
@@ -70,8 +76,11 @@ class IOConfig:
     backend: str = "auto"
     direct: bool = False
     direct_writes: bool = True
+    read_buffers: int = 64 << 20
 
     def __post_init__(self) -> None:
+        if self.read_buffers < 0:
+            raise ValueError(f"need read_buffers >= 0, got {self.read_buffers}")
         if self.max_gap < 0 or self.max_read < 1:
             raise ValueError(
                 f"need max_gap >= 0 and max_read >= 1, got {self.max_gap}, {self.max_read}"
@@ -132,11 +141,15 @@ class WholeObjects:
         buffer: The bytes (uint8).
         starts: Where each object's bytes start in ``buffer``.
         sizes: Each object's size, or :data:`NOT_READ` (-1) for a missing one.
+        block: The pool block holding ``buffer``, if it came from a
+            :class:`lsio.io.BufferPool` (held once for whoever got these
+            objects; ``None`` for a plain buffer).
     """
 
     buffer: npt.NDArray[np.uint8]
     starts: npt.NDArray[np.int64]
     sizes: npt.NDArray[np.int64]
+    block: Block | None = None
 
     def view(self, i: int) -> memoryview:
         """The bytes of object ``i`` (which was read)."""

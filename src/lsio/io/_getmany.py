@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 from lsio.io._base import NOT_READ, WholeObjects
+from lsio.io._buffers import MIN_POOLED, Block, BufferPool
 from lsio.io._cfunc import c_strings, has_libc, libc_extern
 
 __all__ = ["FileBatchReader", "load_file_batch_reader", "read_whole_file"]
@@ -114,33 +115,52 @@ class FileBatchReader:
         self._get = _get
         self.flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
-    def read(self, paths: Sequence[bytes], guess: int) -> WholeObjects:
+    def read(
+        self, paths: Sequence[bytes], guess: int, pool: BufferPool | None = None
+    ) -> WholeObjects:
         """Every file of ``paths``, with one compiled call unless the buffer fills up.
 
         Args:
             paths: The files (file-system encoded).
             guess: Expected bytes per file; the buffer grows when they are more.
+            pool: Where the buffer comes from, when given (it is then the
+                result's ``block``, held once by the caller).
         """
         names, name_at = c_strings(paths)
         n = len(paths)
         starts = np.zeros(n, dtype=np.int64)
         sizes = np.zeros(n, dtype=np.int64)
         cap = max(4096, guess) * n
-        buf = np.empty(cap, dtype=np.uint8)
+        block, buf = _buffer(cap, pool)
         first = 0
-        while n:
-            stop: int = self._get(
-                names, name_at, first, buf.ctypes.data, cap, starts, sizes, self.flags
-            )
-            if stop < 0:
-                break
-            # Full: at least twice the room, and a guess for each file left.
-            pos = int(starts[stop])
-            cap = pos + max(2 * (cap - pos), max(4096, guess) * (n - stop))
-            grown = np.empty(cap, dtype=np.uint8)
-            grown[:pos] = buf[:pos]
-            buf, first = grown, stop
-        return WholeObjects(buf, starts, sizes)
+        try:
+            while n:
+                stop: int = self._get(
+                    names, name_at, first, buf.ctypes.data, cap, starts, sizes, self.flags
+                )
+                if stop < 0:
+                    break
+                # Full: at least twice the room, and a guess for each file left.
+                pos = int(starts[stop])
+                cap = pos + max(2 * (cap - pos), max(4096, guess) * (n - stop))
+                grown_block, grown = _buffer(cap, pool)
+                grown[:pos] = buf[:pos]
+                if block is not None:
+                    block.release()
+                block, buf, first = grown_block, grown, stop
+        except BaseException:
+            if block is not None:
+                block.release()
+            raise
+        return WholeObjects(buf, starts, sizes, block)
+
+
+def _buffer(nbytes: int, pool: BufferPool | None) -> tuple[Block | None, np.ndarray]:
+    """A buffer of ``nbytes`` from ``pool`` when given and worth it, else a fresh one."""
+    if pool is None or nbytes < MIN_POOLED:
+        return None, np.empty(nbytes, dtype=np.uint8)
+    block = pool.take(nbytes)
+    return block, block.view(nbytes)
 
 
 @functools.cache

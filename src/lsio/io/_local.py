@@ -18,6 +18,7 @@ import numpy as np
 
 from lsio._errors import ReadError, WriteError
 from lsio.io._base import NOT_READ, IOConfig, WholeObjects, resolve_range, split_whole
+from lsio.io._buffers import MIN_POOLED, Block, BufferPool
 from lsio.io._coalesce import coalesce_ranges
 from lsio.io._directwrite import ALIGN, DIRECT_WRITE_BYTES, O_DIRECT, aligned_empty, write_direct
 from lsio.io._getmany import load_file_batch_reader
@@ -70,6 +71,8 @@ class LocalStore:
         self._whole_guess = 1 << 16
         # Cleared when the file system refuses O_DIRECT, so that it is asked once.
         self._direct_writes = bool(self._config.direct_writes and O_DIRECT)
+        self.buffers = BufferPool(self._config.read_buffers)
+        """Read buffers that released results hand back (see :meth:`lsio.io.ReadResult.release`)."""
 
     @property
     def root(self) -> Path:
@@ -269,13 +272,15 @@ class LocalStore:
             return None
         return [os.fsencode(self._path(k)) for k in keys]
 
-    def _whole_objects(self, keys: Sequence[str]) -> WholeObjects | None:
+    def _whole_objects(self, keys: Sequence[str], pooled: bool = False) -> WholeObjects | None:
         # Not object_files: a subclass may count that as a request of its own.
+        # ``pooled``: the buffer comes from this store's pool (the caller then
+        # holds the result's block once).
         paths = self._files(keys)
         reader = load_file_batch_reader()
         if paths is None or reader is None:
             return None
-        objects = reader.read(paths, self._whole_guess)
+        objects = reader.read(paths, self._whole_guess, self.buffers if pooled else None)
         read = objects.sizes[objects.sizes > 0]
         if len(read):
             self._whole_guess = max(4096, int(read.mean()) * 5 // 4)
@@ -288,34 +293,56 @@ class LocalStore:
         """Read again the files the compiled reader could not, to tell missing from failing.
 
         A missing file stays ``NOT_READ``; any other failure raises with its
-        message; a file readable now (created meanwhile) joins the buffer.
+        message; a file readable now (created meanwhile) joins the buffer (a
+        new one, not from the pool: ``objects``' block is released).
         """
-        extra: list[tuple[int, memoryview]] = []
-        for i in failed:
-            for result in self._read_file(keys[i], [ReadRequest(0, keys[i], WholeObject())]):
-                if result.data is not None:
-                    extra.append((i, result.data))
-        if not extra:
-            return objects
-        starts, sizes = objects.starts.copy(), objects.sizes.copy()
-        # Files lie back to back in order, so the last one's end is where the bytes end.
-        end = int(starts[-1] + max(int(sizes[-1]), 0))
-        parts = [objects.buffer[:end]]
-        for i, data in extra:
-            starts[i], sizes[i] = end, len(data)
-            end += len(data)
-            parts.append(np.frombuffer(data, dtype=np.uint8))
-        return WholeObjects(np.concatenate(parts), starts, sizes)
+        extra: list[ReadResult] = []
+        try:
+            for i in failed:
+                for result in self._read_file(keys[i], [ReadRequest(i, keys[i], WholeObject())]):
+                    if result.data is not None:
+                        extra.append(result)
+            if not extra:
+                return objects
+            starts, sizes = objects.starts.copy(), objects.sizes.copy()
+            # Files lie back to back in order, so the last one's end is where the bytes end.
+            end = int(starts[-1] + max(int(sizes[-1]), 0))
+            parts = [objects.buffer[:end]]
+            for result in extra:
+                assert result.data is not None
+                starts[result.tag], sizes[result.tag] = end, len(result.data)
+                end += len(result.data)
+                parts.append(np.frombuffer(result.data, dtype=np.uint8))
+            settled = WholeObjects(np.concatenate(parts), starts, sizes)
+        except BaseException:
+            if objects.block is not None:
+                objects.block.release()
+            raise
+        finally:
+            for result in extra:
+                result.release()
+        if objects.block is not None:
+            objects.block.release()
+        return settled
 
     def _read_whole(self, reqs: list[ReadRequest]) -> Iterator[ReadResult]:
         """Whole objects of distinct keys, in one compiled call where possible."""
-        objects = self._whole_objects([r.key for r in reqs]) if len(reqs) > 1 else None
+        objects = self._whole_objects([r.key for r in reqs], pooled=True) if len(reqs) > 1 else None
         if objects is None:
             for req in reqs:
                 yield from self._read_file(req.key, [req])
             return
-        for i, req in enumerate(reqs):
-            yield ReadResult(req.tag, objects.view(i) if objects.sizes[i] >= 0 else None)
+        block = objects.block
+        try:
+            for i, req in enumerate(reqs):
+                if objects.sizes[i] < 0:
+                    yield ReadResult(req.tag, None)
+                else:
+                    lease = None if block is None else block.lease()
+                    yield ReadResult(req.tag, objects.view(i), lease)
+        finally:
+            if block is not None:
+                block.release()
 
     def _open(self, key: str) -> tuple[int, int]:
         """Open the file of ``key``; returns the descriptor and the alignment its reads need."""
@@ -346,12 +373,22 @@ class LocalStore:
                     start, end = rng.start, rng.end
                 else:
                     start, end = resolve_range(rng, os.fstat(fd).st_size)
-                yield ReadResult(req.tag, memoryview(_pread_exact(fd, start, end, key, align).data))
-                return
-            for start, end, members in plan_file_reads(os.fstat(fd).st_size, reqs, self._config):
-                view = memoryview(_pread_exact(fd, start, end, key, align).data)
-                for tag, s, e in members:
-                    yield ReadResult(tag, view[s - start : e - start])
+                reads: list[FileRead] = [(start, end, [(req.tag, start, end)])]
+            else:
+                reads = plan_file_reads(os.fstat(fd).st_size, reqs, self._config)
+            for start, end, members in reads:
+                data, block = _pread_exact(fd, start, end, key, align, self.buffers)
+                view = memoryview(data.data)
+                try:
+                    for tag, s, e in members:
+                        yield ReadResult(
+                            tag,
+                            view[s - start : e - start],
+                            None if block is None else block.lease(),
+                        )
+                finally:
+                    if block is not None:
+                        block.release()
         finally:
             os.close(fd)
 
@@ -381,31 +418,42 @@ def plan_file_reads(size: int, reqs: list[ReadRequest], config: IOConfig) -> lis
 _LARGE_READ = 1 << 26
 
 
-def _pread_exact(fd: int, start: int, end: int, key: str, align: int = 1) -> np.ndarray:
-    """Read ``[start, end)`` into a fresh buffer; a short file gives a short buffer.
+def _pread_exact(
+    fd: int, start: int, end: int, key: str, align: int = 1, pool: BufferPool | None = None
+) -> tuple[np.ndarray, Block | None]:
+    """Read ``[start, end)``; a short file gives a short array. Returns it and its pool block.
 
-    With ``align > 1`` (``O_DIRECT``) the read is widened to ``align``-multiples
-    of offset and length, into a buffer whose address is ``align``-aligned, and
-    the requested part is returned as a view.
+    The buffer comes from ``pool`` when the read is large enough to be worth
+    it (see :data:`lsio.io.MIN_POOLED`), the caller then holding its block
+    once; otherwise it is a fresh one and the block ``None``. With
+    ``align > 1`` (``O_DIRECT``) the read is widened to ``align``-multiples of
+    offset and length, into an ``align``-aligned buffer, and the requested
+    part is returned as a view.
     """
     lo = start - start % align
     hi = -(-end // align) * align
     if hi - lo > _LARGE_READ:
         # A damaged shard index can ask for exabytes: allocate no more than the file holds.
         hi = max(lo, min(hi, -(-os.fstat(fd).st_size // align) * align))
-    buf = aligned_empty(hi - lo, align)
+    block = pool.take(hi - lo) if pool is not None and hi - lo >= MIN_POOLED else None
+    buf = aligned_empty(hi - lo, align) if block is None else block.view(hi - lo)
     done = 0
-    while done < buf.size:
-        try:
-            n = os.preadv(fd, [buf[done:].data], lo + done)
-        except OSError as exc:
-            if exc.errno == errno.EINTR:
-                continue
-            raise ReadError(str(exc), key=key, byte_range=f"[{start}, {end})") from exc
-        done += n
-        if n == 0 or (align > 1 and n % align):
-            break  # end of file
-    return buf[start - lo : max(start - lo, min(end - lo, done))]
+    try:
+        while done < buf.size:
+            try:
+                n = os.preadv(fd, [buf[done:].data], lo + done)
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                raise ReadError(str(exc), key=key, byte_range=f"[{start}, {end})") from exc
+            done += n
+            if n == 0 or (align > 1 and n % align):
+                break  # end of file
+    except BaseException:
+        if block is not None:
+            block.release()
+        raise
+    return buf[start - lo : max(start - lo, min(end - lo, done))], block
 
 
 # Objects this large start their writeback when written; smaller ones (a chunk

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TypeAlias
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeAlias
 
-__all__ = ["ByteRange", "ReadRequest", "ReadResult", "SuffixRange", "WholeObject", "describe_range"]
+if TYPE_CHECKING:
+    from lsio.io._buffers import Lease
+
+__all__ = [
+    "ByteRange",
+    "ReadRequest",
+    "ReadResult",
+    "SuffixRange",
+    "WholeObject",
+    "describe_range",
+    "release_each",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +82,38 @@ class ReadResult:
         data: The bytes read, or ``None`` when the object does not exist. A range
             that extends past the end of the object returns the bytes that exist,
             so the caller can tell a truncated object from a complete one.
+        lease: The hold on a recycled buffer that ``data`` views, if any (see
+            :meth:`release`).
     """
 
     tag: int
     data: memoryview | None
+    lease: Lease | None = field(default=None, compare=False, repr=False)
+
+    def release(self) -> None:
+        """Say that ``data`` is no longer needed, so its buffer may serve a later read.
+
+        Optional: a result never released keeps its buffer until it is
+        garbage-collected. After this call ``data``, and every view made of it,
+        may be overwritten at any time; call it only once the bytes have been
+        copied or decoded elsewhere. Calling it again does nothing.
+        """
+        if self.lease is not None:
+            self.lease.release()
+
+
+def release_each(results: Iterable[ReadResult]) -> Iterator[ReadResult]:
+    """Yield each result, releasing it when the loop asks for the next one (or stops).
+
+    For loops whose body is done with a result's bytes when it ends (decoded
+    or copied elsewhere, no view kept): their buffers go back to the store's
+    pool (see :meth:`ReadResult.release`).
+    """
+    for result in results:
+        try:
+            yield result
+        finally:
+            result.release()
 
 
 def describe_range(r: Range) -> str:

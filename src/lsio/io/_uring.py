@@ -22,6 +22,7 @@ import numpy as np
 
 from lsio._errors import ReadError
 from lsio.io._base import IOConfig, group_by_key
+from lsio.io._buffers import MIN_POOLED, Block
 from lsio.io._local import _OPEN_FLAGS, LocalStore, plan_file_reads
 from lsio.io._types import ReadRequest, ReadResult
 
@@ -225,6 +226,8 @@ class UringStore(LocalStore):
         plan: list[
             tuple[str, int, int, int, list[tuple[int, int, int]]]
         ] = []  # key, fd, start, end, members
+        blocks: list[Block | None] = []
+        buffers: list[np.ndarray] = []
         try:
             for key, reqs in group_by_key(requests).items():
                 try:
@@ -240,16 +243,24 @@ class UringStore(LocalStore):
                     os.fstat(fd).st_size, reqs, self._config
                 ):
                     plan.append((key, fd, start, end, members))
-            buffers = [np.empty(end - start, dtype=np.uint8) for _, _, start, end, _ in plan]
+            for _, _, start, end, _ in plan:
+                n = end - start
+                block = self.buffers.take(n) if n >= MIN_POOLED else None
+                blocks.append(block)
+                buffers.append(np.empty(n, dtype=np.uint8) if block is None else block.view(n))
             if plan:
                 self._read_into(plan, buffers)
-            for (_, _, start, _, members), buf in zip(plan, buffers, strict=True):
+            for (_, _, start, _, members), buf, block in zip(plan, buffers, blocks, strict=True):
                 view = memoryview(buf.data)
                 for tag, s, e in members:
-                    yield ReadResult(tag, view[s - start : e - start])
+                    lease = None if block is None else block.lease()
+                    yield ReadResult(tag, view[s - start : e - start], lease)
         finally:
             for fd in fds:
                 os.close(fd)
+            for held in blocks:  # this reader's own holds; results keep theirs
+                if held is not None:
+                    held.release()
 
     def _read_into(
         self,

@@ -93,6 +93,7 @@ def execute_reads(
     pool: cf.Executor | None,
     batches: int,
     workers: int | None = None,
+    release: bool = False,
 ) -> None:
     """Read every task's range and call ``handle(task, data)`` right after, in a worker.
 
@@ -106,6 +107,11 @@ def execute_reads(
     many as there are batches) share the batches. If a read or a handler
     fails, no further batches start, running ones finish, and the first error
     is raised (see :func:`lsio.compute.run_all`).
+
+    With ``release`` (default ``False``), ``handle`` promises that it is done
+    with ``data`` when it returns (it decoded or copied the bytes elsewhere and
+    kept no view): each read buffer then goes back to its store's pool (see
+    :meth:`lsio.io.ReadResult.release`) instead of being freed.
     """
     if not tasks:
         return
@@ -131,6 +137,8 @@ def execute_reads(
         for rid, requests in per_reader.items():
             for result in readers[rid].read_batch(requests):
                 handle(tasks[result.tag], result.data)
+                if release:
+                    result.release()
 
     run_all(pool, run, groups, workers)
 

@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from lsio._errors import ChunkError
 from lsio.compute import DecodeError, ScratchPool, run_all
-from lsio.io import ByteRange, Range, ReadRequest, WholeObject
+from lsio.io import ByteRange, Range, ReadRequest, WholeObject, release_each
 from lsio.plan import Box, IntIndex, OrthogonalSelection, Progression, box_chunk_coords, plan_boxes
 from lsio.zarr._sharding import MISSING
 
@@ -339,7 +339,7 @@ def read_box(work: BoxWork, scratch: ScratchPool) -> None:
         addresses = direct
     requests, missing = _requests(work, 0)
     raw = array.raw_chunk_decoder
-    for result in array.context.store.read_batch(requests):
+    for result in release_each(array.context.store.read_batch(requests)):
         i, data = result.tag, result.data
         if data is None:
             missing.append(i)
@@ -398,7 +398,7 @@ def read_chunkwise(spans: list[_Span], scratch: ScratchPool) -> None:
         store = w.array.context.store
         per_store.setdefault(id(store), (store, []))[1].extend(requests)
     for store, requests in per_store.values():
-        for result in store.read_batch(requests):
+        for result in release_each(store.read_batch(requests)):
             k, i = where[result.tag]
             w, data = works[k], result.data
             dst, direct, index = views[k]

@@ -233,7 +233,7 @@ def run_jobs(
             raise chunk_error(exc, task.key, task.range, work.coords) from exc
 
     run_all(pool, partial(run_kernel_group, scratch=scratch), groups, workers)
-    execute_reads(tasks, handle, pool, batches, workers)
+    execute_reads(tasks, handle, pool, batches, workers, release=True)  # decoded into outputs
     run_boxes(boxes, pool, batches, scratch, workers)
 
 

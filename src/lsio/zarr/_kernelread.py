@@ -41,6 +41,7 @@ from lsio.io import (
     ByteRange,
     Range,
     ReadRequest,
+    ReadResult,
     WholeObject,
     describe_range,
     mapping_addresses,
@@ -380,13 +381,13 @@ def _read_and_decode(plan: KernelPlan, read_rows: _I64, buf: np.ndarray) -> None
             ReadRequest(i, key, whole) for i, key in enumerate(array.chunk_keys(box.coords[firsts]))
         ]
     rows: list[Segment] = []
-    held: list[tuple[ReadRequest, memoryview | None]] = []
+    held: list[tuple[ReadRequest, ReadResult]] = []
     pending = 0
     for result in array.store.read_batch(requests):
-        request, data = requests[result.tag], result.data
+        request = requests[result.tag]
         first, stop = reads[result.tag][:2]
-        rows.append(segment(first, stop, request.range, data))
-        held.append((request, data))
+        rows.append(segment(first, stop, request.range, result.data))
+        held.append((request, result))
         pending += (stop - first) * nbytes
         if pending >= FLUSH_BYTES:
             _decode(plan, rows, held, buf)
@@ -425,17 +426,24 @@ def _decode_mapped(group: KernelGroup, buf: np.ndarray) -> None:
 def _decode(
     plan: KernelPlan,
     rows: list[Segment],
-    held: list[tuple[ReadRequest, memoryview | None]],
+    held: list[tuple[ReadRequest, ReadResult]],
     buf: np.ndarray,
 ) -> None:
-    """Run the kernel on segments ``rows``, whose bytes ``held`` keeps alive."""
-    fill = _fill_address(plan) if any(data is None for _, data in held) else 0
+    """Run the kernel on segments ``rows``, whose bytes ``held`` keeps alive, then release them.
+
+    Every chunk is decoded into its outputs (or scratch) by then, so the read
+    buffers go back to the store's pool (see :meth:`lsio.io.ReadResult.release`).
+    """
+    fill = _fill_address(plan) if any(result.data is None for _, result in held) else 0
     segments = np.array(rows, dtype=np.int64)
     bad = plan.kernel.run(plan.tables, segments, buf.ctypes.data, fill, _slots(plan, buf))
     if bad < 0:
+        for _, result in held:
+            result.release()
         return
     i = next(i for i, row in enumerate(rows) if row[0] <= bad < row[1])
-    request, data = held[i]
+    request, result = held[i]
+    data = result.data
     assert data is not None
     coords = plan.box.coords[bad]
     raise_for_row(plan.array, plan.tables, bad, coords, request.key, request.range, data)

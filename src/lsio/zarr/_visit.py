@@ -313,7 +313,8 @@ def visit_chunks(
         runs, absent = plan_runs(array, coords, batch_dims, batch_chunks)
         for c in absent.tolist():
             visitor().absent(info_of(c))
-        execute_reads(runs, handle_run, ctx.pool, ctx.batches, ctx.workers)
+        # Runs are decoded into the visitors' batches or folded: no view is kept.
+        execute_reads(runs, handle_run, ctx.pool, ctx.batches, ctx.workers, release=True)
     return list(visitors.values())
 
 

@@ -136,9 +136,11 @@ def decode_files(
     whole = WholeObject()
     requests = [ReadRequest(i, key, whole) for i, key in enumerate(run.keys)]
     found: list[tuple[int, memoryview]] = []
+    results = []
     for result in array.store.read_batch(requests):
         if result.data is not None:
             found.append((result.tag, result.data))
+            results.append(result)
     found.sort(key=lambda item: item[0])
     present = np.array([i for i, _ in found], dtype=np.int64)
     missing = np.setdiff1d(np.arange(len(run.keys)), present)
@@ -153,4 +155,6 @@ def decode_files(
         if bad >= 0:
             tag, data = found[bad]
             raise_for_row(array, tables, bad, run.coords[tag], run.keys[tag], whole, data)
+    for result in results:  # decoded into the batch: the read buffers go back to the pool
+        result.release()
     return run.coords[present], run.coords[missing]

@@ -1,0 +1,169 @@
+"""Recycled, page-aligned buffers for the reads of local stores.
+
+A merged read used to get a fresh buffer. For reads of a MiB or more (shard
+ranges read with ``preadv``, ``O_DIRECT`` or io_uring) that means pages glibc
+maps anew, which the kernel zeroes and faults in while the read copies into
+them, and unmaps again once the buffer dies: ~3% of a whole-array read's CPU
+time went to zeroing pages alone (``BENCHMARKS.md``). A :class:`BufferPool`
+keeps the buffers readers hand back and gives them out again.
+
+A buffer is reused only once every result viewing it has been released
+(:meth:`lsio.io.ReadResult.release`) and the reader that filled it is done with
+it: a :class:`Block` counts its holders. A result nobody releases simply keeps
+its buffer, which Python frees as before, so only callers that say they are
+done (the engine's decoders, which copy every chunk out) take part. Buffers
+are page-aligned, as ``O_DIRECT`` reads need, and come in power-of-two sizes
+from 64 KiB, four classes per doubling, so a buffer is at most a quarter
+larger than its read.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from lsio.io._directwrite import ALIGN, aligned_empty
+
+__all__ = ["MIN_POOLED", "Block", "BufferPool", "Lease"]
+
+MIN_POOLED = 64 * 1024
+"""Reads smaller than this get plain buffers: malloc serves them from its heap
+without new pages, and recycling would save nothing."""
+
+
+def _size_class(nbytes: int) -> int:
+    """The bytes of the smallest class holding ``nbytes``: four classes per doubling of size."""
+    n = max(nbytes, MIN_POOLED)
+    step = 1 << ((n - 1).bit_length() - 3)  # a quarter of the power of two below n
+    return -(-n // step) * step
+
+
+class BufferPool:
+    """Page-aligned buffers handed back by readers, kept for the next reads.
+
+    Thread-safe. Only idle buffers are held here: a buffer in use belongs to
+    its :class:`Block` and the results viewing it.
+
+    Args:
+        max_idle_bytes: Bytes of idle buffers kept at most (default 64 MiB); a
+            buffer handed back beyond that, or larger than that, is left to be
+            freed. 0 keeps none (every read gets a fresh buffer).
+
+    Attributes:
+        taken: Buffers handed out so far.
+        reused: How many of those were recycled ones.
+    """
+
+    def __init__(self, max_idle_bytes: int = 64 << 20) -> None:
+        if max_idle_bytes < 0:
+            raise ValueError(f"max_idle_bytes must be >= 0, got {max_idle_bytes}")
+        self.max_idle_bytes = max_idle_bytes
+        self.taken = 0
+        self.reused = 0
+        self._lock = threading.Lock()
+        self._idle: dict[int, list[np.ndarray]] = {}
+        self._idle_bytes = 0
+
+    @property
+    def idle_bytes(self) -> int:
+        """Bytes of the buffers waiting to be reused."""
+        return self._idle_bytes
+
+    def take(self, nbytes: int) -> Block:
+        """A block of at least ``nbytes`` (its ``array`` is page-aligned), held once by the caller.
+
+        The caller fills it, hands out :meth:`Block.lease` to each result that
+        views it, and then calls :meth:`Block.release` for its own hold.
+        """
+        size = _size_class(nbytes)
+        array = None
+        with self._lock:
+            self.taken += 1
+            for have in (size, _size_class(size + 1), _size_class(_size_class(size + 1) + 1)):
+                free = self._idle.get(have)
+                if free:  # this class, or one of the next two: at most ~1.7x the size asked
+                    array = free.pop()
+                    self.reused += 1
+                    self._idle_bytes -= have
+                    break
+        if array is None:
+            array = aligned_empty(size, ALIGN)
+        return Block(self, array)
+
+    def _give(self, array: np.ndarray) -> None:
+        # Called with the lock held (see Block._drop).
+        size = array.size
+        if self._idle_bytes + size <= self.max_idle_bytes:
+            self._idle.setdefault(size, []).append(array)
+            self._idle_bytes += size
+
+    def clear(self) -> None:
+        """Drop every idle buffer (the memory goes back to the allocator)."""
+        with self._lock:
+            self._idle.clear()
+            self._idle_bytes = 0
+
+
+class Block:
+    """A pool buffer and the count of those still holding it; back to the pool at zero.
+
+    Attributes:
+        array: The buffer (``uint8``, page-aligned, its size a pool class);
+            ``None`` once it has gone back to the pool.
+    """
+
+    __slots__ = ("_holders", "_pool", "array")
+
+    def __init__(self, pool: BufferPool, array: np.ndarray) -> None:
+        self._pool = pool
+        self.array: np.ndarray | None = array
+        self._holders = 1
+
+    def view(self, nbytes: int) -> np.ndarray:
+        """The first ``nbytes`` of the buffer (the holder's to fill)."""
+        array = self.array
+        if array is None or nbytes > array.size:
+            raise RuntimeError(f"a {nbytes}-byte view of a buffer handed back or too small")
+        return array[:nbytes]
+
+    def lease(self) -> Lease:
+        """One more holder: a result viewing the buffer (see :meth:`lsio.io.ReadResult.release`)."""
+        with self._pool._lock:
+            if self.array is None:
+                raise RuntimeError("lease of a buffer already handed back")
+            self._holders += 1
+        return Lease(self)
+
+    def release(self) -> None:
+        """The caller's own hold (from :meth:`BufferPool.take`) ends."""
+        self._drop()
+
+    def _drop(self) -> None:
+        pool = self._pool
+        with pool._lock:
+            self._holders -= 1
+            if self._holders or self.array is None:
+                return
+            array, self.array = self.array, None
+            pool._give(array)
+
+
+class Lease:
+    """One result's hold on a :class:`Block`; releasing it twice does nothing."""
+
+    __slots__ = ("_block",)
+
+    def __init__(self, block: Block) -> None:
+        self._block: Block | None = block
+
+    def release(self) -> None:
+        """End this hold; the bytes it viewed may be overwritten by a later read."""
+        block = self._block
+        if block is None:
+            return
+        with block._pool._lock:
+            if self._block is None:  # another thread released it meanwhile
+                return
+            self._block = None
+        block._drop()
