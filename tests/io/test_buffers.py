@@ -94,14 +94,17 @@ def test_leases_released_from_many_threads_hand_the_block_back_once() -> None:
         assert pool.idle_bytes == 0
 
 
+POOLED = 64 << 20
+
+
 def _stores(tmp_path: Path) -> list[LocalStore]:
     stores = [
-        LocalStore(tmp_path),
-        LocalStore(tmp_path, IOConfig(direct=True)),
-        LocalStore(tmp_path, IOConfig(max_gap=0)),
+        LocalStore(tmp_path, IOConfig(read_buffers=POOLED)),
+        LocalStore(tmp_path, IOConfig(direct=True, read_buffers=POOLED)),
+        LocalStore(tmp_path, IOConfig(max_gap=0, read_buffers=POOLED)),
     ]
     if uring_available():
-        stores.append(UringStore(tmp_path))
+        stores.append(UringStore(tmp_path, IOConfig(read_buffers=POOLED)))
     return stores
 
 
@@ -136,7 +139,7 @@ def test_local_stores_reuse_released_buffers_and_keep_held_ones(tmp_path: Path) 
 
 def test_whole_files_share_one_recycled_buffer(tmp_path: Path) -> None:
     files = {f"c/{i}": _write(tmp_path, f"c/{i}", 30_000 + i, i) for i in range(8)}
-    store = LocalStore(tmp_path)
+    store = LocalStore(tmp_path, IOConfig(read_buffers=POOLED))
     requests = [ReadRequest(i, k, WholeObject()) for i, k in enumerate(files)]
     requests.append(ReadRequest(len(requests), "c/missing", WholeObject()))
     for _ in range(4):  # the first read sizes the buffer by a guess, the later ones by the files
@@ -152,8 +155,18 @@ def test_whole_files_share_one_recycled_buffer(tmp_path: Path) -> None:
 
 def test_small_reads_take_no_pool_buffer(tmp_path: Path) -> None:
     _write(tmp_path, "a", 10_000, 3)
-    store = LocalStore(tmp_path)
+    store = LocalStore(tmp_path, IOConfig(read_buffers=POOLED))
     (result,) = store.read_batch([ReadRequest(0, "a", ByteRange(0, 10_000))])
     assert result.lease is None
     result.release()  # nothing to hand back: no effect
     assert store.buffers.taken == 0
+
+
+def test_by_default_nothing_is_kept(tmp_path: Path) -> None:
+    data = _write(tmp_path, "a", 1 << 20, 4)
+    store = LocalStore(tmp_path)
+    for _ in range(2):
+        for result in release_each(store.read_batch([ReadRequest(0, "a", ByteRange(0, 1 << 20))])):
+            assert result.data == data
+    assert store.buffers.reused == 0
+    assert store.buffers.idle_bytes == 0

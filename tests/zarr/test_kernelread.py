@@ -417,7 +417,8 @@ def test_shard_reads_hand_their_buffers_back(tmp_path: Path, io: dict[str, Any])
         tmp_path / "a.zarr", shape=data.shape, chunks=(2, 32, 32), shards=(8, 64, 64), dtype="int32"
     )
     z[...] = data
-    a = lsio.open_array(tmp_path / "a.zarr", config=lsio.ReadConfig(io=lsio.IOConfig(**io)))
+    config = lsio.ReadConfig(io=lsio.IOConfig(read_buffers=64 << 20, **io))
+    a = lsio.open_array(tmp_path / "a.zarr", config=config)
     for step in range(4):
         sel = (slice(step, 16), slice(None), slice(3 * step, 128))
         assert np.array_equal(a[sel], data[sel])

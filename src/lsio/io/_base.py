@@ -65,10 +65,11 @@ class IOConfig:
             page cache. Turn it off when a write is read back right away and
             the page cache would have held it.
         read_buffers: Bytes of idle read buffers a local store keeps for
-            reuse (default 64 MiB; 0: none). Reads of 64 KiB or more (not
-            views of the page cache) fill page-aligned buffers that results
-            hand back once decoded, sparing fresh pages for every read (see
-            :class:`lsio.io.BufferPool`).
+            reuse (default 0: none, every read gets a fresh buffer). With more,
+            reads of 64 KiB or more (not views of the page cache) fill
+            page-aligned buffers that the engine hands back once it has decoded
+            them (see :class:`lsio.io.BufferPool`, which says why it is off by
+            default). 64 MiB serves two workers' largest reads.
     """
 
     max_gap: int = 64 * 1024
@@ -76,7 +77,7 @@ class IOConfig:
     backend: str = "auto"
     direct: bool = False
     direct_writes: bool = True
-    read_buffers: int = 64 << 20
+    read_buffers: int = 0
 
     def __post_init__(self) -> None:
         if self.read_buffers < 0:

@@ -1,20 +1,29 @@
-"""Recycled, page-aligned buffers for the reads of local stores.
+"""Recycled, page-aligned buffers for the reads of local stores (an option).
 
-A merged read used to get a fresh buffer. For reads of a MiB or more (shard
-ranges read with ``preadv``, ``O_DIRECT`` or io_uring) that means pages glibc
-maps anew, which the kernel zeroes and faults in while the read copies into
-them, and unmaps again once the buffer dies: ~3% of a whole-array read's CPU
-time went to zeroing pages alone (``BENCHMARKS.md``). A :class:`BufferPool`
-keeps the buffers readers hand back and gives them out again.
+Each merged read gets a fresh buffer by default. For reads of a MiB or more
+(shard ranges read with ``preadv``, ``O_DIRECT`` or io_uring) that can mean
+pages mapped anew, which the kernel zeroes and faults in while the read fills
+them. With ``IOConfig(read_buffers=N)`` a local store keeps up to ``N`` bytes of
+the buffers readers hand back in a :class:`BufferPool` and gives them out
+again.
+
+Off by default, by the numbers measured here (``BENCHMARKS.md``): glibc already
+reuses freed memory for buffered reads (whole-array reads with ``preadv`` ran
+the same either way), and on this virtual machine ``O_DIRECT`` reads into
+reused buffers took ~1.6x as long as reads into fresh ones (the hypervisor
+writes the data into guest memory, and fresh pages the guest kernel has just
+zeroed take it faster). Where the device writes memory itself, recycling
+spares the page faults and zeroing of every fresh buffer.
 
 A buffer is reused only once every result viewing it has been released
 (:meth:`lsio.io.ReadResult.release`) and the reader that filled it is done with
 it: a :class:`Block` counts its holders. A result nobody releases simply keeps
 its buffer, which Python frees as before, so only callers that say they are
 done (the engine's decoders, which copy every chunk out) take part. Buffers
-are page-aligned, as ``O_DIRECT`` reads need, and come in power-of-two sizes
-from 64 KiB, four classes per doubling, so a buffer is at most a quarter
-larger than its read.
+are page-aligned, as ``O_DIRECT`` reads need, and come in sizes from 64 KiB,
+four classes per doubling, so a buffer is at most a quarter larger than its
+read. The oldest idle buffer of a class goes out first: on this machine that
+measured faster for ``O_DIRECT`` than the one handed back last.
 """
 
 from __future__ import annotations
@@ -83,7 +92,7 @@ class BufferPool:
             for have in (size, _size_class(size + 1), _size_class(_size_class(size + 1) + 1)):
                 free = self._idle.get(have)
                 if free:  # this class, or one of the next two: at most ~1.7x the size asked
-                    array = free.pop()
+                    array = free.pop(0)  # the oldest (see the module doc)
                     self.reused += 1
                     self._idle_bytes -= have
                     break
