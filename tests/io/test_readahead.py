@@ -19,6 +19,7 @@ from lsio.io import ReadAhead, c_strings, probe_files, read_ahead_available
 from lsio.io._readahead import (
     PROBE_EVERY,
     WILLNEED_PIECE,
+    _openat2,
     advice_bytes,
     merged_spans,
     on_disk,
@@ -185,6 +186,7 @@ def test_probes_tell_a_file_on_disk_from_a_cached_one(tmp_path: Path) -> None:
         pytest.skip("this file system keeps the pages cached")
     assert on_disk(os.fsencode(small)) is True
     missing = os.fsencode(tmp_path / "missing")
+    assert not os.path.exists(missing)  # its absence is cached now
     assert on_disk(missing) is None  # cannot tell: the reader reports it
     evict([small])  # the probe itself started reading the file
     assert probe_files([missing, os.fsencode(small)]) is True
@@ -237,3 +239,24 @@ def test_advice_comes_in_pieces_the_device_reads_whole(tmp_path: Path) -> None:
     assert WILLNEED_PIECE <= advice_bytes(tmp_path) <= 1 << 20
     if Path("/dev/shm").is_dir():  # not a block device: the kernel's default
         assert advice_bytes("/dev/shm") == WILLNEED_PIECE
+
+
+def test_a_file_whose_lookup_would_wait_is_on_disk(tmp_path: Path) -> None:
+    # Without its directory entries cached, opening a file waits for the device:
+    # the probe says "on disk" at once instead (openat2 with RESOLVE_CACHED).
+    (path,) = make_files(tmp_path, 1)
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    inner = deep / "c"
+    inner.write_bytes(path.read_bytes())
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2\n")  # dentries and inodes
+    except OSError:
+        pytest.skip("needs root to drop the kernel's directory caches")
+    if os.uname().sysname != "Linux" or _openat2() is None:
+        pytest.skip("no openat2 here")
+    assert on_disk(os.fsencode(inner)) is True
+    inner.read_bytes()
+    assert on_disk(os.fsencode(inner)) is False

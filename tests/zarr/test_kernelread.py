@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -296,9 +298,9 @@ def test_chunk_files_read_into_one_buffer_missing_corrupt_and_unreadable(
 ) -> None:
     # Unsharded: every chunk a file, taken one at a time by each worker's
     # compiled loop, or eight at a time (neighbours decoded side by side).
-    import lsio.zarr._kernelread as kernelread
+    import lsio.zarr._claimread as claimread
 
-    monkeypatch.setattr(kernelread, "CLAIM_GROUPS_FROM", groups_from)
+    monkeypatch.setattr(claimread, "CLAIM_GROUPS_FROM", groups_from)
     path = tmp_path / "a.zarr"
     values = np.random.default_rng(1).integers(-500, 500, (3, 40, 48), dtype="i2")
     z = zarr.create_array(
@@ -350,9 +352,9 @@ def test_chunk_files_larger_than_a_workers_buffer(
     # Stored uncompressed with random bytes the chunk files are as large as the
     # chunks; a file padded past its worker's buffer is read into a larger one
     # and then fails to decode, named.
-    import lsio.zarr._kernelread as kernelread
+    import lsio.zarr._claimread as claimread
 
-    monkeypatch.setattr(kernelread, "CLAIM_GROUPS_FROM", groups_from)
+    monkeypatch.setattr(claimread, "CLAIM_GROUPS_FROM", groups_from)
     path = tmp_path / "a.zarr"
     values = np.random.default_rng(2).integers(-(2**15), 2**15, (2, 64, 64), dtype="i2")
     zarr.create_array(
@@ -427,3 +429,43 @@ def test_shard_reads_hand_their_buffers_back(tmp_path: Path, io: dict[str, Any])
             assert np.array_equal(got, data[crop])
     assert a.store.buffers.taken > 0
     assert a.store.buffers.reused > 0
+
+
+@pytest.mark.parametrize(("found", "threads"), [(True, 4), (False, 1), (None, 1)])
+def test_a_crop_of_files_on_disk_takes_more_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, found: bool | None, threads: int
+) -> None:
+    """Chunk files found on disk are read by ``disk_threads`` workers.
+
+    Cached, a crop this small (~50 KB decoded) stays on the calling thread.
+    """
+    import lsio.zarr._claimread as claimread
+    import lsio.zarr._engine as engine
+
+    data = np.arange(4 * 64 * 64, dtype=np.int32).reshape(4, 64, 64)
+    z = zarr.create_array(tmp_path / "a.zarr", shape=data.shape, chunks=(1, 8, 8), dtype="int32")
+    z[...] = data
+    monkeypatch.setattr(claimread, "probe_files", lambda paths: found)
+    seen: set[int] = set()
+    run_group = engine.run_kernel_group
+
+    def counting(group: Any, scratch: Any) -> None:
+        seen.add(threading.get_ident())
+        time.sleep(0.05)  # every worker gets a group before the first is done
+        run_group(group, scratch)
+
+    monkeypatch.setattr(engine, "run_kernel_group", counting)
+    config = lsio.ReadConfig(threads=2, disk_threads=4)
+    a = lsio.open_array(tmp_path / "a.zarr", config=config)
+    crop = (slice(0, 4), slice(3, 60), slice(5, 50))
+    assert np.array_equal(a[crop], data[crop])
+    assert len(seen) == threads
+
+
+def test_disk_threads_resolve_from_threads() -> None:
+    assert lsio.ReadConfig(threads=1).disk_workers == 1
+    assert lsio.ReadConfig(threads=2).disk_workers == 4
+    assert lsio.ReadConfig(threads=8).disk_workers == 8
+    assert lsio.ReadConfig(threads=2, disk_threads=3).disk_workers == 3
+    with pytest.raises(ValueError, match="disk_threads"):
+        lsio.ReadConfig(disk_threads=0)

@@ -29,6 +29,12 @@ __all__ = ["ReadConfig", "ReadTask", "execute_reads"]
 T = TypeVar("T")
 
 
+DISK_THREADS = 4
+"""Threads reading a crop's chunk files from disk by default: one-by-one cold
+crops of a file-per-chunk array took 4.3-4.4 ms with 4 threads, 4.5 with 8 and
+4.8-4.9 with 2 on this 2-core machine (``BENCHMARKS.md``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReadConfig:
     """Knobs of the read path; a value passed to ``lsio.open``, never global.
@@ -46,6 +52,12 @@ class ReadConfig:
             reuse once the caller has dropped those results, instead of asking the
             kernel for fresh (page-faulting, zeroed) memory every time; see
             :class:`lsio.compute.OutputPool`. Defaults to 256 MiB; 0 turns it off.
+        disk_threads: Threads that read a call of few chunk files (a crop of
+            an array stored a file per chunk) when the files are on disk, not
+            in the page cache: each waits for the device while others decode.
+            ``None`` (default) means 4, or ``threads`` where that is more (1
+            where ``threads`` is 1). Calls of cached files, and calls of many
+            files (whole-array blocks, which read ahead), use ``threads``.
     """
 
     threads: int | None = None
@@ -53,8 +65,11 @@ class ReadConfig:
     shard_index_cache: int = 4096
     tasks_per_thread: int = 4
     output_pool: int = 256 << 20
+    disk_threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.disk_threads is not None and self.disk_threads < 1:
+            raise ValueError(f"disk_threads must be >= 1 or None, got {self.disk_threads}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
         if self.shard_index_cache < 0:
@@ -68,6 +83,14 @@ class ReadConfig:
     def workers(self) -> int:
         """Resolved number of worker threads."""
         return self.threads if self.threads is not None else (os.cpu_count() or 1)
+
+    @property
+    def disk_workers(self) -> int:
+        """Resolved number of threads for few chunk files on disk (see ``disk_threads``)."""
+        if self.disk_threads is not None:
+            return self.disk_threads
+        workers = self.workers
+        return 1 if workers == 1 else max(workers, DISK_THREADS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,14 @@ from lsio.plan import BoxTables
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
 
-__all__ = ["ChunkClaims", "ClaimLoop", "claim_room", "load_claim_loop", "plan_claims"]
+__all__ = [
+    "CLAIM_GROUPS_FROM",
+    "ChunkClaims",
+    "ClaimLoop",
+    "claim_room",
+    "load_claim_loop",
+    "plan_claims",
+]
 
 _I64 = npt.NDArray[np.int64]
 
@@ -66,6 +73,9 @@ class ChunkClaims:
         rows: The chunk row of each read (a chunk file holds one chunk).
         counter: ``(1,)``: the next read to take; every worker's loop adds to it.
         loop: The compiled loop the workers run.
+        on_disk: Whether the first files were found on disk rather than in the
+            page cache (see :func:`lsio.io.probe_files`), ``None`` where that
+            cannot be told (the read-ahead then stays off).
     """
 
     names: npt.NDArray[np.uint8]
@@ -73,13 +83,18 @@ class ChunkClaims:
     rows: _I64
     counter: _I64
     loop: ClaimLoop
+    on_disk: bool | None = None
     _ahead: threading.Lock = field(default_factory=threading.Lock)
 
-    def read_ahead(self, few: bool = False) -> None:
+    @property
+    def few(self) -> bool:
+        """Whether these are a crop's few dozen files rather than a whole-array block's many."""
+        return len(self.rows) < CLAIM_GROUPS_FROM
+
+    def read_ahead(self) -> None:
         """Start a :class:`lsio.io.ReadAhead` of these files, once (the first worker to ask).
 
-        The first files are probed here (see :func:`lsio.io.probe_files`):
-        nothing starts where that cannot tell, nor, for ``few`` files (a
+        Nothing starts where the probe could not tell, nor, for few files (a
         crop's), when they are cached, since a thread costs more than such a
         call's reads from the cache. Many files (a whole-array block) get the
         thread while cached too: it probes one in 16 and reads ahead only
@@ -87,8 +102,7 @@ class ChunkClaims:
         """
         if not read_ahead_available() or not self._ahead.acquire(blocking=False):
             return
-        found = probe_files(self.paths(4))
-        if found is None or (few and not found):
+        if self.on_disk is None or (self.few and not self.on_disk):
             return
         ReadAhead(self.names, self.name_at, self.counter).start()
 
@@ -112,7 +126,10 @@ def plan_claims(array: Array, box: BoxTables, kernel: ScatterKernel) -> ChunkCla
     if paths is None:
         return None
     names, name_at = c_strings(paths)
-    return ChunkClaims(names, name_at, rows, np.zeros(1, dtype=np.int64), loop)
+    # Probed here, before any worker starts: a crop on disk takes more workers
+    # (see lsio.ReadConfig.disk_threads), and the probe does not wait for the device.
+    found = probe_files(paths[:4]) if read_ahead_available() else None
+    return ChunkClaims(names, name_at, rows, np.zeros(1, dtype=np.int64), loop, found)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -245,6 +262,11 @@ class ClaimLoop:
             tables.itemsize,
         )
         return failed
+
+
+CLAIM_GROUPS_FROM = 512
+"""Chunk files of a call from which workers take them several at a time (a
+whole-array block), and the read-ahead runs while they are cached too."""
 
 
 def claim_room(chunk_nbytes: int, step: int) -> int:

@@ -27,6 +27,7 @@ class Context:
         self.config = config
         # Resolved once: os.cpu_count() reads /sys on every call.
         self.workers = config.workers
+        self.disk_workers = config.disk_workers
         self.writable = writable
         self.scratch = ScratchPool()
         self.outputs = OutputPool(config.output_pool)
@@ -48,7 +49,10 @@ class Context:
             self._pid = os.getpid()
         with self._lock:
             if self._pool is None:
-                self._pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="lsio")
+                # Threads start as calls ask for them: only reads of files on
+                # disk (see ReadConfig.disk_threads) ask for more than `workers`.
+                threads = max(self.workers, self.disk_workers)
+                self._pool = cf.ThreadPoolExecutor(threads, thread_name_prefix="lsio")
             return self._pool
 
     @property

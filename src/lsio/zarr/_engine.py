@@ -170,6 +170,7 @@ def run_jobs(
     batches: int,
     scratch: ScratchPool,
     workers: int | None = None,
+    disk_workers: int = 1,
 ) -> None:
     """Read every job; on failure raise the first error (outputs are then incomplete).
 
@@ -177,7 +178,9 @@ def run_jobs(
     :mod:`lsio.zarr._kernelread`); those of other arrays are read box by box
     (see :mod:`lsio.zarr._boxread`); the rest, and boxes sharing a chunk with
     another job, are planned chunk by chunk here. The calling thread and up to
-    ``workers - 1`` threads of ``pool`` do the work (see :func:`lsio.compute.run_all`).
+    ``workers - 1`` threads of ``pool`` do the work (see :func:`lsio.compute.run_all`);
+    up to ``disk_workers`` where a crop's chunk files are on disk (see
+    :class:`lsio.ReadConfig`).
     """
     per_array: dict[int, tuple[Array, list[ReadJob]]] = {}
     for job in jobs:
@@ -185,13 +188,18 @@ def run_jobs(
     tasks: list[ReadTask[Any]] = []
     boxes: list[BoxWork] = []
     groups: list[KernelGroup] = []
+    on_disk = False  # a crop's chunk files are on disk: more workers wait for them
     for array, array_jobs in per_array.values():
         decoder = array.c_decoder
         kernel = load_scatter_kernel(decoder) if decoder is not None else None
         if kernel is not None:
-            array_groups, plan, array_jobs = plan_kernel_reads(array, array_jobs, kernel, batches)
+            array_groups, plan, array_jobs = plan_kernel_reads(
+                array, array_jobs, kernel, batches, disk_workers
+            )
             if plan is not None:
                 fill_absent(plan)
+                claims = plan.claims
+                on_disk = on_disk or bool(claims is not None and claims.on_disk and claims.few)
             groups.extend(array_groups)
         works, rest, parts = plan_box_reads(array, array_jobs)
         boxes.extend(works)
@@ -232,7 +240,8 @@ def run_jobs(
         except DecodeError as exc:
             raise chunk_error(exc, task.key, task.range, work.coords) from exc
 
-    run_all(pool, partial(run_kernel_group, scratch=scratch), groups, workers)
+    kernel_workers = max(workers, disk_workers) if on_disk and workers is not None else workers
+    run_all(pool, partial(run_kernel_group, scratch=scratch), groups, kernel_workers)
     execute_reads(tasks, handle, pool, batches, workers, release=True)  # decoded into outputs
     run_boxes(boxes, pool, batches, scratch, workers)
 

@@ -93,8 +93,6 @@ FLUSH_BYTES = 1 << 20
 # copies their rows interleaved (see lsio.compute.ScatterKernel.run).
 SCRATCH_CHUNKS = 8
 SCRATCH_BYTES = 1 << 20
-# Chunk files of a call from which workers take them SCRATCH_CHUNKS at a time.
-CLAIM_GROUPS_FROM = 512
 # Decoded bytes of a group of chunk files at least, when a call has too few
 # chunks for every share its workers would take (a crop): each group costs its
 # worker a read call and the GIL a few times, and with two threads one-by-one
@@ -185,7 +183,11 @@ def _dim_bounds(sel: OrthogonalSelection) -> list[tuple[int, int, int]] | None:
 
 
 def plan_kernel_reads(
-    array: Array, jobs: Sequence[ReadJob], kernel: ScatterKernel, batches: int
+    array: Array,
+    jobs: Sequence[ReadJob],
+    kernel: ScatterKernel,
+    batches: int,
+    disk_workers: int = 1,
 ) -> tuple[list[KernelGroup], KernelPlan | None, list[ReadJob]]:
     """Plan the jobs of ``array`` the kernel can do.
 
@@ -195,6 +197,8 @@ def plan_kernel_reads(
         kernel: The compiled kernel.
         batches: Shares of the chunks to group the reads by (see
             :func:`lsio.plan.plan_box_tables`).
+        disk_workers: Workers for a crop's chunk files found on disk (see
+            :class:`lsio.ReadConfig`); there are at least as many groups.
 
     Returns:
         The groups of reads, the plan (``None`` when there is nothing to do;
@@ -260,6 +264,9 @@ def plan_kernel_reads(
             plan = KernelPlan(array, kernel, box, keys, [], outs, claims=claims)
             decoded = len(box.reads) * box.tables.chunk_nbytes
             shares = min(batches, len(box.reads), -(-decoded // MIN_GROUP_BYTES))
+            if claims.on_disk and claims.few:
+                # Each worker waits for the device while the others decode.
+                shares = max(shares, min(disk_workers, len(box.reads)))
             return [KernelGroup(plan, 0, len(box.reads))] * max(shares, 1), plan, rest
     mapped = _mapped_segments(array.store, keys, box.reads) if keys else None
     plan = KernelPlan(array, kernel, box, keys, [], outs, mapped)
@@ -357,9 +364,8 @@ def _take_claims(plan: KernelPlan, claims: ChunkClaims, scratch: ScratchPool) ->
     # Reads taken a few at a time where there are many (whole-array blocks):
     # neighbouring chunks then decode side by side. One at a time for a crop's
     # few dozen files, which must spread evenly over the workers.
-    many = len(claims.rows) >= CLAIM_GROUPS_FROM
-    claims.read_ahead(few=not many)  # files on disk: many reads in flight, not one per worker
-    step = _scratch_chunks(nbytes) if many else 1
+    claims.read_ahead()  # files on disk: many reads in flight, not one per worker
+    step = 1 if claims.few else _scratch_chunks(nbytes)
     buf = scratch.array((claim_room(nbytes, step),), np.dtype(np.uint8))
     failed = claims.loop.run(plan.tables, claims, buf, step)
     if len(failed):
