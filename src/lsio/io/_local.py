@@ -73,6 +73,8 @@ class LocalStore:
         self._direct_writes = bool(self._config.direct_writes and O_DIRECT)
         self.buffers = BufferPool(self._config.read_buffers)
         """Read buffers that released results hand back (see :meth:`lsio.io.ReadResult.release`)."""
+        # None when off: reads then take plain buffers, as without a pool.
+        self._pool = self.buffers if self._config.read_buffers else None
 
     @property
     def root(self) -> Path:
@@ -280,7 +282,7 @@ class LocalStore:
         reader = load_file_batch_reader()
         if paths is None or reader is None:
             return None
-        objects = reader.read(paths, self._whole_guess, self.buffers if pooled else None)
+        objects = reader.read(paths, self._whole_guess, self._pool if pooled else None)
         read = objects.sizes[objects.sizes > 0]
         if len(read):
             self._whole_guess = max(4096, int(read.mean()) * 5 // 4)
@@ -377,7 +379,7 @@ class LocalStore:
             else:
                 reads = plan_file_reads(os.fstat(fd).st_size, reqs, self._config)
             for start, end, members in reads:
-                data, block = _pread_exact(fd, start, end, key, align, self.buffers)
+                data, block = _pread_exact(fd, start, end, key, align, self._pool)
                 view = memoryview(data.data)
                 try:
                     for tag, s, e in members:

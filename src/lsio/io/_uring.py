@@ -245,7 +245,7 @@ class UringStore(LocalStore):
                     plan.append((key, fd, start, end, members))
             for _, _, start, end, _ in plan:
                 n = end - start
-                block = self.buffers.take(n) if n >= MIN_POOLED else None
+                block = self._pool.take(n) if self._pool is not None and n >= MIN_POOLED else None
                 blocks.append(block)
                 buffers.append(np.empty(n, dtype=np.uint8) if block is None else block.view(n))
             if plan:
