@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +172,25 @@ def test_by_default_nothing_is_kept(tmp_path: Path) -> None:
             assert result.data == data
     assert store.buffers.taken == 0  # off: plain buffers, as without a pool
     assert store.buffers.idle_bytes == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_takes_buffers_while_the_parent_holds_the_lock() -> None:
+    pool = BufferPool(max_idle_bytes=MIN_POOLED)
+    pool.take(MIN_POOLED).release()
+    with pool._lock:  # another thread of the parent holds it at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: a fresh lock, no deadlock
+            block = pool.take(MIN_POOLED)
+            block.release()
+            os._exit(0 if pool.idle_bytes == MIN_POOLED else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung on the pool's lock")

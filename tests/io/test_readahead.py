@@ -186,8 +186,12 @@ def test_probes_tell_a_file_on_disk_from_a_cached_one(tmp_path: Path) -> None:
         pytest.skip("this file system keeps the pages cached")
     assert on_disk(os.fsencode(small)) is True
     missing = os.fsencode(tmp_path / "missing")
-    assert not os.path.exists(missing)  # its absence is cached now
     assert on_disk(missing) is None  # cannot tell: the reader reports it
+    # A name never looked up waits for the device: the next file answers.
+    never = os.fsencode(tmp_path / "never-looked-up")
+    cached = tmp_path / "cached"
+    cached.write_bytes(b"x" * 5000)
+    assert probe_files([never, os.fsencode(cached)]) is False
     evict([small])  # the probe itself started reading the file
     assert probe_files([missing, os.fsencode(small)]) is True
     assert probe_files([missing]) is None
@@ -241,7 +245,7 @@ def test_advice_comes_in_pieces_the_device_reads_whole(tmp_path: Path) -> None:
         assert advice_bytes("/dev/shm") == WILLNEED_PIECE
 
 
-def test_a_file_whose_lookup_would_wait_is_on_disk(tmp_path: Path) -> None:
+def test_a_file_whose_lookup_would_wait_is_taken_for_one_on_disk(tmp_path: Path) -> None:
     # Without its directory entries cached, opening a file waits for the device:
     # the probe says "on disk" at once instead (openat2 with RESOLVE_CACHED).
     (path,) = make_files(tmp_path, 1)
@@ -257,6 +261,6 @@ def test_a_file_whose_lookup_would_wait_is_on_disk(tmp_path: Path) -> None:
         pytest.skip("needs root to drop the kernel's directory caches")
     if os.uname().sysname != "Linux" or _openat2() is None:
         pytest.skip("no openat2 here")
-    assert on_disk(os.fsencode(inner)) is True
+    assert probe_files([os.fsencode(inner)]) is True  # without opening it
     inner.read_bytes()
-    assert on_disk(os.fsencode(inner)) is False
+    assert probe_files([os.fsencode(inner)]) is False

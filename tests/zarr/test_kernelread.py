@@ -447,10 +447,12 @@ def test_a_crop_of_files_on_disk_takes_more_workers(
     z[...] = data
     monkeypatch.setattr(claimread, "probe_files", lambda paths: found)
     seen: set[int] = set()
+    names: set[str] = set()
     run_group = engine.run_kernel_group
 
     def counting(group: Any, scratch: Any) -> None:
         seen.add(threading.get_ident())
+        names.add(threading.current_thread().name.rsplit("_", 1)[0])
         time.sleep(0.05)  # every worker gets a group before the first is done
         run_group(group, scratch)
 
@@ -460,6 +462,9 @@ def test_a_crop_of_files_on_disk_takes_more_workers(
     crop = (slice(0, 4), slice(3, 60), slice(5, 50))
     assert np.array_equal(a[crop], data[crop])
     assert len(seen) == threads
+    # The extra workers come from a pool of their own: other calls keep to `threads`.
+    assert names == ({"MainThread", "lsio-disk"} if found else {"MainThread"})
+    assert a[crop].sum() == data[crop].sum()
 
 
 def test_disk_threads_resolve_from_threads() -> None:

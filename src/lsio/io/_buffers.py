@@ -21,13 +21,15 @@ it: a :class:`Block` counts its holders. A result nobody releases simply keeps
 its buffer, which Python frees as before, so only callers that say they are
 done (the engine's decoders, which copy every chunk out) take part. Buffers
 are page-aligned, as ``O_DIRECT`` reads need, and come in sizes from 64 KiB,
-four classes per doubling, so a buffer is at most a quarter larger than its
-read. The oldest idle buffer of a class goes out first: on this machine that
-measured faster for ``O_DIRECT`` than the one handed back last.
+four classes per doubling: a new buffer is at most a quarter larger than its
+read, an idle one of the next two classes (at most ~1.75x) serves it too. The
+oldest idle buffer of a class goes out first: on this machine that measured
+faster for ``O_DIRECT`` than the one handed back last.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -70,9 +72,19 @@ class BufferPool:
         self.max_idle_bytes = max_idle_bytes
         self.taken = 0
         self.reused = 0
-        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._mutex = threading.Lock()
         self._idle: dict[int, list[np.ndarray]] = {}
         self._idle_bytes = 0
+
+    @property
+    def _lock(self) -> threading.Lock:
+        # A forked child (e.g. a DataLoader worker) gets a fresh lock: another
+        # thread of the parent may have held this one at the fork.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._mutex = threading.Lock()
+        return self._mutex
 
     @property
     def idle_bytes(self) -> int:

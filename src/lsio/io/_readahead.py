@@ -149,20 +149,14 @@ def _ahead(
 def on_disk(path: bytes) -> bool | None:
     """Whether the first page of the file at ``path`` is not in the page cache.
 
-    First a lookup that may not wait for the device (``openat2`` with
-    ``RESOLVE_CACHED``, Linux 5.12+): where the file's directories or inode are
-    not cached, it is on disk, and opening it would wait for the device (a
-    crop's first file took ~1.3 ms so) before the read-ahead could start. Then
-    a read that may not wait (``RWF_NOWAIT``). ``None`` when it cannot tell: a
-    missing or unreadable file, or a platform or file system without such
-    reads (the read-ahead then stays off: its own probes would take every file
-    for one on disk).
+    One read that may not wait for the device (``RWF_NOWAIT``). ``None`` when
+    it cannot tell: a missing or unreadable file, or a platform or file system
+    without such reads (the read-ahead then stays off: its own probes would
+    take every file for one on disk).
     """
     nowait = getattr(os, "RWF_NOWAIT", None)
     if nowait is None:
         return None
-    if _lookup_waits(path):
-        return True
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -230,12 +224,24 @@ def _lookup_waits(path: bytes) -> bool:
 
 
 def probe_files(paths: Sequence[bytes]) -> bool | None:
-    """The first answer :func:`on_disk` gives for ``paths`` (``None``: none of them tells)."""
+    """The first answer :func:`on_disk` gives for ``paths`` (``None``: none of them tells).
+
+    A path whose lookup would wait for the device (its directory entries are
+    not cached: ``openat2`` with ``RESOLVE_CACHED``, Linux 5.12+) is not opened
+    here: that would wait too (~1.3 ms for a crop's first file in a cold
+    directory) before any read-ahead could start. It says "on disk" only where
+    no other path gives an answer, since a name never looked up (a chunk file
+    never written, too) cannot be told from a file on disk without waiting.
+    """
+    waited = False
     for path in paths:
+        if _lookup_waits(path):
+            waited = True
+            continue
         answer = on_disk(path)
         if answer is not None:
             return answer
-    return None
+    return True if waited and getattr(os, "RWF_NOWAIT", None) is not None else None
 
 
 def advice_bytes(path: bytes | str | os.PathLike[str]) -> int:

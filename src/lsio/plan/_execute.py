@@ -56,8 +56,11 @@ class ReadConfig:
             an array stored a file per chunk) when the files are on disk, not
             in the page cache: each waits for the device while others decode.
             ``None`` (default) means 4, or ``threads`` where that is more (1
-            where ``threads`` is 1). Calls of cached files, and calls of many
-            files (whole-array blocks, which read ahead), use ``threads``.
+            where ``threads`` is 1). Such a call runs on ``max(threads,
+            disk_threads)`` threads, those beyond ``threads`` from a pool of
+            their own, so other calls keep to ``threads`` however many run at
+            once. Calls of cached files, and calls of many files (whole-array
+            blocks, which read ahead), use ``threads``.
     """
 
     threads: int | None = None

@@ -286,7 +286,9 @@ class Array(Node[ArrayMetadata]):
 
     def _run(self, jobs: list[ReadJob]) -> None:
         ctx = self._ctx
-        run_jobs(jobs, ctx.pool, ctx.batches, ctx.scratch, ctx.workers, ctx.disk_workers)
+        run_jobs(
+            jobs, ctx.pool, ctx.batches, ctx.scratch, ctx.workers, ctx.disk_workers, ctx.disk_pool
+        )
 
     # -- the engine's view of the array ------------------------------------------------
 

@@ -32,6 +32,7 @@ class Context:
         self.scratch = ScratchPool()
         self.outputs = OutputPool(config.output_pool)
         self._pool: cf.ThreadPoolExecutor | None = None
+        self._disk_pool: cf.ThreadPoolExecutor | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
 
@@ -40,20 +41,41 @@ class Context:
         """Worker threads, or ``None`` when configured for one thread."""
         if self.workers <= 1:
             return None
-        if self._pid != os.getpid():
-            # A forked child (e.g. a DataLoader worker): the parent's worker threads do not
-            # exist here, so start its own pool instead of queueing work nobody runs.
-            self._lock = threading.Lock()
-            self._pool = None
-            self.scratch = ScratchPool()
-            self._pid = os.getpid()
+        self._forked()
         with self._lock:
             if self._pool is None:
-                # Threads start as calls ask for them: only reads of files on
-                # disk (see ReadConfig.disk_threads) ask for more than `workers`.
-                threads = max(self.workers, self.disk_workers)
-                self._pool = cf.ThreadPoolExecutor(threads, thread_name_prefix="lsio")
+                self._pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="lsio")
             return self._pool
+
+    @property
+    def disk_pool(self) -> cf.ThreadPoolExecutor | None:
+        """Threads for a crop's chunk files on disk (see :class:`lsio.ReadConfig`).
+
+        Its own threads where ``disk_threads`` exceeds ``threads``, so that
+        other calls keep to ``threads`` however many run at once; else the
+        worker pool.
+        """
+        if self.disk_workers <= self.workers:
+            return self.pool
+        self._forked()
+        with self._lock:
+            if self._disk_pool is None:
+                self._disk_pool = cf.ThreadPoolExecutor(
+                    self.disk_workers, thread_name_prefix="lsio-disk"
+                )
+            return self._disk_pool
+
+    def _forked(self) -> None:
+        """In a forked child (e.g. a DataLoader worker), forget the parent's threads.
+
+        They do not exist here: the child starts its own instead of queueing
+        work nobody runs.
+        """
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            self._pool = self._disk_pool = None
+            self.scratch = ScratchPool()
+            self._pid = os.getpid()
 
     @property
     def batches(self) -> int:
@@ -63,7 +85,8 @@ class Context:
     def close(self) -> None:
         """Stop the worker threads and drop pooled result memory (both come back on use)."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            for pool in (self._pool, self._disk_pool):
+                if pool is not None:
+                    pool.shutdown(wait=True)
+            self._pool = self._disk_pool = None
         self.outputs.clear()

@@ -171,6 +171,7 @@ def run_jobs(
     scratch: ScratchPool,
     workers: int | None = None,
     disk_workers: int = 1,
+    disk_pool: cf.Executor | None = None,
 ) -> None:
     """Read every job; on failure raise the first error (outputs are then incomplete).
 
@@ -179,7 +180,8 @@ def run_jobs(
     (see :mod:`lsio.zarr._boxread`); the rest, and boxes sharing a chunk with
     another job, are planned chunk by chunk here. The calling thread and up to
     ``workers - 1`` threads of ``pool`` do the work (see :func:`lsio.compute.run_all`);
-    up to ``disk_workers`` where a crop's chunk files are on disk (see
+    where a crop's chunk files are on disk, up to ``max(workers, disk_workers) - 1``
+    threads of ``disk_pool`` (default: ``pool``) with the calling thread (see
     :class:`lsio.ReadConfig`).
     """
     per_array: dict[int, tuple[Array, list[ReadJob]]] = {}
@@ -240,8 +242,11 @@ def run_jobs(
         except DecodeError as exc:
             raise chunk_error(exc, task.key, task.range, work.coords) from exc
 
-    kernel_workers = max(workers, disk_workers) if on_disk and workers is not None else workers
-    run_all(pool, partial(run_kernel_group, scratch=scratch), groups, kernel_workers)
+    kernel_pool, kernel_workers = pool, workers
+    if on_disk and workers is not None and disk_workers > workers:
+        kernel_pool = disk_pool if disk_pool is not None else pool
+        kernel_workers = disk_workers
+    run_all(kernel_pool, partial(run_kernel_group, scratch=scratch), groups, kernel_workers)
     execute_reads(tasks, handle, pool, batches, workers, release=True)  # decoded into outputs
     run_boxes(boxes, pool, batches, scratch, workers)
 
