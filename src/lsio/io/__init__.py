@@ -17,7 +17,7 @@ from lsio.io._base import (
     Writer,
     resolve_range,
 )
-from lsio.io._buffers import MIN_POOLED, Block, BufferPool, Lease
+from lsio.io._buffers import MIN_POOLED, Block, BufferPool, Lease, read_buffer
 from lsio.io._cfunc import (
     c_extern,
     c_string_at,
@@ -93,6 +93,7 @@ __all__ = [
     "load_file_batch_reader",
     "path_from_url",
     "read_ahead_available",
+    "read_buffer",
     "read_whole_file",
     "local_store",
     "mapping_addresses",

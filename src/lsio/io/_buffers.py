@@ -36,7 +36,7 @@ import numpy as np
 
 from lsio.io._directwrite import ALIGN, aligned_empty
 
-__all__ = ["MIN_POOLED", "Block", "BufferPool", "Lease"]
+__all__ = ["MIN_POOLED", "Block", "BufferPool", "Lease", "read_buffer"]
 
 MIN_POOLED = 64 * 1024
 """Reads smaller than this get plain buffers: malloc serves them from its heap
@@ -48,6 +48,21 @@ def _size_class(nbytes: int) -> int:
     n = max(nbytes, MIN_POOLED)
     step = 1 << ((n - 1).bit_length() - 3)  # a quarter of the power of two below n
     return -(-n // step) * step
+
+
+def read_buffer(
+    nbytes: int, pool: BufferPool | None, align: int = 1
+) -> tuple[Block | None, np.ndarray]:
+    """A buffer of ``nbytes`` for a read, and its block when it comes from ``pool``.
+
+    From the pool when one is given and the read is worth it
+    (:data:`MIN_POOLED` or more; the caller then holds the block once), else a
+    fresh ``align``-aligned buffer and ``None``.
+    """
+    if pool is None or nbytes < MIN_POOLED:
+        return None, aligned_empty(nbytes, align)
+    block = pool.take(nbytes)
+    return block, block.view(nbytes)
 
 
 class BufferPool:

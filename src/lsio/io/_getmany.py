@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from lsio.io._base import NOT_READ, WholeObjects
-from lsio.io._buffers import MIN_POOLED, Block, BufferPool
+from lsio.io._buffers import BufferPool, read_buffer
 from lsio.io._cfunc import c_strings, has_libc, libc_extern
 
 __all__ = ["FileBatchReader", "load_file_batch_reader", "read_whole_file"]
@@ -131,7 +131,7 @@ class FileBatchReader:
         starts = np.zeros(n, dtype=np.int64)
         sizes = np.zeros(n, dtype=np.int64)
         cap = max(4096, guess) * n
-        block, buf = _buffer(cap, pool)
+        block, buf = read_buffer(cap, pool)
         first = 0
         try:
             while n:
@@ -143,7 +143,7 @@ class FileBatchReader:
                 # Full: at least twice the room, and a guess for each file left.
                 pos = int(starts[stop])
                 cap = pos + max(2 * (cap - pos), max(4096, guess) * (n - stop))
-                grown_block, grown = _buffer(cap, pool)
+                grown_block, grown = read_buffer(cap, pool)
                 grown[:pos] = buf[:pos]
                 if block is not None:
                     block.release()
@@ -153,14 +153,6 @@ class FileBatchReader:
                 block.release()
             raise
         return WholeObjects(buf, starts, sizes, block)
-
-
-def _buffer(nbytes: int, pool: BufferPool | None) -> tuple[Block | None, np.ndarray]:
-    """A buffer of ``nbytes`` from ``pool`` when given and worth it, else a fresh one."""
-    if pool is None or nbytes < MIN_POOLED:
-        return None, np.empty(nbytes, dtype=np.uint8)
-    block = pool.take(nbytes)
-    return block, block.view(nbytes)
 
 
 @functools.cache

@@ -18,9 +18,9 @@ import numpy as np
 
 from lsio._errors import ReadError, WriteError
 from lsio.io._base import NOT_READ, IOConfig, WholeObjects, resolve_range, split_whole
-from lsio.io._buffers import MIN_POOLED, Block, BufferPool
+from lsio.io._buffers import Block, BufferPool, read_buffer
 from lsio.io._coalesce import coalesce_ranges
-from lsio.io._directwrite import ALIGN, DIRECT_WRITE_BYTES, O_DIRECT, aligned_empty, write_direct
+from lsio.io._directwrite import ALIGN, DIRECT_WRITE_BYTES, O_DIRECT, write_direct
 from lsio.io._getmany import load_file_batch_reader
 from lsio.io._putmany import load_file_batch_writer
 from lsio.io._types import ByteRange, ReadRequest, ReadResult, WholeObject, describe_range
@@ -426,7 +426,7 @@ def _pread_exact(
     """Read ``[start, end)``; a short file gives a short array. Returns it and its pool block.
 
     The buffer comes from ``pool`` when the read is large enough to be worth
-    it (see :data:`lsio.io.MIN_POOLED`), the caller then holding its block
+    it (see :func:`lsio.io.read_buffer`), the caller then holding its block
     once; otherwise it is a fresh one and the block ``None``. With
     ``align > 1`` (``O_DIRECT``) the read is widened to ``align``-multiples of
     offset and length, into an ``align``-aligned buffer, and the requested
@@ -437,8 +437,7 @@ def _pread_exact(
     if hi - lo > _LARGE_READ:
         # A damaged shard index can ask for exabytes: allocate no more than the file holds.
         hi = max(lo, min(hi, -(-os.fstat(fd).st_size // align) * align))
-    block = pool.take(hi - lo) if pool is not None and hi - lo >= MIN_POOLED else None
-    buf = aligned_empty(hi - lo, align) if block is None else block.view(hi - lo)
+    block, buf = read_buffer(hi - lo, pool, align)
     done = 0
     try:
         while done < buf.size:

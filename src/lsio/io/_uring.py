@@ -22,7 +22,7 @@ import numpy as np
 
 from lsio._errors import ReadError
 from lsio.io._base import IOConfig, group_by_key
-from lsio.io._buffers import MIN_POOLED, Block
+from lsio.io._buffers import Block, read_buffer
 from lsio.io._local import _OPEN_FLAGS, LocalStore, plan_file_reads
 from lsio.io._types import ReadRequest, ReadResult
 
@@ -244,10 +244,9 @@ class UringStore(LocalStore):
                 ):
                     plan.append((key, fd, start, end, members))
             for _, _, start, end, _ in plan:
-                n = end - start
-                block = self._pool.take(n) if self._pool is not None and n >= MIN_POOLED else None
+                block, buf = read_buffer(end - start, self._pool)
                 blocks.append(block)
-                buffers.append(np.empty(n, dtype=np.uint8) if block is None else block.view(n))
+                buffers.append(buf)
             if plan:
                 self._read_into(plan, buffers)
             for (_, _, start, _, members), buf, block in zip(plan, buffers, blocks, strict=True):

@@ -91,6 +91,11 @@ class ChunkClaims:
         """Whether these are a crop's few dozen files rather than a whole-array block's many."""
         return len(self.rows) < CLAIM_GROUPS_FROM
 
+    @property
+    def crop_on_disk(self) -> bool:
+        """Whether these are a crop's files found on disk (read by ``ReadConfig.disk_threads`` workers)."""
+        return bool(self.on_disk) and self.few
+
     def read_ahead(self) -> None:
         """Start a :class:`lsio.io.ReadAhead` of these files, once (the first worker to ask).
 

@@ -200,8 +200,7 @@ def run_jobs(
             )
             if plan is not None:
                 fill_absent(plan)
-                claims = plan.claims
-                on_disk = on_disk or bool(claims is not None and claims.on_disk and claims.few)
+                on_disk = on_disk or (plan.claims is not None and plan.claims.crop_on_disk)
             groups.extend(array_groups)
         works, rest, parts = plan_box_reads(array, array_jobs)
         boxes.extend(works)

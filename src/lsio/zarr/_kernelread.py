@@ -264,7 +264,7 @@ def plan_kernel_reads(
             plan = KernelPlan(array, kernel, box, keys, [], outs, claims=claims)
             decoded = len(box.reads) * box.tables.chunk_nbytes
             shares = min(batches, len(box.reads), -(-decoded // MIN_GROUP_BYTES))
-            if claims.on_disk and claims.few:
+            if claims.crop_on_disk:
                 # Each worker waits for the device while the others decode.
                 shares = max(shares, min(disk_workers, len(box.reads)))
             return [KernelGroup(plan, 0, len(box.reads))] * max(shares, 1), plan, rest

@@ -135,26 +135,23 @@ def decode_files(
     """
     whole = WholeObject()
     requests = [ReadRequest(i, key, whole) for i, key in enumerate(run.keys)]
-    found: list[tuple[int, memoryview]] = []
-    results = []
-    for result in array.store.read_batch(requests):
-        if result.data is not None:
-            found.append((result.tag, result.data))
-            results.append(result)
-    found.sort(key=lambda item: item[0])
-    present = np.array([i for i, _ in found], dtype=np.int64)
+    found = sorted(
+        (r for r in array.store.read_batch(requests) if r.data is not None), key=lambda r: r.tag
+    )
+    present = np.array([r.tag for r in found], dtype=np.int64)
     missing = np.setdiff1d(np.arange(len(run.keys)), present)
     if found:
         none = np.zeros(len(found), dtype=np.int64)  # whole objects: sizes come with the data
         tables = slot_tables(array, none, none, buf.ctypes.data)
         segments = np.array(
-            [segment(slot, slot + 1, whole, data) for slot, (_, data) in enumerate(found)],
+            [segment(slot, slot + 1, whole, r.data) for slot, r in enumerate(found)],
             dtype=np.int64,
         )
         bad = kernel.run(tables, segments, buf.ctypes.data, 0)
         if bad >= 0:
-            tag, data = found[bad]
+            tag, data = found[bad].tag, found[bad].data
+            assert data is not None
             raise_for_row(array, tables, bad, run.coords[tag], run.keys[tag], whole, data)
-    for result in results:  # decoded into the batch: the read buffers go back to the pool
+    for result in found:  # decoded into the batch: the read buffers go back to the pool
         result.release()
     return run.coords[present], run.coords[missing]
