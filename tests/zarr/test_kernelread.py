@@ -467,6 +467,54 @@ def test_a_crop_of_files_on_disk_takes_more_workers(
     assert a[crop].sum() == data[crop].sum()
 
 
+@pytest.mark.parametrize("sharded", [True, False])
+def test_rows_streamed_past_the_caches_read_as_copied(
+    tmp_path: Path, sharded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunk rows of 128 bytes land on cache-line boundaries of a line-aligned
+    # output: with streaming on, those rows are written with non-temporal
+    # stores; every value matches a read without it, one chunk or eight
+    # side by side in scratch, by the kernel or by the claim loop.
+    import lsio.zarr._kernelread as kernelread
+
+    path = tmp_path / "a.zarr"
+    values = np.random.default_rng(5).integers(0, 1000, (4, 96, 256), dtype="<i4")
+    z = zarr.create_array(
+        str(path),
+        shape=values.shape,
+        chunks=(1, 16, 32),
+        shards=(2, 48, 128) if sharded else None,
+        dtype="<i4",
+        compressors=[zarr.codecs.ZstdCodec()],
+        fill_value=0,
+    )
+    z[...] = values
+    z[3, :16, :32] = 0  # a missing chunk: the fill value, copied too
+    values[3, :16, :32] = 0
+    sels = [(slice(None),) * 3, (slice(1, 3), slice(16, 96), slice(32, 224))]
+    for stream_from in (0, None):
+        a = lsio.open_array(path, config=lsio.ReadConfig(stream_from=stream_from))
+        job = ReadJob(a, normalize_basic(sels[0], a.shape), np.empty(values.shape, "<i4"))
+        kernel = load_scatter_kernel(a.c_decoder)
+        plan = plan_kernel_reads(a, [job], kernel, 2, stream_from=stream_from)[1]
+        assert plan is not None
+        assert plan.box.tables.stream == (stream_from is not None)
+        for slots in (1, 8):
+            monkeypatch.setattr(kernelread, "SCRATCH_CHUNKS", slots)
+            for sel in sels:
+                shape = values[sel].shape
+                raw = np.empty(int(np.prod(shape)) * 4 + 64, dtype=np.uint8)
+                skip = (-raw.ctypes.data) % 64
+                out = raw[skip : skip + int(np.prod(shape)) * 4].view("<i4").reshape(shape)
+                a.read(sel, out=out)
+                np.testing.assert_array_equal(out, values[sel])
+
+
+def test_stream_from_is_checked() -> None:
+    with pytest.raises(ValueError, match="stream_from"):
+        lsio.ReadConfig(stream_from=-1)
+
+
 def test_disk_threads_resolve_from_threads() -> None:
     assert lsio.ReadConfig(threads=1).disk_workers == 1
     assert lsio.ReadConfig(threads=2).disk_workers == 4

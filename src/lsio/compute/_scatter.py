@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsio.compute._cdecode import CDecoder, decoded_at, decoded_within
+from lsio.compute._stream import copy_row, store_fence
 from lsio.io import libc_extern
 
 __all__ = [
@@ -69,6 +70,9 @@ class ScatterTables:
         chunk_strides: ``(ndim,)``: byte strides of a decoded (C-order) chunk.
         chunk_nbytes: Bytes of a decoded chunk.
         itemsize: Bytes per element.
+        stream: Whether rows copied out of scratch write their whole cache
+            lines past the caches (see :mod:`lsio.compute._stream`): for
+            results too large to stay in cache. Default ``False``.
     """
 
     chunks: _I64
@@ -77,6 +81,7 @@ class ScatterTables:
     chunk_strides: _I64
     chunk_nbytes: int
     itemsize: int
+    stream: bool = False
 
 
 @numba.njit(nogil=True, cache=True)
@@ -127,6 +132,7 @@ def copy_interleaved(
     cstr: Any,
     itemsize: int,
     idx: Any,
+    stream: bool,
 ) -> None:  # pragma: no cover - compiled
     """Copy the one piece of each of ``count`` decoded chunks, row by row across the chunks.
 
@@ -137,6 +143,8 @@ def copy_interleaved(
     ``r + 1`` of any: chunks side by side along the last dimension fill each
     destination row in one sweep, where chunk after chunk wrote 128-byte
     stretches 2 KB apart (1.5-2.2x the copy rate measured, ``BENCHMARKS.md``).
+    With ``stream``, whole cache lines are written past the caches (see
+    :func:`lsio.compute._stream.copy_row`), and fenced before returning.
     """
     head = pieces[first_piece[0]]
     n = head[2 : 2 + ndim]
@@ -157,11 +165,13 @@ def copy_interleaved(
             o = row[DST] + o_off
             s = srcs[g] + row[SRC] + s_off
             if per_row == 1:
-                _memcpy(o, s, unit)
+                copy_row(o, s, unit, stream)
             else:
                 for i in range(per_row):
                     _memcpy(o + i * ostr[last], s + i * cstr[last], unit)
         advance(idx, n, last)
+    if stream:
+        store_fence()
 
 
 @numba.njit(nogil=True, cache=True)
@@ -200,6 +210,7 @@ def scatter_chunk(
     nbytes: int,
     itemsize: int,
     idx: Any,
+    stream: bool,
 ) -> bool:  # pragma: no cover - compiled
     """Decode chunk row ``c`` of the tables and copy its pieces; ``False`` if it does not decode.
 
@@ -229,7 +240,7 @@ def scatter_chunk(
     for p in range(piece_ptr[c], piece_ptr[c + 1]):
         if p != skip:
             piece[0] = p
-            copy_interleaved(srcs, 1, piece, pieces, ndim, cstr, itemsize, idx)
+            copy_interleaved(srcs, 1, piece, pieces, ndim, cstr, itemsize, idx, stream)
     return True
 
 
@@ -247,6 +258,7 @@ def _run(
     cstr: Any,
     nbytes: int,
     itemsize: int,
+    stream: bool,
 ) -> int:  # pragma: no cover - compiled
     idx = np.zeros(cstr.shape[0], dtype=np.int64)
     hdr = np.empty(4, dtype=np.uint32)
@@ -282,12 +294,14 @@ def _run(
                     if src == 0:  # cut off, or did not decode: the chunks before it are done
                         if g:
                             copy_interleaved(
-                                srcs, g, first_piece, pieces, ndim, cstr, itemsize, idx
+                                srcs, g, first_piece, pieces, ndim, cstr, itemsize, idx, stream
                             )
                         return cc
                     srcs[g] = src
                     first_piece[g] = piece_ptr[cc]
-                copy_interleaved(srcs, group, first_piece, pieces, ndim, cstr, itemsize, idx)
+                copy_interleaved(
+                    srcs, group, first_piece, pieces, ndim, cstr, itemsize, idx, stream
+                )
                 c += group
                 continue
             size = chunks[c, SIZE]
@@ -316,6 +330,7 @@ def _run(
                 nbytes,
                 itemsize,
                 idx,
+                stream,
             ):
                 return c
             c += 1
@@ -426,6 +441,7 @@ class ScatterKernel:
             tables.chunk_strides,
             tables.chunk_nbytes,
             tables.itemsize,
+            tables.stream,
         )
         return result
 

@@ -61,6 +61,16 @@ class ReadConfig:
             their own, so other calls keep to ``threads`` however many run at
             once. Calls of cached files, and calls of many files (whole-array
             blocks, which read ahead), use ``threads``.
+        stream_from: Bytes of a call's results from which the rows decoded
+            into scratch are copied into them past the CPU caches
+            (non-temporal stores of whole cache lines; see
+            :mod:`lsio.compute._stream`): the copy no longer reads the result's
+            memory before writing it, nor evicts what the decoder keeps in
+            cache. Defaults to 16 MiB, half this machine's L3 cache: results
+            larger than that would leave the cache anyway before their reader
+            gets to them. ``None`` never streams. Only rows that start and end
+            on a cache line boundary are streamed (whole-array blocks; rarely a
+            crop's rows).
     """
 
     threads: int | None = None
@@ -69,8 +79,11 @@ class ReadConfig:
     tasks_per_thread: int = 4
     output_pool: int = 256 << 20
     disk_threads: int | None = None
+    stream_from: int | None = 16 << 20
 
     def __post_init__(self) -> None:
+        if self.stream_from is not None and self.stream_from < 0:
+            raise ValueError(f"stream_from must be >= 0 or None, got {self.stream_from}")
         if self.disk_threads is not None and self.disk_threads < 1:
             raise ValueError(f"disk_threads must be >= 1 or None, got {self.disk_threads}")
         if self.threads is not None and self.threads < 1:

@@ -288,6 +288,7 @@ def plan_box_tables(
     batches: int,
     group_bytes: int,
     min_group_bytes: int = 0,
+    stream_from: int | None = None,
 ) -> BoxTables:
     """Plan a read of boxes of one array (see the module doc).
 
@@ -312,6 +313,9 @@ def plan_box_tables(
         min_group_bytes: Decoded bytes of a share at least, when the chunks are
             too few for ``batches`` shares of this size (default 0: no minimum;
             always at least one share).
+        stream_from: Output bytes of all the boxes together from which the
+            kernel copies rows past the caches (:attr:`ScatterTables.stream`);
+            ``None`` (default): never.
     """
     ndim = len(chunk)
     chunk_a = np.asarray(chunk, dtype=np.int64)
@@ -336,5 +340,7 @@ def plan_box_tables(
         max(1, group_bytes // max(1, nbytes)),
         max(1, min_group_bytes // max(1, nbytes)),
     )
-    tables = ScatterTables(table, piece_ptr, pieces, cstr, nbytes, itemsize)
+    out_bytes = int(np.prod(bounds[:, :, 1] - bounds[:, :, 0], axis=1).sum()) * itemsize
+    stream = stream_from is not None and out_bytes >= stream_from
+    tables = ScatterTables(table, piece_ptr, pieces, cstr, nbytes, itemsize, stream)
     return BoxTables(tables, coords, key_of, int(absent), reads, groups)

@@ -285,10 +285,7 @@ class Array(Node[ArrayMetadata]):
         return _check_out(out, shape, self.dtype)
 
     def _run(self, jobs: list[ReadJob]) -> None:
-        ctx = self._ctx
-        run_jobs(
-            jobs, ctx.pool, ctx.batches, ctx.scratch, ctx.workers, ctx.disk_workers, ctx.disk_pool
-        )
+        run_jobs(jobs, self._ctx)
 
     # -- the engine's view of the array ------------------------------------------------
 

@@ -116,5 +116,4 @@ class Batch:
 def submit_jobs(jobs: list[ReadJob]) -> None:
     """Run jobs that may come from arrays of different stores, on the first one's workers."""
     first: Array = jobs[0].array
-    ctx = first.context
-    run_jobs(jobs, ctx.pool, ctx.batches, ctx.scratch, ctx.workers, ctx.disk_workers, ctx.disk_pool)
+    run_jobs(jobs, first.context)

@@ -156,6 +156,7 @@ def _take(
     cstr: Any,
     nbytes: int,
     itemsize: int,
+    stream: bool,
 ) -> Any:  # pragma: no cover - compiled
     # Takes ``step`` reads at a time. Each file is read into its slot of
     # ``files`` (``room`` bytes each); chunks that can are decoded into
@@ -201,7 +202,7 @@ def _take(
             elif ok:  # on its own, in the next free scratch slot
                 ok = scatter_chunk(
                     code, ctx, hdr, c, got.ctypes.data, size, chunks, piece_ptr, pieces,
-                    scratch + grouped * nbytes, 0, cstr, nbytes, itemsize, idx,
+                    scratch + grouped * nbytes, 0, cstr, nbytes, itemsize, idx, stream,
                 )  # fmt: skip
             if ok:
                 continue
@@ -212,7 +213,7 @@ def _take(
             failed[n_failed] = i
             n_failed += 1
         if grouped:
-            copy_interleaved(srcs, grouped, first_piece, pieces, ndim, cstr, itemsize, idx)
+            copy_interleaved(srcs, grouped, first_piece, pieces, ndim, cstr, itemsize, idx, stream)
     return failed[:n_failed].copy()
 
 
@@ -265,6 +266,7 @@ class ClaimLoop:
             tables.chunk_strides,
             nbytes,
             tables.itemsize,
+            tables.stream,
         )
         return failed
 

@@ -14,7 +14,6 @@ of the output (``COPY``), or the general orthogonal/vectorised scatter.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from lsio.zarr._runs import RunWork, merge_runs
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
+    from lsio.zarr._context import Context
 
 __all__ = [
     "ChunkWork",
@@ -164,26 +164,25 @@ def chunk_tasks(
     return tasks
 
 
-def run_jobs(
-    jobs: Sequence[ReadJob],
-    pool: cf.Executor | None,
-    batches: int,
-    scratch: ScratchPool,
-    workers: int | None = None,
-    disk_workers: int = 1,
-    disk_pool: cf.Executor | None = None,
-) -> None:
+def run_jobs(jobs: Sequence[ReadJob], ctx: Context, serial: bool = False) -> None:
     """Read every job; on failure raise the first error (outputs are then incomplete).
 
     Unit-step basic selections of arrays with a compiled decoder go to the compiled kernel (see
     :mod:`lsio.zarr._kernelread`); those of other arrays are read box by box
     (see :mod:`lsio.zarr._boxread`); the rest, and boxes sharing a chunk with
     another job, are planned chunk by chunk here. The calling thread and up to
-    ``workers - 1`` threads of ``pool`` do the work (see :func:`lsio.compute.run_all`);
-    where a crop's chunk files are on disk, up to ``max(workers, disk_workers) - 1``
-    threads of ``disk_pool`` (default: ``pool``) with the calling thread (see
-    :class:`lsio.ReadConfig`).
+    ``ctx.workers - 1`` threads of ``ctx.pool`` do the work (see :func:`lsio.compute.run_all`);
+    where a crop's chunk files are on disk, up to ``ctx.disk_workers - 1``
+    threads of ``ctx.disk_pool`` with the calling thread (see
+    :class:`lsio.ReadConfig`). With ``serial``, the calling thread alone does
+    it all (a writer's worker reading what it updates, while the pool writes).
     """
+    pool = None if serial else ctx.pool
+    batches = 1 if serial else ctx.batches
+    workers = None if serial else ctx.workers
+    disk_workers = 1 if serial else ctx.disk_workers
+    stream_from = ctx.config.stream_from
+    scratch = ctx.scratch
     per_array: dict[int, tuple[Array, list[ReadJob]]] = {}
     for job in jobs:
         per_array.setdefault(id(job.array), (job.array, []))[1].append(job)
@@ -196,7 +195,7 @@ def run_jobs(
         kernel = load_scatter_kernel(decoder) if decoder is not None else None
         if kernel is not None:
             array_groups, plan, array_jobs = plan_kernel_reads(
-                array, array_jobs, kernel, batches, disk_workers
+                array, array_jobs, kernel, batches, disk_workers, stream_from
             )
             if plan is not None:
                 fill_absent(plan)
@@ -243,8 +242,7 @@ def run_jobs(
 
     kernel_pool, kernel_workers = pool, workers
     if on_disk and workers is not None and disk_workers > workers:
-        kernel_pool = disk_pool if disk_pool is not None else pool
-        kernel_workers = disk_workers
+        kernel_pool, kernel_workers = ctx.disk_pool, disk_workers
     run_all(kernel_pool, partial(run_kernel_group, scratch=scratch), groups, kernel_workers)
     execute_reads(tasks, handle, pool, batches, workers, release=True)  # decoded into outputs
     run_boxes(boxes, pool, batches, scratch, workers)

@@ -188,6 +188,7 @@ def plan_kernel_reads(
     kernel: ScatterKernel,
     batches: int,
     disk_workers: int = 1,
+    stream_from: int | None = None,
 ) -> tuple[list[KernelGroup], KernelPlan | None, list[ReadJob]]:
     """Plan the jobs of ``array`` the kernel can do.
 
@@ -199,6 +200,8 @@ def plan_kernel_reads(
             :func:`lsio.plan.plan_box_tables`).
         disk_workers: Workers for a crop's chunk files found on disk (see
             :class:`lsio.ReadConfig`); there are at least as many groups.
+        stream_from: Output bytes of the call from which rows are copied past
+            the caches (see :class:`lsio.ReadConfig`); ``None`` (default): never.
 
     Returns:
         The groups of reads, the plan (``None`` when there is nothing to do;
@@ -257,6 +260,7 @@ def plan_kernel_reads(
         batches=batches,
         group_bytes=GROUP_BYTES,
         min_group_bytes=0 if shards is not None else MIN_GROUP_BYTES,
+        stream_from=stream_from,
     )
     if shards is None:
         claims = plan_claims(array, box, kernel)

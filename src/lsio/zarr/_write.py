@@ -164,7 +164,7 @@ def write_many(array: Array, selections: Sequence[Any], values: Sequence[Any]) -
             if not covering:
                 # Read in this worker, not on the pool: the pool's workers are busy writing.
                 old = normalize_basic(region, meta.shape)
-                run_jobs([ReadJob(array, old, block[valid])], None, 1, ctx.scratch)
+                run_jobs([ReadJob(array, old, block[valid])], ctx, serial=True)
             for inner, src in updates[covering[-1] if covering else 0 :]:
                 block[inner] = src
         key = array.chunk_key(coords)
