@@ -261,15 +261,18 @@ def main() -> None:
         res: Result, path: Path, run: Callable[[Reader, Any], Any], scale: float, cold: bool = False
     ) -> None:
         if cold:
-            for reader in readers:
-                times = []
-                for _ in range(args.repeats):
+            # The repeats go round the readers, as for warm rows, so that a slow
+            # spell of the shared disk falls on every reader alike.
+            times: dict[str, list[float]] = {r.name: [] for r in readers}
+            for _ in range(args.repeats):
+                for reader in readers:
                     handle = reader.open(path)  # no cached shard indexes either
                     limits.drop_caches()
                     t0 = time.perf_counter()
                     run(reader, handle)
-                    times.append(time.perf_counter() - t0)
-                res.values[reader.name] = [scale / t for t in times]
+                    times[reader.name].append(time.perf_counter() - t0)
+            for reader in readers:
+                res.values[reader.name] = [scale / t for t in times[reader.name]]
                 print(
                     f"  {res.workload:<34} {reader.name:<20} {fmt(res.values[reader.name])} {res.unit}",
                     flush=True,
