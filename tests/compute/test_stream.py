@@ -31,10 +31,16 @@ def _aligned(nbytes: int) -> np.ndarray:
     start=st.integers(0, LINE),
     nbytes=st.integers(0, 6 * LINE),
     stream=st.booleans(),
+    whole_lines=st.booleans(),
 )
-def test_a_row_copies_exactly_its_bytes(offset: int, start: int, nbytes: int, stream: bool) -> None:
+def test_a_row_copies_exactly_its_bytes(
+    offset: int, start: int, nbytes: int, stream: bool, whole_lines: bool
+) -> None:
     # Streamed (line-aligned rows) or not, the row lands where asked and nothing
-    # beside it changes; the source's alignment does not matter.
+    # beside it changes; the source's alignment does not matter. Half the rows
+    # are whole lines, so that streamed rows are as common as the others.
+    if whole_lines:
+        offset, nbytes = offset // LINE * LINE, max(LINE, nbytes // LINE * LINE)
     src = np.random.default_rng(offset * 1000 + start).integers(0, 256, 8 * LINE, dtype=np.uint8)
     dst = _aligned(10 * LINE)
     _copy(dst, src, offset, start, nbytes, stream)

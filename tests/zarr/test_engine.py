@@ -87,4 +87,6 @@ def test_block_reads_reuse_dropped_results_and_keep_held_ones(tmp_path: Path) ->
     np.testing.assert_array_equal(held, data[0:4])
     np.testing.assert_array_equal(again, data[4:8])
     off = lsio.open_array(tmp_path / "a.zarr", config=lsio.ReadConfig(output_pool=0))
-    assert off[0:4].flags.owndata
+    block = off[0:4]
+    assert off.context.outputs.kept_bytes == 0  # fresh memory, kept by nobody but `block`
+    np.testing.assert_array_equal(block, data[0:4])

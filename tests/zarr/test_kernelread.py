@@ -474,9 +474,12 @@ def test_rows_streamed_past_the_caches_read_as_copied(
     # Chunk rows of 128 bytes land on cache-line boundaries of a line-aligned
     # output: with streaming on, those rows are written with non-temporal
     # stores; every value matches a read without it, one chunk or eight
-    # side by side in scratch, by the kernel or by the claim loop.
+    # side by side in scratch, by the kernel or by the claim loop (taking
+    # files eight at a time, as for a whole-array block).
+    import lsio.zarr._claimread as claimread
     import lsio.zarr._kernelread as kernelread
 
+    monkeypatch.setattr(claimread, "CLAIM_GROUPS_FROM", 1)
     path = tmp_path / "a.zarr"
     values = np.random.default_rng(5).integers(0, 1000, (4, 96, 256), dtype="<i4")
     z = zarr.create_array(
@@ -506,6 +509,7 @@ def test_rows_streamed_past_the_caches_read_as_copied(
                 raw = np.empty(int(np.prod(shape)) * 4 + 64, dtype=np.uint8)
                 skip = (-raw.ctypes.data) % 64
                 out = raw[skip : skip + int(np.prod(shape)) * 4].view("<i4").reshape(shape)
+                assert out.ctypes.data % 64 == 0  # every 128-byte chunk row is whole lines
                 a.read(sel, out=out)
                 np.testing.assert_array_equal(out, values[sel])
 

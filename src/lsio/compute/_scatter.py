@@ -144,7 +144,7 @@ def copy_interleaved(
     destination row in one sweep, where chunk after chunk wrote 128-byte
     stretches 2 KB apart (1.5-2.2x the copy rate measured, ``BENCHMARKS.md``).
     With ``stream``, whole cache lines are written past the caches (see
-    :func:`lsio.compute._stream.copy_row`), and fenced before returning.
+    :func:`lsio.compute._stream.copy_row`), and fenced before returning if any was.
     """
     head = pieces[first_piece[0]]
     n = head[2 : 2 + ndim]
@@ -154,6 +154,7 @@ def copy_interleaved(
     for d in range(last):
         rows *= n[d]
         idx[d] = 0
+    streamed = False
     for _ in range(rows):
         s_off = 0
         o_off = 0
@@ -165,12 +166,12 @@ def copy_interleaved(
             o = row[DST] + o_off
             s = srcs[g] + row[SRC] + s_off
             if per_row == 1:
-                copy_row(o, s, unit, stream)
+                streamed |= copy_row(o, s, unit, stream)
             else:
                 for i in range(per_row):
                     _memcpy(o + i * ostr[last], s + i * cstr[last], unit)
         advance(idx, n, last)
-    if stream:
+    if streamed:
         store_fence()
 
 

@@ -86,8 +86,10 @@ class OutputPool:
     def empty(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
         """A C-contiguous array like ``np.empty(shape, dtype)``; its contents are undefined."""
         nbytes = math.prod(shape) * dtype.itemsize
-        if nbytes < self.min_bytes or nbytes > self.limit:
+        if nbytes < self.min_bytes:
             return np.empty(shape, dtype=dtype)
+        if nbytes > self.limit:
+            return _aligned(nbytes, shape, dtype)
         if self._pid != os.getpid():
             # A forked child: another thread may have held the lock at the fork.
             self._lock = threading.Lock()
@@ -95,7 +97,7 @@ class OutputPool:
         with self._lock:
             buf = self._take(nbytes)
             if buf is None:
-                return np.empty(shape, dtype=dtype)
+                return _aligned(nbytes, shape, dtype)
             raw, offset = buf
             # The view is made under the lock: until it exists, nothing but the pool
             # refers to the buffer, and another thread would see it free.
@@ -135,8 +137,17 @@ class OutputPool:
         return buf
 
 
-# Results start on a page boundary, like large allocations of the C library.
+# Large results start on a page boundary, pooled or not: a row of whole cache
+# lines is then copied into them past the caches (see lsio.compute._stream).
+# glibc's own large allocations start 16 bytes past a page, in mid-line.
 _ALIGN = 4096
+
+
+def _aligned(nbytes: int, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """A fresh array like ``np.empty(shape, dtype)`` starting on a page boundary (not pooled)."""
+    raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % _ALIGN
+    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
 
 
 def _usable(raw: np.ndarray) -> int:

@@ -99,8 +99,10 @@ def store_fence() -> None:  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def copy_row(dst: int, src: int, nbytes: int, stream: bool) -> None:  # pragma: no cover
+def copy_row(dst: int, src: int, nbytes: int, stream: bool) -> bool:  # pragma: no cover
     """Copy ``nbytes`` from ``src`` to ``dst``: with ``stream``, past the caches where it can.
+
+    Returns whether the row was streamed (then :func:`store_fence` must follow).
 
     Only a row of whole lines (``dst`` and ``nbytes`` multiples of :data:`LINE`)
     is streamed; any other row is copied with ``memcpy``. A line that two
@@ -110,5 +112,6 @@ def copy_row(dst: int, src: int, nbytes: int, stream: bool) -> None:  # pragma: 
     """
     if stream and ((dst | nbytes) & (LINE - 1)) == 0:
         _lines(dst, src, nbytes // LINE)
-    else:
-        _memcpy(dst, src, nbytes)
+        return True
+    _memcpy(dst, src, nbytes)
+    return False

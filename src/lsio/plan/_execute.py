@@ -61,16 +61,18 @@ class ReadConfig:
             their own, so other calls keep to ``threads`` however many run at
             once. Calls of cached files, and calls of many files (whole-array
             blocks, which read ahead), use ``threads``.
-        stream_from: Bytes of a call's results from which the rows decoded
-            into scratch are copied into them past the CPU caches
-            (non-temporal stores of whole cache lines; see
-            :mod:`lsio.compute._stream`): the copy no longer reads the result's
+        stream_from: Bytes of the results of one array in a call from which
+            the rows decoded into scratch are copied into them past the CPU
+            caches (non-temporal stores of whole cache lines; see
+            :mod:`lsio.compute._stream`): the copy no longer reads the results'
             memory before writing it, nor evicts what the decoder keeps in
-            cache. Defaults to 16 MiB, half this machine's L3 cache: results
+            cache. Defaults to 16 MiB, half a typical 32 MiB L3 cache: results
             larger than that would leave the cache anyway before their reader
             gets to them. ``None`` never streams. Only rows that start and end
-            on a cache line boundary are streamed (whole-array blocks; rarely a
-            crop's rows).
+            on a cache-line boundary are streamed: whole-array blocks of results
+            lsio allocates (they start on a page), rarely a crop's rows, and
+            rows of an ``out`` array only where it starts on a 64-byte boundary
+            (``np.empty`` of a large array starts 16 bytes past one).
     """
 
     threads: int | None = None

@@ -172,16 +172,18 @@ def run_jobs(jobs: Sequence[ReadJob], ctx: Context, serial: bool = False) -> Non
     (see :mod:`lsio.zarr._boxread`); the rest, and boxes sharing a chunk with
     another job, are planned chunk by chunk here. The calling thread and up to
     ``ctx.workers - 1`` threads of ``ctx.pool`` do the work (see :func:`lsio.compute.run_all`);
-    where a crop's chunk files are on disk, up to ``ctx.disk_workers - 1``
-    threads of ``ctx.disk_pool`` with the calling thread (see
-    :class:`lsio.ReadConfig`). With ``serial``, the calling thread alone does
-    it all (a writer's worker reading what it updates, while the pool writes).
+    where a crop's chunk files are on disk, up to ``max(ctx.workers,
+    ctx.disk_workers) - 1`` threads (of ``ctx.disk_pool`` where that is more
+    than ``ctx.workers``) with the calling thread (see :class:`lsio.ReadConfig`).
+    With ``serial``, the calling thread alone does it all, and no row is
+    copied past the caches (a writer's worker reading what it updates and
+    encodes next, while the pool writes).
     """
     pool = None if serial else ctx.pool
     batches = 1 if serial else ctx.batches
     workers = None if serial else ctx.workers
     disk_workers = 1 if serial else ctx.disk_workers
-    stream_from = ctx.config.stream_from
+    stream_from = None if serial else ctx.config.stream_from
     scratch = ctx.scratch
     per_array: dict[int, tuple[Array, list[ReadJob]]] = {}
     for job in jobs:

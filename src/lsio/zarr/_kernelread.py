@@ -200,7 +200,7 @@ def plan_kernel_reads(
             :func:`lsio.plan.plan_box_tables`).
         disk_workers: Workers for a crop's chunk files found on disk (see
             :class:`lsio.ReadConfig`); there are at least as many groups.
-        stream_from: Output bytes of the call from which rows are copied past
+        stream_from: Output bytes of these jobs from which rows are copied past
             the caches (see :class:`lsio.ReadConfig`); ``None`` (default): never.
 
     Returns:
