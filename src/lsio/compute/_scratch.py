@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from lsio.io import aligned_empty
+
 __all__ = ["OutputPool", "ScratchPool"]
 
 
@@ -145,9 +147,7 @@ _ALIGN = 4096
 
 def _aligned(nbytes: int, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
     """A fresh array like ``np.empty(shape, dtype)`` starting on a page boundary (not pooled)."""
-    raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % _ALIGN
-    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
+    return aligned_empty(nbytes, _ALIGN).view(dtype).reshape(shape)
 
 
 def _usable(raw: np.ndarray) -> int:
