@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 from lsio.io._directwrite import ALIGN, aligned_empty
+from lsio.io._types import ReadResult
 
-__all__ = ["MIN_POOLED", "Block", "BufferPool", "Lease", "read_buffer"]
+__all__ = ["MIN_POOLED", "Block", "BufferPool", "Lease", "read_buffer", "results_viewing"]
 
 MIN_POOLED = 64 * 1024
 """Reads smaller than this get plain buffers: malloc serves them from its heap
@@ -203,3 +205,21 @@ class Lease:
                 return
             self._block = None
         block._drop()
+
+
+def results_viewing(
+    block: Block | None, parts: Iterable[tuple[int, memoryview | None]]
+) -> Iterator[ReadResult]:
+    """A result per ``(tag, bytes)`` of ``parts``, whose bytes view ``block``'s buffer.
+
+    Each result with bytes holds a lease of ``block`` (``None``: a plain
+    buffer, no lease); the caller's own hold on ``block`` ends once the results
+    are all out, or the loop stops early.
+    """
+    try:
+        for tag, data in parts:
+            lease = None if block is None or data is None else block.lease()
+            yield ReadResult(tag, data, lease)
+    finally:
+        if block is not None:
+            block.release()

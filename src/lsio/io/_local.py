@@ -18,7 +18,7 @@ import numpy as np
 
 from lsio._errors import ReadError, WriteError
 from lsio.io._base import NOT_READ, IOConfig, WholeObjects, resolve_range, split_whole
-from lsio.io._buffers import Block, BufferPool, read_buffer
+from lsio.io._buffers import Block, BufferPool, read_buffer, results_viewing
 from lsio.io._coalesce import coalesce_ranges
 from lsio.io._directwrite import ALIGN, DIRECT_WRITE_BYTES, O_DIRECT, write_direct
 from lsio.io._getmany import load_file_batch_reader
@@ -334,17 +334,13 @@ class LocalStore:
             for req in reqs:
                 yield from self._read_file(req.key, [req])
             return
-        block = objects.block
-        try:
-            for i, req in enumerate(reqs):
-                if objects.sizes[i] < 0:
-                    yield ReadResult(req.tag, None)
-                else:
-                    lease = None if block is None else block.lease()
-                    yield ReadResult(req.tag, objects.view(i), lease)
-        finally:
-            if block is not None:
-                block.release()
+        yield from results_viewing(
+            objects.block,
+            (
+                (req.tag, objects.view(i) if objects.sizes[i] >= 0 else None)
+                for i, req in enumerate(reqs)
+            ),
+        )
 
     def _open(self, key: str) -> tuple[int, int]:
         """Open the file of ``key``; returns the descriptor and the alignment its reads need."""
@@ -381,16 +377,9 @@ class LocalStore:
             for start, end, members in reads:
                 data, block = _pread_exact(fd, start, end, key, align, self._pool)
                 view = memoryview(data.data)
-                try:
-                    for tag, s, e in members:
-                        yield ReadResult(
-                            tag,
-                            view[s - start : e - start],
-                            None if block is None else block.lease(),
-                        )
-                finally:
-                    if block is not None:
-                        block.release()
+                yield from results_viewing(
+                    block, ((tag, view[s - start : e - start]) for tag, s, e in members)
+                )
         finally:
             os.close(fd)
 
