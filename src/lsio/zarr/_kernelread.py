@@ -25,13 +25,12 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from lsio.compute import (
-    DecodeError,
     ScatterKernel,
     ScatterTables,
     ScratchPool,
@@ -39,7 +38,6 @@ from lsio.compute import (
 from lsio.io import (
     BorrowedPages,
     ByteRange,
-    Range,
     ReadRequest,
     ReadResult,
     WholeObject,
@@ -55,9 +53,9 @@ from lsio.plan import (
     plan_box_tables,
     touched_shards,
 )
-from lsio.zarr._boxread import buffer_address, chunk_error
 from lsio.zarr._claimread import ChunkClaims, claim_room, plan_claims
 from lsio.zarr._locate import shard_index_table
+from lsio.zarr._segments import Segment, raise_for_row, segment
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
@@ -67,12 +65,9 @@ __all__ = [
     "KernelGroup",
     "KernelPlan",
     "MappedReads",
-    "decode_rows",
     "fill_absent",
     "plan_kernel_reads",
-    "raise_for_row",
     "run_kernel_group",
-    "segment",
 ]
 
 _I64 = npt.NDArray[np.int64]
@@ -322,22 +317,6 @@ def fill_absent(plan: KernelPlan) -> None:
         plan.kernel.run(plan.tables, segments, 0, _fill_address(plan))
 
 
-Segment = tuple[int, int, int, int, int, int]
-
-
-def segment(first: int, stop: int, rng: Range, data: memoryview | None) -> Segment:
-    """The kernel's segment for chunk rows ``first:stop``, read as ``data`` from ``rng``.
-
-    ``data`` is ``None`` when the object is missing (its chunks read as the fill
-    value); a range that is not a :class:`ByteRange` is a whole-chunk object.
-    """
-    if data is None:
-        return (first, stop, 0, 0, -1, -1)
-    if isinstance(rng, ByteRange):
-        return (first, stop, buffer_address(data), rng.start, -1, len(data))
-    return (first, stop, buffer_address(data), 0, len(data), len(data))
-
-
 def run_kernel_group(group: KernelGroup, scratch: ScratchPool) -> None:
     """Read a group's reads, decode and scatter their chunks (a chunk that fails is named).
 
@@ -467,48 +446,3 @@ def _scratch_chunks(nbytes: int) -> int:
 def _slots(plan: KernelPlan, buf: np.ndarray) -> int:
     """Chunks the scratch buffer ``buf`` holds."""
     return max(1, buf.nbytes // max(plan.tables.chunk_nbytes, 1))
-
-
-def decode_rows(
-    kernel: ScatterKernel,
-    tables: ScatterTables,
-    first: int,
-    stop: int,
-    rng: Range,
-    data: memoryview,
-    scratch: int,
-) -> int:
-    """Run the kernel on chunk rows ``first:stop``, read as ``data`` from ``rng``.
-
-    Returns ``-1``, or the first row that did not decode or is cut off: a short
-    read (an object shorter than its index says) decodes what is there, and the
-    kernel never reads past the bytes it is given.
-    """
-    segments = np.array([segment(first, stop, rng, data)], dtype=np.int64)
-    return kernel.run(tables, segments, scratch, 0)
-
-
-def raise_for_row(
-    array: Array,
-    tables: ScatterTables,
-    row: int,
-    coords: _I64,
-    key: str,
-    rng: Range,
-    data: memoryview,
-) -> NoReturn:
-    """Raise the error of chunk ``row`` (at grid ``coords``), which the kernel named.
-
-    ``data`` was read from ``rng`` of the object ``key``.
-    """
-    whole = not isinstance(rng, ByteRange)
-    base = 0 if whole else rng.start  # type: ignore[union-attr]
-    offset, size = (int(v) for v in tables.chunks[row, :2])
-    part = data if whole else data[offset - base : offset - base + size]
-    where_range = rng if whole else ByteRange(offset, offset + size)
-    where = tuple(int(c) for c in coords)
-    try:
-        array.chunk_decoder(part, np.empty(array.read_chunk_shape, array.dtype))
-    except DecodeError as exc:
-        raise chunk_error(exc, key, where_range, where) from exc
-    raise chunk_error(DecodeError("chunk did not decode to its size"), key, where_range, where)

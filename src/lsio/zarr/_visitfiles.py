@@ -31,7 +31,7 @@ from lsio.io import (
     probe_files,
     read_ahead_available,
 )
-from lsio.zarr._kernelread import raise_for_row, segment
+from lsio.zarr._segments import raise_for_row, segment
 from lsio.zarr._visitruns import batch_bounds, kept_ids, slot_tables
 
 if TYPE_CHECKING:

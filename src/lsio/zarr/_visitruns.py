@@ -26,8 +26,9 @@ from lsio.compute import RunningMoments, ScatterKernel, ScatterTables
 from lsio.io import ByteRange
 from lsio.plan import ReadTask, c_strides
 from lsio.zarr._boxread import buffer_address
-from lsio.zarr._kernelread import GAP_BYTES, decode_rows, raise_for_row
+from lsio.zarr._kernelread import GAP_BYTES
 from lsio.zarr._locate import locate_table
+from lsio.zarr._segments import decode_rows, raise_for_row
 
 if TYPE_CHECKING:
     from lsio.zarr._array import Array
