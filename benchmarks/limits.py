@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import ctypes
 import ctypes.util
+import gc
 import os
 import subprocess
 import time
@@ -73,7 +74,14 @@ def warm(path: Path) -> None:
 
 
 def drop_caches() -> bool:
-    """Empty the page cache (needs root); returns whether it worked."""
+    """Empty the page cache (needs root); returns whether it worked.
+
+    Objects no longer used are collected first: a reader's handle held in a
+    reference cycle keeps its memory maps, and the page cache keeps pages
+    that a process has mapped (measured: 2.5 MB of a sharded array's pages
+    outlived ``drop_caches`` after 64 crops, until the handle was collected).
+    """
+    gc.collect()
     try:
         subprocess.run(["sync"], check=True)
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
