@@ -187,6 +187,33 @@ def test_resume_after_a_kill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert len(written) <= slabs - len(done) + 1  # finished slabs were not written again
 
 
+def test_resume_with_another_max_mem_starts_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src.zarr"
+    a = lsio.create(src, shape=(64, 64), dtype="i4", chunks=(8, 8))
+    a[...] = np.arange(1, 64 * 64 + 1, dtype="i4").reshape(64, 64)
+    dst = tmp_path / "dst.zarr"
+    original = lsio.Array.write
+    calls: list[Any] = []
+
+    def dying(self: lsio.Array, selection: Any, values: Any) -> None:
+        calls.append(selection)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill would stop it, after two slabs
+        original(self, selection, values)
+
+    monkeypatch.setattr(lsio.Array, "write", dying)
+    with pytest.raises(KeyboardInterrupt):
+        lsio.rechunk(str(src), str(dst), chunks=(8, 8), max_mem=8 * 8 * 4 * 6)
+    assert len(json.loads((dst / JOURNAL).read_text())["done"]) == 2
+    monkeypatch.setattr(lsio.Array, "write", original)
+    # Other slabs: the two done are not the first two of these.
+    out = lsio.rechunk(str(src), str(dst), chunks=(8, 8))
+    np.testing.assert_array_equal(out[...], a[...])
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], a[...])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -50,6 +50,19 @@ def test_v3_fill_value_forms(tmp_path: Path, dtype: str, fill_json: Any, check: 
     assert check(np.asarray(a.fill_value))
 
 
+def test_dimension_names_must_be_strings_or_null(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=(3, 2), chunks=(2, 2), dtype="i2", fill_value=0)
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["dimension_names"] = ["y", None]
+    (path / "zarr.json").write_text(json.dumps(meta))
+    assert lsio.open_array(path).dims == ("y", None)
+    meta["dimension_names"] = [1, 2]  # zarr-python refuses these too
+    (path / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(lsio.MetadataError, match="field 'dimension_names'"):
+        lsio.open_array(path)
+
+
 def test_invalid_fill_value_names_field(tmp_path: Path) -> None:
     with pytest.raises(lsio.MetadataError, match="field 'fill_value'"):
         _empty_v3(tmp_path / "a.zarr", "int8", 300)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,6 +149,9 @@ def _snapshot(path: Path) -> dict[str, bytes]:
         ({"compressor": "blosc:42"}, r"blosc level must be in 0..9"),
         ({"compressor": "blosc-lz4:10"}, r"blosc-lz4 level must be in 0..9"),
         ({"dims": ("x",)}, "must name all 2 dimensions"),
+        ({"dims": (1, 2)}, r"dims \(1, 2\) must be names \(str\) or None"),
+        ({"compressor": 3}, "compressor must be a str such as 'zstd:3' or None, got int"),
+        ({"shape": (8.5, 8)}, "shape must be a sequence of ints, got"),
         ({"attrs": {"x": object()}}, "JSON-serialisable"),
         ({"zarr_format": 2, "shards": (4, 4)}, "shards need zarr_format=3"),
     ],
@@ -187,6 +191,51 @@ def test_bad_writes_leave_the_store_as_it_was(tmp_path: Path) -> None:
     replaced = lsio.create(path, shape=(2,), dtype="u1", chunks=(1,), overwrite=True)
     assert replaced.shape == (2,)
     assert zarr.open_array(str(path), mode="r").shape == (2,)
+
+
+def test_resize_takes_an_int_for_one_dimension(tmp_path: Path) -> None:
+    a = lsio.create(tmp_path / "a.zarr", shape=(10,), dtype="i2", chunks=(4,), fill_value=-1)
+    a[...] = np.arange(10)
+    a.resize(8)
+    a.resize(np.int64(9))
+    want = np.append(np.arange(8), -1)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a.zarr"), mode="r")[...], want)
+
+
+def test_partial_writes_read_each_shard_as_stored_now(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    a = lsio.create(path, shape=(4, 4), dtype="i4", chunks=(2, 2), shards=(4, 4), compressor=None)
+    a[...] = np.arange(16).reshape(4, 4)
+    first = lsio.open_array(path, mode="r+")
+    np.testing.assert_array_equal(first[0], [0, 1, 2, 3])  # its shard index is cached now
+    lsio.open_array(path, mode="r+")[0:2, 0:2] = 0  # another handle: an inner chunk goes
+    first[3, 3] = 99  # updates the shard as it is now, not as first saw it
+    want = np.arange(16).reshape(4, 4)
+    want[0:2, 0:2] = 0
+    want[3, 3] = 99
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], want)
+
+
+def test_a_failed_write_forgets_the_shards_it_rewrote(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    a = lsio.create(path, shape=(8, 8), dtype="i4", chunks=(2, 2), shards=(4, 4), compressor=None)
+    a[...] = np.arange(64).reshape(8, 8)
+    a = lsio.open_array(path, mode="r+")
+    a[0:4, 0:4]  # caches the first shard's index
+    row = path / "c" / "1"
+    shutil.rmtree(row)
+    row.write_bytes(b"")  # a file where shards (1, 0) and (1, 1) go: their writes fail
+    new = np.zeros((8, 8), dtype="i4")
+    new[0, 0] = 5  # the first shard keeps one inner chunk of four: its layout changes
+    with pytest.raises(lsio.WriteError, match="c/1/"):
+        a[...] = new
+    want = np.zeros((4, 4), dtype="i4")
+    want[0, 0] = 5
+    np.testing.assert_array_equal(a[0:4, 0:4], want)  # read by its new index
+    row.unlink()
+    a[3, 3] = 99  # and updated by it
+    want[3, 3] = 99
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[0:4, 0:4], want)
 
 
 @pytest.mark.parametrize(
@@ -286,8 +335,12 @@ def test_attrs_write_through_and_resize(tmp_path: Path, fmt: int) -> None:
         lsio.open_array(path).attrs["e"] = 1
     with pytest.raises(lsio.ReadOnlyError):
         lsio.open_array(path).resize((1, 1))
-    with pytest.raises(lsio.InvalidArgumentError, match="must have 2 sides"):
+    with pytest.raises(lsio.InvalidArgumentError, match=r"new shape \(3,\) has 1 dimensions"):
         a.resize((3,))
+    for bad in [(9.99, 9), (True, 9), ("6", 9)]:  # never cut to an int, nor cut data
+        with pytest.raises(lsio.InvalidArgumentError, match="new shape must be a sequence of ints"):
+            a.resize(bad)
+    assert a.shape == (6, 9)
     with pytest.raises(lsio.InvalidArgumentError, match="JSON-serialisable"):
         a.attrs["f"] = object()
 

@@ -16,6 +16,7 @@ from lsio.plan._selection import (
     OrthogonalSelection,
     Progression,
     VectorSelection,
+    int_shape,
     normalize_basic,
     normalize_orthogonal,
     normalize_vectorized,
@@ -23,6 +24,7 @@ from lsio.plan._selection import (
 from lsio.plan._tables import BoxTables, c_strides, plan_box_tables, touched_shards
 
 __all__ = [
+    "int_shape",
     "Box",
     "BoxTables",
     "ChunkProjection",

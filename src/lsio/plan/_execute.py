@@ -45,7 +45,12 @@ class ReadConfig:
             CPU core; 1 runs everything in the calling thread.
         io: Coalescing settings of the IO backend (gap, largest merged read).
         shard_index_cache: Shard indexes kept per array (LRU). Defaults to 4096,
-            i.e. at most a few MiB for typical shards.
+            i.e. at most a few MiB for typical shards. An array's own writes
+            keep its cache true; a shard rewritten through another handle or
+            process is read by the index cached before, until
+            :meth:`lsio.Array.forget_shards` (or opening the array again), as
+            with any reader that caches what it read. Writes always read the
+            index of a shard they update afresh.
         tasks_per_thread: Batches a read is split into per worker thread, to balance
             uneven work. Defaults to 4.
         output_pool: Bytes of memory behind results of 4 MiB and more that reads

@@ -16,9 +16,10 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from lsio._errors import SelectionError
+from lsio._errors import InvalidArgumentError, SelectionError
 
 __all__ = [
+    "int_shape",
     "DimSelection",
     "IntIndex",
     "OrthogonalSelection",
@@ -252,3 +253,27 @@ def normalize_vectorized(selection: Any, shape: tuple[int, ...]) -> VectorSelect
             raise SelectionError(f"index {bad} is out of bounds for axis {axis} with size {size}")
         coords[axis] = np.where(flat < 0, flat + size, flat)
     return VectorSelection(coords, tuple(bshape))
+
+
+def int_shape(value: Any, name: str, ndim: int | None, positive: bool) -> tuple[int, ...]:
+    """``value`` (an int, or a sequence of ints) as a shape; ``name`` is what the errors call it.
+
+    Raises:
+        InvalidArgumentError: Not ints (bools and floats are refused), another
+            number of dimensions than ``ndim`` (when given), or sides below 1
+            (``positive``) or 0.
+    """
+    items = (value,) if isinstance(value, int | np.integer) else value
+    try:
+        out = tuple(int(v) for v in items)
+        if any(
+            isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) for v in items
+        ):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be a sequence of ints, got {value!r}") from None
+    if ndim is not None and len(out) != ndim:
+        raise InvalidArgumentError(f"{name} {out} has {len(out)} dimensions, the array has {ndim}")
+    if any(v < (1 if positive else 0) for v in out):
+        raise InvalidArgumentError(f"{name} {out} must be {'positive' if positive else '>= 0'}")
+    return out

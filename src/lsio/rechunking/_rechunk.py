@@ -161,10 +161,12 @@ def rechunk(
     store = writable_store(dest, cfg)
     if not isinstance(store, Writer):
         raise InvalidArgumentError(f"cannot write to {dest}")
+    slab = _slab_shape(src.shape, unit, itemsize, budget // 3)
     plan = {key: json.loads(doc) for key, doc in docs.items()}
     plan["source"] = f"{src.store_url}/{src.path}"
+    # The journal counts slabs: another max_mem cuts other slabs, so it starts again.
+    plan["slab"] = list(slab)
     done = _resume(store, plan, overwrite)
-    slab = _slab_shape(src.shape, unit, itemsize, budget // 3)
     slabs = _slabs(src.shape, slab)
     ctx = Context(store, cfg, writable=True)
     out = Array(ctx, "", meta)

@@ -345,7 +345,7 @@ class Array(Node[ArrayMetadata]):
         return [key(tuple(c)) for c in coords.tolist()]
 
     def forget_shards(self, shards: Iterable[tuple[int, ...]]) -> None:
-        """Drop cached indexes of shards that were rewritten."""
+        """Drop cached indexes of ``shards`` (grid coordinates), e.g. rewritten by another handle."""
         if self._indexes is not None:
             self._indexes.forget(shards)
 
@@ -381,14 +381,14 @@ class Array(Node[ArrayMetadata]):
         """
         write_many(self, selections, values)
 
-    def resize(self, new_shape: Sequence[int]) -> None:
-        """Change the shape (same number of dimensions); see :func:`resize_array`.
+    def resize(self, new_shape: int | Sequence[int]) -> None:
+        """Change the shape (same number of dimensions; an int for a 1-d array); see :func:`resize_array`.
 
         Raises:
             ReadOnlyError: The array was opened read-only.
-            InvalidArgumentError: A shape of another rank or with negative sides.
+            InvalidArgumentError: A shape that is not ints, of another rank, or with negative sides.
         """
-        self._meta = resize_array(self, tuple(new_shape))
+        self._meta = resize_array(self, new_shape)
         if self._indexes is not None:
             self._indexes.forget()
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lsio._errors import InvalidArgumentError, LsioError
+from lsio.plan import int_shape
 from lsio.zarr._dtypes import SUPPORTED_DTYPES
 from lsio.zarr._metadata import ArrayMetadata, parse_v2_array, parse_v3_array
 from lsio.zarr._write import int_out_of_range
@@ -63,21 +64,6 @@ def _fill(value: Any, dtype: np.dtype[Any]) -> Any:
     return cast[()]
 
 
-def _shape(value: Any, name: str, ndim: int | None, positive: bool) -> tuple[int, ...]:
-    items = (value,) if isinstance(value, int | np.integer) else value
-    try:
-        out = tuple(int(v) for v in items)
-        if any(isinstance(v, bool) or int(v) != v for v in items):
-            raise TypeError
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name} must be a sequence of ints, got {value!r}") from None
-    if ndim is not None and len(out) != ndim:
-        raise InvalidArgumentError(f"{name} {out} has {len(out)} dimensions, the array has {ndim}")
-    if any(v < (1 if positive else 0) for v in out):
-        raise InvalidArgumentError(f"{name} {out} must be {'positive' if positive else '>= 0'}")
-    return out
-
-
 def _compressor(spec: str | None) -> tuple[str, int | None]:
     """A compressor spec as (name, level), e.g. ``"zstd:5"`` -> ``("zstd", 5)``.
 
@@ -86,6 +72,10 @@ def _compressor(spec: str | None) -> tuple[str, int | None]:
     """
     if spec is None:
         return "none", None
+    if not isinstance(spec, str):
+        raise InvalidArgumentError(
+            f"compressor must be a str such as 'zstd:3' or None, got {type(spec).__name__}"
+        )
     name, _, level = spec.partition(":")
     if name not in _COMPRESSORS:
         raise InvalidArgumentError(
@@ -187,12 +177,14 @@ def array_documents(
             f"dtype {dt} is not supported; use one of {', '.join(SUPPORTED_DTYPES)}"
         )
     dt = dt.newbyteorder("=")
-    shp = _shape(shape, "shape", None, positive=False)
-    chunk_shape = _shape(chunks, "chunks", len(shp), positive=True)
+    shp = int_shape(shape, "shape", None, positive=False)
+    chunk_shape = int_shape(chunks, "chunks", len(shp), positive=True)
     fill = _fill(fill_value, dt)
     attributes = dict(attrs or {})
     if dims is not None and len(dims) != len(shp):
         raise InvalidArgumentError(f"dims {tuple(dims)} must name all {len(shp)} dimensions")
+    if dims is not None and not all(d is None or isinstance(d, str) for d in dims):
+        raise InvalidArgumentError(f"dims {tuple(dims)} must be names (str) or None")
     if codecs is not None and compressor not in (None, "zstd"):
         raise InvalidArgumentError("give compressor= or codecs=, not both")
     name, level = _compressor(compressor)
@@ -231,7 +223,7 @@ def array_documents(
     )
     grid = chunk_shape
     if shards is not None:
-        grid = _shape(shards, "shards", len(shp), positive=True)
+        grid = int_shape(shards, "shards", len(shp), positive=True)
         bad = [d for d, (s, c) in enumerate(zip(grid, chunk_shape, strict=True)) if s % c]
         if bad:
             raise InvalidArgumentError(

@@ -167,9 +167,13 @@ def parse_v3_array(meta: Mapping[str, Any], document: str) -> ArrayMetadata:
     for t in meta.get("storage_transformers") or []:
         raise UnsupportedError(f"{document}: storage transformer {t!r} is not supported")
     dims = meta.get("dimension_names")
-    if dims is not None and (not isinstance(dims, list) or len(dims) != len(shape)):
+    if dims is not None and (
+        not isinstance(dims, list)
+        or len(dims) != len(shape)
+        or not all(d is None or isinstance(d, str) for d in dims)
+    ):
         raise MetadataError(
-            f"must list {len(shape)} names, got {dims!r}",
+            f"must list {len(shape)} names (strings or null), got {dims!r}",
             document=document,
             field="dimension_names",
         )

@@ -24,7 +24,7 @@ import numpy as np
 from lsio._errors import InvalidArgumentError, ReadOnlyError
 from lsio.compute import GridEncoder, ScratchPool, load_grid_encoder, run_all
 from lsio.io import Writer
-from lsio.plan import normalize_basic, project_dims
+from lsio.plan import int_shape, normalize_basic, project_dims
 from lsio.zarr._attrs import rewrite_metadata
 from lsio.zarr._engine import ReadJob, run_jobs
 from lsio.zarr._metadata import ArrayMetadata
@@ -162,6 +162,10 @@ def write_many(array: Array, selections: Sequence[Any], values: Sequence[Any]) -
         else:
             block = np.full(unit, meta.fill_value, dtype=array.dtype)
             if not covering:
+                # The object as stored now, under a fresh index: a cached one may
+                # describe a shard another handle has rewritten since, and
+                # decoding the new bytes by it would store garbage for good.
+                array.forget_shards([coords])
                 # Read in this worker, not on the pool: the pool's workers are busy writing.
                 old = normalize_basic(region, meta.shape)
                 run_jobs([ReadJob(array, old, block[valid])], ctx, serial=True)
@@ -205,8 +209,10 @@ def write_many(array: Array, selections: Sequence[Any], values: Sequence[Any]) -
     # "/"-separated keys, so workers do not queue on one directory's lock to
     # create and rename files (measured: 11% of the CPU time spinning on it with
     # C-order tasks on 2 workers). A run lies in one directory.
-    run_all(ctx.pool, task, sorted(items, key=lambda c: _first(c)[::-1]), ctx.workers)
-    array.forget_shards(per_object)
+    try:
+        run_all(ctx.pool, task, sorted(items, key=lambda c: _first(c)[::-1]), ctx.workers)
+    finally:  # shards written before a failure are new too
+        array.forget_shards(per_object)
 
 
 # Runs of whole chunks are cut at this many chunks: enough to spread a Python
@@ -300,7 +306,7 @@ def _covers(inner: tuple[Any, ...], valid: tuple[slice, ...]) -> bool:
     return True
 
 
-def resize_array(array: Array, shape: tuple[int, ...]) -> ArrayMetadata:
+def resize_array(array: Array, shape: int | Sequence[int]) -> ArrayMetadata:
     """Store ``shape`` as the array's shape; returns the new metadata.
 
     Shrinking first rewrites the removed region with the fill value (chunks
@@ -309,15 +315,13 @@ def resize_array(array: Array, shape: tuple[int, ...]) -> ArrayMetadata:
     the metadata, which is replaced atomically, last.
     """
     meta = array.metadata
-    if len(shape) != len(meta.shape) or any(int(s) < 0 for s in shape):
-        raise InvalidArgumentError(f"new shape {shape} must have {len(meta.shape)} sides >= 0")
-    shape = tuple(int(s) for s in shape)
-    for d, (old, new) in enumerate(zip(meta.shape, shape, strict=True)):
+    new_shape = int_shape(shape, "new shape", len(meta.shape), positive=False)
+    for d, (old, new) in enumerate(zip(meta.shape, new_shape, strict=True)):
         if new < old:
             write_selection(array, (slice(None),) * d + (slice(new, old),), meta.fill_value)
 
     def change(doc: dict[str, Any]) -> None:
-        doc["shape"] = list(shape)
+        doc["shape"] = list(new_shape)
 
     rewrite_metadata(array, "zarr.json" if meta.zarr_format == 3 else ".zarray", change)
-    return dataclasses.replace(meta, shape=shape)
+    return dataclasses.replace(meta, shape=new_shape)
