@@ -461,28 +461,6 @@ class TestResidentMappings:
         assert resident.maps[0] is not None
         assert bytes(resident.maps[0]) == objects["s/0"]
 
-    def test_only_large_spans_on_disk_are_read_ahead(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        import lsio.io._mmap as mmap_module
-
-        advised: list[np.ndarray] = []
-        monkeypatch.setattr(
-            mmap_module, "start_reading", lambda bases, sizes, spans, piece: advised.append(spans)
-        )
-        store = AutoStore(tmp_path, IOConfig())
-        store.put("big", bytes(8 << 20))
-        _evict(tmp_path / "big")
-        # A crop's spans of a few chunks: left to the workers' reads.
-        crop = np.array([[0, i * (160 << 10), (i + 1) * (160 << 10)] for i in range(12)])
-        assert store.resident_mappings(["big"], crop) is None
-        assert advised == []
-        # Whole-array blocks: every span is asked for at once.
-        blocks = np.array([[0, 0, 4 << 20], [0, 4 << 20, 8 << 20]])
-        assert store.resident_mappings(["big"], blocks) is None
-        assert len(advised) == 1
-        np.testing.assert_array_equal(advised[0], blocks)
-
     def test_large_spans_are_mapped_and_handed_back(self, tmp_path: Path) -> None:
         store = AutoStore(tmp_path, IOConfig())
         data = np.random.default_rng(0).integers(0, 256, 8 << 20, dtype=np.uint8).tobytes()

@@ -235,9 +235,7 @@ class AutoStore(MmapStore):
         does not grow with every file read; smaller ones (crops) keep their
         pages mapped, since dropping and faulting them again costs more per
         byte than the copy it saves. Ranges averaging under 16 KiB are
-        refused (a copy is cheaper). When large spans are not in the page
-        cache, the kernel is asked to start reading them all before this
-        returns ``None`` (see :func:`lsio.io._pages.start_reading`).
+        refused (a copy is cheaper).
         """
         if not len(spans):
             return None
@@ -258,14 +256,9 @@ class AutoStore(MmapStore):
             return None
         bases, sizes = mapping_addresses(maps)
         if not resident(bases, sizes, spans, allowed):
-            if release:
-                # Large spans on disk (whole-array blocks): the kernel starts
-                # reading every span now, so that the workers' reads that follow
-                # find many in flight, not one each. Not for crops' spans of a
-                # few chunks: allocating and submitting all of a crop's pages
-                # held the calling thread ~0.5 ms before any worker started, and
-                # cold crops ran 13-18% faster without it (BENCHMARKS.md).
-                start_reading(bases, sizes, spans, advice_bytes(self.root))
+            # On disk: the kernel starts reading every span now, so that the
+            # workers' reads that follow find many in flight, not one each.
+            start_reading(bases, sizes, spans, advice_bytes(self.root))
             return None
         return ResidentMaps(maps, release=release)
 
