@@ -6,6 +6,7 @@ import asyncio
 import collections
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -177,6 +178,32 @@ def test_batch_abandoned_when_block_raises(stores: dict[bool, Path]) -> None:
     assert not [r for r in store.requests if r.key.startswith("c/")]
     with pytest.raises(lsio.InvalidArgumentError, match="abandoned"):
         a.read((0, 0), batch=batch)
+
+
+def test_result_asked_while_its_batch_runs(
+    stores: dict[bool, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lsio.zarr._batch as batch_module
+
+    a = lsio.open_array(stores[True])
+    futures: list[lsio.ReadFuture] = []
+    messages: list[str] = []
+    run = batch_module.submit_jobs
+
+    def submit(jobs: list[Any]) -> None:  # as another thread would see it, mid-read
+        with pytest.raises(lsio.NotReadyError) as info:
+            futures[0].result()
+        messages.append(str(info.value))
+        run(jobs)
+
+    monkeypatch.setattr(batch_module, "submit_jobs", submit)
+    with lsio.Batch() as batch:
+        futures.append(a.read((0,), batch=batch))
+    assert messages == [
+        "the batch is still running: results are available once its 'with' block "
+        "(or batch.submit()) has returned"
+    ]
+    np.testing.assert_array_equal(futures[0].result(), a[0])
 
 
 def test_failed_read_in_batch_names_key_and_workers_survive(tmp_path: Path) -> None:

@@ -112,3 +112,15 @@ def test_out_buffer_and_threads(threads: int, spec: StoreSpec, data: st.DataObje
         out = np.empty(np.shape(expected), dtype=a.dtype)
         assert a.read(sel, out=out) is out
         assert_same(out, expected)
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 7)])
+def test_vindex_takes_a_mask_as_a_list(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    z = zarr.create_array(
+        str(tmp_path / "a.zarr"), shape=shape, chunks=(2,) * len(shape), dtype="i2"
+    )
+    z[...] = np.arange(np.prod(shape), dtype="i2").reshape(shape)
+    mask = (np.arange(np.prod(shape)).reshape(shape) % 3 == 0).tolist()
+    a = lsio.open_array(tmp_path / "a.zarr")
+    assert_same(a.vindex[mask], z.vindex[mask])
+    assert_same(a.vindex[(mask,)], z.vindex[np.asarray(mask)])

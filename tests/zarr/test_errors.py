@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import crc32c
+import numcodecs
 import numpy as np
 import pytest
 import zarr.codecs as zc
@@ -118,6 +119,33 @@ def test_truncated_chunk_names_chunk_key(tmp_path: Path) -> None:
     chunk.write_bytes(chunk.read_bytes()[:7])
     with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/1'"):
         lsio.open_array(tmp_path / "a.zarr")[...]
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [(Ellipsis,), (slice(None, None, 2), slice(None, None, 2)), ([0, 5], slice(None, None, -3))],
+)
+@pytest.mark.parametrize("keep", [8, 40, 0.5])
+def test_truncated_blosc_chunk_names_chunk_key(
+    tmp_path: Path, selection: tuple[object, ...], keep: float
+) -> None:
+    # c-blosc reads as many bytes as its header says: cut short, it must never
+    # be handed the chunk (a crash, or values from past the buffer).
+    path = tmp_path / "a.zarr"
+    z = zarr.create_array(
+        str(path),
+        shape=(8, 64),
+        chunks=(8, 64),
+        dtype="float64",
+        zarr_format=2,
+        compressors=numcodecs.Blosc(cname="lz4", clevel=1, shuffle=numcodecs.Blosc.NOSHUFFLE),
+    )
+    z[...] = np.random.default_rng(0).random((8, 64))
+    chunk = path / "0.0"
+    data = chunk.read_bytes()
+    chunk.write_bytes(data[: int(keep * len(data)) if keep < 1 else int(keep)])
+    with pytest.raises(lsio.ChunkError, match=r"chunk '0.0'.*blosc"):
+        lsio.open_array(path)[selection]
 
 
 def test_uncompressed_chunk_of_wrong_size_names_key(tmp_path: Path) -> None:

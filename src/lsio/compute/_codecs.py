@@ -129,6 +129,8 @@ class NumcodecsCodec:
 
     def decode(self, data: memoryview) -> memoryview:
         """Decompress into a new buffer."""
+        if self.name == "blosc":
+            _check_blosc_frame(data)
         try:
             return _as_view(self.codec.decode(data))
         except Exception as exc:
@@ -178,6 +180,7 @@ class NumcodecsCodec:
         return None
 
     def _blosc_into(self, data: memoryview, out: np.ndarray) -> None:
+        _check_blosc_frame(data)
         size = blosc_content_size(data)
         if size != out.nbytes:
             raise DecodeError(f"blosc data decodes to {size} bytes, expected {out.nbytes}")
@@ -212,6 +215,20 @@ def _zstd_compressor(level: int, checksum: bool) -> Any:
 def zstd_decoder() -> Callable[[memoryview, np.ndarray], None]:
     """The process's zstd decoder; loading libzstd is done once (it is read-only state)."""
     return load_zstd_decoders()[0]
+
+
+def _check_blosc_frame(data: memoryview) -> None:
+    """Refuse blosc data shorter than its header says: c-blosc would read past its end.
+
+    A truncated chunk otherwise ends the process (a segmentation fault) or
+    decodes to whatever lies past the buffer. The compiled decoder checks the
+    same (see :mod:`lsio.compute._cdecode`).
+    """
+    if len(data) < 16:
+        raise DecodeError(f"blosc data of {len(data)} bytes is shorter than a blosc header")
+    stored = int(struct.unpack_from("<I", data, 12)[0])
+    if not 16 <= stored <= len(data):
+        raise DecodeError(f"blosc header gives {stored} compressed bytes, the data has {len(data)}")
 
 
 def blosc_content_size(data: memoryview) -> int | None:

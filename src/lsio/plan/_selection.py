@@ -213,6 +213,10 @@ def normalize_vectorized(selection: Any, shape: tuple[int, ...]) -> VectorSelect
         only = np.asarray(selection[0])
         if only.dtype == np.bool_:  # (mask,), as zarr-python takes it
             selection = only
+    elif isinstance(selection, list):
+        only = np.asarray(selection)
+        if only.dtype == np.bool_:  # a mask as a list, as zarr-python takes it
+            selection = only
     if isinstance(selection, np.ndarray) and selection.dtype == np.bool_:
         if selection.shape != shape:
             raise SelectionError(

@@ -31,8 +31,9 @@ class ReadFuture:
         """The array read.
 
         Raises:
-            NotReadyError: The batch has not been submitted yet (or its ``with``
-                block raised, so it never will be). Never blocks.
+            NotReadyError: The batch has not been submitted yet, is still
+                running (asked from another thread), or its ``with`` block
+                raised, so it never will be. Never blocks.
             LsioError: The batch failed; the error of the first failed read.
         """
         state = self._batch.state
@@ -41,10 +42,12 @@ class ReadFuture:
             raise self._batch.error
         if state != "done":
             raise NotReadyError(
-                "the batch has not been submitted: results are available after its "
-                "'with' block ends (or after batch.submit())"
-                if state == "open"
-                else "the batch was abandoned because its 'with' block raised"
+                {
+                    "open": "the batch has not been submitted: results are available "
+                    "after its 'with' block ends (or after batch.submit())",
+                    "running": "the batch is still running: results are available once "
+                    "its 'with' block (or batch.submit()) has returned",
+                }.get(state, "the batch was abandoned because its 'with' block raised")
             )
         return self._out
 
