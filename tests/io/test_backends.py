@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +326,52 @@ class TestUringStore(TestLocalStore):
             if r.data is not None
         }
         assert got == {q.tag: want for q, want in reqs}
+
+    def test_reads_longer_than_one_request_may_ask(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import lsio.io._uring as uring
+
+        # As a read of 4 GiB or more is cut (an SQE's length has 32 bits), here at 4 KiB.
+        monkeypatch.setattr(uring, "_MAX_READ", 4096)
+        data = np.random.default_rng(1).integers(0, 256, 100_000, dtype=np.uint8).tobytes()
+        (tmp_path / "big").write_bytes(data)
+        store = UringStore(tmp_path, IOConfig(max_read=1 << 20))
+        got = {
+            r.tag: bytes(r.data)
+            for r in store.read_batch(
+                [ReadRequest(0, "big", ByteRange(10, 99_990)), ReadRequest(1, "big", WholeObject())]
+            )
+            if r.data is not None
+        }
+        assert got == {0: data[10:99_990], 1: data}
+
+    def test_rings_close_with_their_store(self, tmp_path: Path) -> None:
+        def rings() -> int:
+            names = []
+            for fd in os.listdir("/proc/self/fd"):
+                with contextlib.suppress(OSError):
+                    names.append(os.readlink(f"/proc/self/fd/{fd}"))
+            return sum("io_uring" in name for name in names)
+
+        (tmp_path / "a").write_bytes(b"abc")
+        before = rings()
+        for _ in range(5):
+            store = UringStore(tmp_path)
+            threads = [
+                threading.Thread(
+                    target=lambda s=store: list(s.read_batch([ReadRequest(0, "a", WholeObject())]))
+                )
+                for _ in range(3)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert rings() >= before + 3  # one ring per thread that read
+            del store, threads
+            gc.collect()
+            assert rings() == before
 
 
 def test_backend_choice(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import mmap
 import os
 import platform
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -33,6 +34,9 @@ _OFF_SQ_RING, _OFF_CQ_RING, _OFF_SQES = 0, 0x8000000, 0x10000000
 _FEAT_SINGLE_MMAP = 1
 _ENTER_GETEVENTS = 1
 _OP_READ = 22
+# Bytes one read asks for at most: an SQE's length is 32 bits, and Linux reads
+# at most ~2 GiB per call anyway (the rest of a larger read is asked for again).
+_MAX_READ = 1 << 30
 
 _SQE = np.dtype(
     {
@@ -176,6 +180,12 @@ class _Ring:
         os.close(self.fd)
 
 
+def _close_rings(rings: list[_Ring]) -> None:
+    for ring in rings:
+        ring.close()
+    rings.clear()
+
+
 def uring_available() -> bool:
     """Whether this machine lets lsio use io_uring (x86-64 Linux, not refused by the kernel)."""
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
@@ -210,6 +220,10 @@ class UringStore(LocalStore):
             raise OSError(errno.ENOSYS, "io_uring is not available on this machine")
         self._entries = entries
         self._local = threading.local()
+        # Every thread's ring, closed with the store (each holds a file descriptor).
+        self._rings: list[_Ring] = []
+        self._rings_lock = threading.Lock()
+        weakref.finalize(self, _close_rings, self._rings)
 
     def __repr__(self) -> str:
         return f"UringStore({str(self.root)!r})"
@@ -218,6 +232,8 @@ class UringStore(LocalStore):
         ring: _Ring | None = getattr(self._local, "ring", None)
         if ring is None:
             ring = self._local.ring = _Ring(self._entries)
+            with self._rings_lock:
+                self._rings.append(ring)
         return ring
 
     def read_batch(self, requests: Sequence[ReadRequest]) -> Iterator[ReadResult]:
@@ -278,7 +294,7 @@ class UringStore(LocalStore):
                 fds[pending],
                 offsets[pending] + done[pending],
                 addrs[pending] + done[pending],
-                lengths[pending] - done[pending],
+                np.minimum(lengths[pending] - done[pending], _MAX_READ),
             )
             failed = np.flatnonzero(res < 0)
             if failed.size:
