@@ -133,6 +133,23 @@ def _snapshot(path: Path) -> dict[str, bytes]:
     }
 
 
+def test_member_names_stay_inside_their_group(tmp_path: Path) -> None:
+    other = lsio.create(tmp_path / "other.zarr", shape=(2,), dtype="i4", chunks=(2,))
+    other[...] = [42, 43]
+    g = lsio.create_group(tmp_path / "g.zarr")
+    g.create_group("sub")
+    for name in ["../other.zarr", "sub/../../other.zarr", "./sub", "sub//x", "."]:
+        with pytest.raises(lsio.InvalidArgumentError, match=r"none of them empty, '\.' or '\.\.'"):
+            g[name]
+        assert name not in g
+        with pytest.raises(lsio.InvalidArgumentError, match="none of them empty"):
+            g.create_array(name, shape=(2,), dtype="i4", chunks=(2,))
+        with pytest.raises(lsio.InvalidArgumentError, match="none of them empty"):
+            g.create_group(name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.zarr", "other.zarr"]
+    assert isinstance(g["/sub/"], lsio.Group)  # outer slashes are not parts
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from lsio._errors import NodeNotFoundError, ReadOnlyError, UnsupportedError
+from lsio._errors import InvalidArgumentError, NodeNotFoundError, ReadOnlyError, UnsupportedError
 from lsio.zarr._array import Array
 from lsio.zarr._context import Context
 from lsio.zarr._metadata import ArrayMetadata
@@ -66,6 +66,13 @@ class Group(Node[GroupMetadata]):
             )
 
     def _child_path(self, name: str) -> str:
+        # A member lies inside the group: "..", "." or an empty part would name
+        # another place (outside the store, even), as zarr-python refuses too.
+        if any(part in ("", ".", "..") for part in name.split("/")):
+            raise InvalidArgumentError(
+                f"member name {name!r} of group {self._path or '/'!r} must be parts separated "
+                "by '/', none of them empty, '.' or '..'"
+            )
         return f"{self._path}/{name}" if self._path else name
 
     def _children(
@@ -145,7 +152,7 @@ class Group(Node[GroupMetadata]):
             return False
         try:
             self[name]
-        except KeyError:
+        except (KeyError, InvalidArgumentError):  # no such member, or no name of one
             return False
         except UnsupportedError:  # a member, of a type lsio does not read
             return True
@@ -156,6 +163,7 @@ class Group(Node[GroupMetadata]):
 
         Raises:
             KeyError: (a :class:`lsio.NodeNotFoundError`) when there is no such member.
+            InvalidArgumentError: A name with an empty, ``.`` or ``..`` part.
         """
         name = name.strip("/")
         cons = self._meta.consolidated
