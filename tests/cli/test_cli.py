@@ -105,6 +105,45 @@ def test_info_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "malformed JSON" in capsys.readouterr().err
 
 
+def test_bad_arguments_get_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:  # argparse's usage error
+        main(["demo", "--threads", "0"])
+    assert exited.value.code == 2
+    assert "argument --threads: must be at least 1, got 0" in capsys.readouterr().err
+    taken = tmp_path / "file"
+    taken.write_text("")
+    assert main(["demo", "--path", str(taken), "--timesteps", "4"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lsio demo: error: ")
+    assert "File exists" in err
+    assert err.count("\n") == 1
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=(4,), chunks=(2,), dtype="i2")
+    assert (
+        main(["rechunk", str(tmp_path / "a.zarr"), str(tmp_path / "b"), "--max-mem", "1e400"]) == 1
+    )
+    assert capsys.readouterr().err == "lsio rechunk: error: cannot read a size from '1e400'\n"
+
+
+def test_output_cut_short_ends_quietly(tmp_path: Path) -> None:
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    for i in range(300):
+        g.create_array(f"a{i:03d}", shape=(4,), chunks=(2,), dtype="i4")
+    code = (
+        "import sys; from lsio.cli._main import main; "
+        f"sys.exit(main(['info', '--json', {str(tmp_path / 'g.zarr')!r}]))"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.read(10)
+        proc.stdout.close()  # as `| head -c 10` does
+        err = proc.stderr.read()
+    assert proc.returncode == 1
+    assert err == b""
+
+
 def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         main(["demo", "--path", str(tmp_path / "demo"), "--timesteps", "4", "--threads", "2"]) == 0

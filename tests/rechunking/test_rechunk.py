@@ -219,6 +219,7 @@ def test_resume_with_another_max_mem_starts_again(
     [
         ({"max_mem": "50B"}, "max_mem of 50 bytes is too small"),
         ({"max_mem": "lots"}, "cannot read a size from 'lots'"),
+        ({"max_mem": "1e400"}, "cannot read a size from '1e400'"),
         ({"chunks": (3,)}, "has 1 dimensions, the array has 2"),
         ({"shards": (5, 5)}, "must be multiples of chunks"),
     ],

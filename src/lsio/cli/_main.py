@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -59,12 +60,23 @@ def _parser() -> argparse.ArgumentParser:
         "--path", help="where to write the sample (default: a temporary directory, removed)"
     )
     demo.add_argument(
-        "--threads", type=int, default=None, help="worker threads (default: all cores)"
+        "--threads", type=_positive, default=None, help="worker threads (default: all cores)"
     )
     demo.add_argument(
         "--timesteps", type=int, default=32, help="timesteps of the sample (default: 32)"
     )
     return parser
+
+
+def _positive(text: str) -> int:
+    """An argument that must be an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
@@ -107,8 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--timesteps must be at least 4 (the demo's crops span 4 timesteps)"
                 )
             run_demo(args.path, args.threads, args.timesteps, sys.stdout)
-    except LsioError as exc:
+    except BrokenPipeError:
+        # The reader of the output went away (e.g. `| head`): stop quietly, and
+        # keep Python from reporting the pipe again when it flushes at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (LsioError, OSError) as exc:
         # The library's messages name its keyword arguments; say the flag here.
+        # OSError: a path the command cannot create or write (--path, DST).
         message = str(exc).replace("pass overwrite=True", "pass --overwrite")
         print(f"lsio {args.command}: error: {message}", file=sys.stderr)
         return 1

@@ -60,7 +60,7 @@ def parse_size(value: int | str) -> int:
             )
         try:
             size = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, or not a finite one
             raise InvalidArgumentError(f"cannot read a size from {value!r}") from None
     if size <= 0:
         raise InvalidArgumentError(f"a memory budget must be positive, got {value!r}")
