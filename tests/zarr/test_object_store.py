@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,7 @@ import pytest
 
 import lsio
 import zarr
+from lsio.cli._main import main
 from lsio.io import ObjectStore
 
 
@@ -170,3 +176,46 @@ def test_coordinates_of_an_array_opened_by_its_own_url(s3_bucket: str) -> None:
     assert isinstance(parent, ObjectStore)
     assert parent.url == f"{s3_bucket}/e.zarr"
     assert parent.__getstate__()["max_requests"] == 3
+
+
+def test_plain_http_urls_read_and_describe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=(10, 20), chunks=(5, 5), dtype="f4")
+    z[...] = np.arange(200, dtype="f4").reshape(10, 20)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.zarr"
+        np.testing.assert_array_equal(lsio.open_array(url)[...], z[...])
+        # A plain HTTP server cannot list: the description says the size is not known.
+        assert main(["info", url]) == 0
+        assert "stored size unknown (the store cannot list)" in capsys.readouterr().out
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_endpoint_that_never_answers_fails_soon_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # connections are accepted by the kernel, never answered
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "a",
+        "AWS_SECRET_ACCESS_KEY": "b",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    store = ObjectStore("s3://bucket/x.zarr", client_options={"timeout": "1s", "allow_http": True})
+    started = time.monotonic()
+    with pytest.raises(lsio.ReadError, match=r"zarr\.json") as info:
+        lsio.open_array(store)
+    # obstore alone retries 10 times over up to 3 minutes; lsio stops after 3.
+    assert time.monotonic() - started < 15
+    assert "\n" not in str(info.value)
+    silent.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from lsio._errors import ReadError
 from lsio.zarr import Array, Group
 
 __all__ = ["describe", "format_bytes", "render_tree"]
@@ -35,7 +36,12 @@ def _json_scalar(value: Any) -> Any:
 def describe(node: Array | Group, path: str = "") -> dict[str, Any]:
     """A JSON-able description of ``node`` and (for groups) all descendants."""
     if isinstance(node, Array):
-        stored, objects = node.stored_size()
+        stored: int | None
+        objects: int | None
+        try:
+            stored, objects = node.stored_size()
+        except ReadError:  # a store that cannot list (plain HTTP): the size is not known
+            stored = objects = None
         return {
             "path": path,
             "type": "array",
@@ -83,10 +89,14 @@ def _array_line(d: dict[str, Any]) -> str:
         parts.append(f"shards {tuple(d['shards'])}")
     parts.append(f"codecs {'+'.join(d['codecs'])}")
     ratio = d["compression_ratio"]
-    stored = format_bytes(d["stored_bytes"])
-    parts.append(
-        f"stored {stored} of {format_bytes(d['nbytes'])}" + (f" ({ratio:.2f}x)" if ratio else "")
-    )
+    if d["stored_bytes"] is None:
+        parts.append(f"{format_bytes(d['nbytes'])}, stored size unknown (the store cannot list)")
+    else:
+        stored = format_bytes(d["stored_bytes"])
+        parts.append(
+            f"stored {stored} of {format_bytes(d['nbytes'])}"
+            + (f" ({ratio:.2f}x)" if ratio else "")
+        )
     return "  ".join(parts)
 
 

@@ -18,6 +18,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -66,7 +67,11 @@ class ObjectStore:
         max_requests: Objects read concurrently by one batch. Defaults to 64.
         options: Passed to ``obstore.store.from_url`` (e.g. ``region``,
             ``endpoint``, ``access_key_id``, ``secret_access_key``,
-            ``skip_signature``, ``client_options={"allow_http": True}``).
+            ``skip_signature``, ``client_options={"timeout": "10s"}``).
+            Defaults that differ from obstore's: ``http://`` URLs allow plain
+            HTTP, and ``retry_config`` gives up after 3 retries or 30 s
+            (obstore: 10 retries, 3 minutes). To open a node with other
+            options, pass the store: ``lsio.open(ObjectStore(url, ...))``.
 
     Raises:
         lsio.InvalidArgumentError: ``url`` is not an object-store URL, or
@@ -91,11 +96,11 @@ class ObjectStore:
         except ImportError:
             raise UnsupportedError(f"reading {url} needs obstore: pip install 'lsio[s3]'") from None
         self._url = url.rstrip("/")
-        self._options = options
+        self._options = _with_defaults(url, options)
         self._coalesce = coalesce
         self._max_requests = max_requests
         try:
-            self._client = from_url(self._url, **options)
+            self._client = from_url(self._url, **self._options)
         except Exception as exc:  # obstore's configuration errors (bad key, bad URL)
             raise InvalidArgumentError(f"cannot open {url}: {exc}") from None
         self._obstore = obstore
@@ -359,8 +364,35 @@ def _dir(prefix: str) -> str | None:
 
 
 def _failed(exc: BaseException) -> str:
-    """What obstore (or the network) said, for a ReadError's or WriteError's message."""
-    return f"{type(exc).__name__}: {exc}"
+    """What obstore (or the network) said, for a ReadError's or WriteError's message.
+
+    Its first line: obstore goes on with a debug dump of the request (dozens of lines).
+    """
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+# Retries of a failing request stop after this long: obstore's own default, 3
+# minutes of 10 retries, held `lsio.open` of an endpoint that accepts connections
+# but never answers for ~3 minutes.
+RETRY_SECONDS = 30
+
+
+def _with_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for ``from_url``, with lsio's defaults where they say nothing.
+
+    An ``http://`` URL allows plain HTTP (obstore refuses it unless told), and
+    retries give up after :data:`RETRY_SECONDS` (3 retries at most).
+    """
+    out = dict(options)
+    if url.startswith("http://"):
+        client = dict(out.get("client_options") or {})
+        client.setdefault("allow_http", True)
+        out["client_options"] = client
+    out.setdefault(
+        "retry_config", {"max_retries": 3, "retry_timeout": timedelta(seconds=RETRY_SECONDS)}
+    )
+    return out
 
 
 def _bounds(req: ReadRequest, size: int | None) -> tuple[int, int]:
