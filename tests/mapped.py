@@ -10,12 +10,20 @@ import numpy as np
 
 
 def is_mapped(view: Any) -> bool:
-    """Whether a result is a view of a memory map (rather than bytes read into a buffer)."""
-    obj = view
-    while obj is not None:
-        if isinstance(obj, mmap.mmap):
-            return True
-        obj = obj.obj if isinstance(obj, memoryview) else getattr(obj, "base", None)
+    """Whether a result is a view of a file's memory map (rather than bytes read into a buffer).
+
+    Told by where its memory lies: in a region of this process that maps a
+    file (``/proc/self/maps``), not in anonymous memory.
+    """
+    data = view.data if isinstance(view, np.ndarray) else view
+    if not len(memoryview(data).cast("B")):
+        return False
+    address = np.frombuffer(data, dtype=np.uint8).ctypes.data
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        if lo <= address < hi:
+            return len(fields) == 6 and fields[5].startswith("/") and fields[4] != "0"
     return False
 
 

@@ -374,6 +374,28 @@ class TestUringStore(TestLocalStore):
             assert rings() == before
 
 
+def test_mappings_hold_no_descriptors_and_go_with_their_store(tmp_path: Path) -> None:
+    for i in range(200):
+        (tmp_path / f"f{i}").write_bytes(bytes([i]) * 40_000)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    store = MmapStore(tmp_path)
+    got = [
+        bytes(r.data)
+        for r in store.read_batch(
+            [ReadRequest(i, f"f{i}", ByteRange(100, 110)) for i in range(200)]
+        )
+        if r.data is not None
+    ]
+    assert got == [bytes([i]) * 10 for i in range(200)]
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 2  # none per mapping
+    mapped = Path("/proc/self/maps").read_text()
+    assert str(tmp_path / "f0") in mapped
+    assert str(tmp_path / "f199") in mapped
+    del store, got
+    gc.collect()
+    assert str(tmp_path / "f0") not in Path("/proc/self/maps").read_text()  # unmapped
+
+
 def test_backend_choice(tmp_path: Path) -> None:
     assert type(local_store(tmp_path)) is AutoStore
     assert type(local_store(tmp_path, IOConfig(backend="preadv"))) is LocalStore

@@ -10,11 +10,14 @@ by a writer (lsio replaces objects by renaming) is mapped again, never read stal
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,9 +42,56 @@ from lsio.io._types import (
     describe_range,
 )
 
-__all__ = ["AutoStore", "BorrowedPages", "MmapStore"]
+__all__ = ["AutoStore", "BorrowedPages", "MmapStore", "map_file"]
 
 _Identity = tuple[int, int, int]
+
+
+def _libc_mapper() -> tuple[Any, Any] | None:
+    """Libc's ``mmap`` and ``munmap`` through ctypes, or ``None`` where there is no libc."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        mmap_, munmap = libc.mmap, libc.munmap
+    except (OSError, AttributeError):
+        return None
+    mmap_.restype = ctypes.c_void_p
+    mmap_.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
+    ]  # fmt: skip
+    munmap.restype = ctypes.c_int
+    munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    return mmap_, munmap
+
+
+_LIBC_MAPPER = _libc_mapper()
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def map_file(fd: int, size: int) -> np.ndarray:
+    """A read-only ``uint8`` array over a shared mapping of the first ``size`` bytes of ``fd``.
+
+    The mapping holds no file descriptor (``fd`` may be closed at once) and is
+    unmapped when the array and every view of it are gone. Python's
+    ``mmap.mmap`` keeps a duplicate descriptor open for as long as it lives:
+    a store's cache of 1024 mappings then held 1024 descriptors, and reads
+    failed with "Too many open files" under the common limit of 1024. Where
+    there is no libc (Windows), ``mmap.mmap`` it is.
+
+    Raises:
+        OSError: The file cannot be mapped.
+    """
+    if _LIBC_MAPPER is None or size <= 0:
+        return np.frombuffer(mmap.mmap(fd, size, access=mmap.ACCESS_READ), np.uint8)
+    map_, unmap = _LIBC_MAPPER
+    address = map_(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if address is None or address == _MAP_FAILED:
+        code = ctypes.get_errno()
+        raise OSError(code, f"mmap: {os.strerror(code)}")
+    memory = (ctypes.c_ubyte * size).from_address(address)
+    weakref.finalize(memory, unmap, address, size)
+    data = np.frombuffer(memoryview(memory), np.uint8)
+    data.flags.writeable = False  # the pages are mapped read-only: a write would crash
+    return data
 
 
 class MmapStore(LocalStore):
@@ -80,8 +130,8 @@ class MmapStore(LocalStore):
         if st.st_size == 0:
             data = np.zeros(0, dtype=np.uint8)
         else:
-            with open(path, "rb") as f:
-                data = np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+            with open(path, "rb") as f:  # mapped at the size of the file opened
+                data = map_file(f.fileno(), os.fstat(f.fileno()).st_size)
         with self._lock:
             self._maps[key] = (identity, data)
             self._maps.move_to_end(key)
