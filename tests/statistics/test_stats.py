@@ -205,6 +205,28 @@ def test_dims_by_name_coords_and_histogram(sat: Path) -> None:
     assert float(ds["mean"].sel(channel=10)) == pytest.approx(float(s.mean[1]))
 
 
+def test_a_histogram_over_a_range_is_not_taken_for_one_over_min_to_max(tmp_path: Path) -> None:
+    a = lsio.create(tmp_path / "a.zarr", shape=(100,), dtype="i2", chunks=(10,))
+    a[...] = np.arange(100)
+    s = lsio.stats(a, bins=4, range=(0, 10))
+    np.testing.assert_array_equal(s.histogram().counts, np.histogram(np.arange(100), 4, (0, 10))[0])
+    counts, edges = np.histogram(np.arange(100), bins=4)  # between min and max
+    np.testing.assert_array_equal(s.histogram(bins=4).counts, counts)
+    np.testing.assert_allclose(s.histogram(bins=4).edges, edges)
+    again = s.histogram(bins=4, range=(0, 10))
+    np.testing.assert_array_equal(again.counts, np.histogram(np.arange(100), 4, (0, 10))[0])
+
+
+def test_an_all_nan_position_sums_to_zero(tmp_path: Path) -> None:
+    a = lsio.create(tmp_path / "a.zarr", shape=(2, 3), dtype="f4", chunks=(1, 3))
+    a[...] = [[1, 2, 3], [np.nan] * 3]
+    s = lsio.stats(a, axis=1)
+    np.testing.assert_array_equal(s.count, [3, 0])
+    np.testing.assert_array_equal(s.sum, [6, 0])  # as np.nansum gives
+    assert np.isnan(s.mean[1])
+    assert np.isnan(s.min[1])
+
+
 def test_region_and_progress(sat: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = lsio.open_array(sat / "sat")
     x = zarr.open_array(str(sat / "sat"), mode="r")[...]

@@ -62,8 +62,9 @@ class Stats:
 
     ``count`` counts values that are not NaN; ``mean``, ``std`` (population,
     ``ddof=0``), ``var``, ``min``, ``max`` and ``sum`` skip NaN (like NumPy's
-    ``nan*`` functions); a position with only NaN gets NaN. Integer sums are
-    exact (int64, or Python ints in an object array beyond int64).
+    ``nan*`` functions); a position with only NaN gets NaN, except ``sum``,
+    which is 0 there (as ``np.nansum`` gives). Integer sums are exact (int64,
+    or Python ints in an object array beyond int64).
 
     Attributes:
         dims: Names of the kept dimensions.
@@ -131,7 +132,8 @@ class Stats:
 
 
 def _same_bins(a: Any, b: Any, range_: Any) -> bool:
-    if range_ is not None:
+    """Whether ``bins=a`` without a range asks for the histogram computed for key ``b``."""
+    if range_ is not None or isinstance(b, tuple):  # a range given now, or then: compute anew
         return False
     return bool(np.array_equal(np.asarray(a), np.asarray(b)))
 
@@ -256,7 +258,8 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
                     f"range must be finite (low, high) with low <= high, got {range_}"
                 )
             lo, hi = _widen(lo, hi)
-            return np.tile(np.linspace(lo, hi, count + 1), (k, 1)), True, count
+            # Keyed by the range too: bins=count alone means each position's min to max.
+            return np.tile(np.linspace(lo, hi, count + 1), (k, 1)), True, ("range", count, lo, hi)
         assert moments is not None
         lo_k = np.asarray(moments.minimum, dtype=np.float64)
         hi_k = np.asarray(moments.maximum, dtype=np.float64)
