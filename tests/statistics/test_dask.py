@@ -42,3 +42,11 @@ def test_cluster_equals_local(tmp_path: Path, dask_client: Any, dtype: str) -> N
             np.testing.assert_allclose(getattr(remote, name), getattr(local, name), rtol=1e-12)
         if "bins" in kwargs:
             np.testing.assert_array_equal(remote.histogram().counts, local.histogram().counts)
+    # Each task's array stopped its worker threads when the task ended.
+    assert set(dask_client.run(_lsio_threads).values()) == {0}
+
+
+def _lsio_threads() -> int:
+    import threading
+
+    return sum(t.name.startswith("lsio") for t in threading.enumerate())

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from lsio.compute import Moments
 from lsio.plan import OrthogonalSelection, Progression, ReadConfig
-from lsio.zarr import reopen_array
+from lsio.zarr import Array, reopen_array
 
 if TYPE_CHECKING:
     from lsio.statistics._stats import Region
@@ -65,9 +65,29 @@ def _partial(
     region_kept_shape: tuple[int, ...],
     with_moments: bool,
 ) -> Partial:
+    array = reopen_array(store_url, path, config)
+    try:
+        return _partial_of(
+            array, selection, axis, edges, uniform, kept_offset, region_kept_shape, with_moments
+        )
+    finally:
+        # Its worker threads go now, not whenever the collector finds the array:
+        # a worker runs many such tasks, each with an array of its own.
+        array.context.close()
+
+
+def _partial_of(
+    array: Array,
+    selection: OrthogonalSelection,
+    axis: tuple[int, ...],
+    edges: _Arr | None,
+    uniform: bool,
+    kept_offset: tuple[int, ...],
+    region_kept_shape: tuple[int, ...],
+    with_moments: bool,
+) -> Partial:
     from lsio.statistics._stats import Region, _run
 
-    array = reopen_array(store_url, path, config)
     dims = tuple(f"dim_{i}" for i in range(array.ndim))
     piece = Region(array, selection, axis, dims)
     kept = piece.kept
