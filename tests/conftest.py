@@ -33,7 +33,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 def dask_client() -> Iterator[Any]:
     """A real Dask cluster: two worker processes on this machine."""
     distributed = pytest.importorskip("distributed")
+    import dask
+
     with (
+        # No sampling profiler: it calls sys._current_frames() every 10 ms, which
+        # can deadlock with the garbage collector before CPython 3.11.9
+        # (gh-106883); one run of a Dask stats test hung that way here.
+        dask.config.set({"distributed.worker.profile.enabled": False}),
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
