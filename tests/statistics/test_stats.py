@@ -217,6 +217,25 @@ def test_a_histogram_over_a_range_is_not_taken_for_one_over_min_to_max(tmp_path:
     np.testing.assert_array_equal(again.counts, np.histogram(np.arange(100), 4, (0, 10))[0])
 
 
+@pytest.mark.parametrize(
+    ("values", "kwargs"),
+    [
+        ([-1.7e308, 1.7e308, 0.0, 1.0], {"bins": 8}),  # a width past float64
+        ([5e-324, -5e-324, 0.0, 1e-320], {"bins": 8}),  # bins too narrow to tell apart
+        ([0.0, 1.0], {"bins": 4, "range": (-1.7e308, 1.7e308)}),
+    ],
+)
+def test_even_bins_float64_cannot_make_are_refused(
+    tmp_path: Path, values: list[float], kwargs: dict[str, Any]
+) -> None:
+    a = lsio.create(tmp_path / "a.zarr", shape=(len(values) * 25,), dtype="f8", chunks=(50,))
+    a[...] = values * 25
+    with pytest.raises(lsio.InvalidArgumentError, match="even bins in float64"):
+        lsio.stats(a, **kwargs)
+    given = lsio.stats(a, bins=[-1e308, 0.5, 1e308])  # edges given instead: counted
+    assert given.histogram().counts.sum() > 0
+
+
 def test_an_all_nan_position_sums_to_zero(tmp_path: Path) -> None:
     a = lsio.create(tmp_path / "a.zarr", shape=(2, 3), dtype="f4", chunks=(1, 3))
     a[...] = [[1, 2, 3], [np.nan] * 3]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
+from typing import Any
 
 import crc32c
 import numcodecs
@@ -177,6 +179,73 @@ def test_corrupt_shard_index_checksum(tmp_path: Path) -> None:
         lsio.ChunkError, match=r"chunk 'c/1/1': shard index: crc32c checksum mismatch"
     ):
         lsio.open_array(tmp_path / "a.zarr")[...]
+
+
+def _rewrite_index(shard: Path, n: int, edit: Any) -> None:
+    """Change the shard's index (``n`` inner chunks, at the end) and give it a valid checksum."""
+    raw = shard.read_bytes()
+    index = np.frombuffer(raw[-4 - 16 * n : -4], "<u8").reshape(n, 2).copy()
+    edit(index)
+    body = index.astype("<u8").tobytes()
+    shard.write_bytes(raw[: -4 - 16 * n] + body + struct.pack("<I", crc32c.crc32c(body)))
+
+
+@pytest.mark.parametrize("size", [2**63, 2**64 - 2])
+def test_an_inner_chunk_size_past_int64_is_refused(tmp_path: Path, size: int) -> None:
+    # Seen as int64 such a size is negative, which reads as "not stored": the
+    # fill value would come back with no error.
+    _v3(tmp_path / "a.zarr", chunks=(4, 4), shards=(8, 8), compressors=[zc.ZstdCodec()])
+    _rewrite_index(
+        tmp_path / "a.zarr" / "c" / "0" / "0", 4, lambda ix: ix.__setitem__((0, 1), size)
+    )
+    a = lsio.open_array(tmp_path / "a.zarr")
+    for read in (
+        lambda: a[...],
+        lambda: a[::2],
+        lambda: a.read_many([(slice(0, 4),)]),
+        lambda: lsio.stats(a),
+    ):
+        with pytest.raises(lsio.ChunkError, match="shard index has an entry whose range overflows"):
+            read()
+
+
+@pytest.mark.parametrize("compressors", [None, [zc.ZstdCodec()]])
+def test_chunks_decoded_as_one_run_are_each_checked(
+    tmp_path: Path, compressors: list[Any] | None
+) -> None:
+    # Two neighbouring inner chunks of 158 and 162 bytes where 160 are due: the
+    # run they are decoded in by one call has the right total, the chunks not.
+    path = tmp_path / "a.zarr"
+    z = zarr.create_array(
+        str(path),
+        shape=(8, 20),
+        chunks=(8, 10),
+        shards=(8, 20),
+        dtype="i2",
+        compressors=compressors,
+    )
+    z[...] = np.arange(160, dtype="i2").reshape(8, 20) + 1
+    shard = path / "c" / "0" / "0"
+    raw = shard.read_bytes()
+    first = np.arange(79, dtype="<i2").tobytes()
+    second = np.arange(81, dtype="<i2").tobytes()
+    if compressors is not None:
+        import numcodecs
+
+        first, second = numcodecs.Zstd().encode(first), numcodecs.Zstd().encode(second)
+    body = first + second
+    shard.write_bytes(body + raw[len(raw) - 36 :])
+    _rewrite_index(
+        shard,
+        2,
+        lambda ix: ix.__setitem__(slice(None), [[0, len(first)], [len(first), len(second)]]),
+    )
+    a = lsio.open_array(path)
+    for sel in [(slice(None), slice(None, None, 2)), (slice(None), slice(None, None, -1))]:
+        with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/0'"):
+            a[sel]
+    with pytest.raises(lsio.ChunkError, match=r"chunk 'c/0/0'"):
+        a.oindex[[0, 7], [1, 15]]
 
 
 @pytest.mark.parametrize("backend", ["auto", "preadv", "mmap", "io_uring"])

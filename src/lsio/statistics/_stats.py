@@ -131,6 +131,16 @@ class Stats:
         return xr.Dataset(data, coords={k: (k, v) for k, v in self.coords.items()})
 
 
+def _check_width(lo: float, hi: float, count: int, what: str) -> None:
+    """Refuse ``count`` even bins over ``[lo, hi]`` that float64 cannot tell apart or span."""
+    width = float(hi) - float(lo)  # Python floats: overflow gives inf, with no warning
+    if not math.isfinite(width) or not math.isfinite(count / width) or width / count == 0:
+        raise InvalidArgumentError(
+            f"{what} cannot be cut into {count} even bins in float64 (a width of {width}); "
+            "pass bin edges instead"
+        )
+
+
 def _same_bins(a: Any, b: Any, range_: Any) -> bool:
     """Whether ``bins=a`` without a range asks for the histogram computed for key ``b``."""
     if range_ is not None or isinstance(b, tuple):  # a range given now, or then: compute anew
@@ -258,6 +268,7 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
                     f"range must be finite (low, high) with low <= high, got {range_}"
                 )
             lo, hi = _widen(lo, hi)
+            _check_width(lo, hi, count, f"range {range_}")
             # Keyed by the range too: bins=count alone means each position's min to max.
             return np.tile(np.linspace(lo, hi, count + 1), (k, 1)), True, ("range", count, lo, hi)
         assert moments is not None
@@ -273,6 +284,7 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
                     "histogram bins cannot be derived from it; pass range=(low, high) or bin edges"
                 )
             lo, hi = _widen(lo, hi)
+            _check_width(lo, hi, count, f"the data at kept position {i}, [{lo}, {hi}],")
             rows.append(np.linspace(lo, hi, count + 1))
         return np.array(rows), True, count
     edges = np.asarray(bins, dtype=np.float64)
@@ -283,7 +295,12 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
     if range_ is not None:
         raise InvalidArgumentError("range= goes with an int number of bins, not with edges")
     diffs = np.diff(edges)
-    uniform = bool(np.allclose(diffs, diffs[0], rtol=1e-12, atol=0))
+    # Even edges are binned by arithmetic, which needs their span and its
+    # reciprocal in float64; others (and those) by search.
+    span = float(edges[-1]) - float(edges[0])
+    uniform = bool(np.allclose(diffs, diffs[0], rtol=1e-12, atol=0)) and (
+        math.isfinite(span) and math.isfinite((edges.size - 1) / span)
+    )
     return np.tile(edges, (k, 1)), uniform, edges
 
 

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lsio.compute import DecodeError, ScratchPool, load_scatter_kernel, run_all
+from lsio.compute import (
+    DecodeError,
+    ScratchPool,
+    load_scatter_kernel,
+    run_all,
+    zstd_content_size,
+)
 from lsio.plan import (
     ChunkProjection,
     OrthogonalSelection,
@@ -263,7 +269,9 @@ def _decode_run(
     assert raw is not None
     n, nbytes = len(work.chunks), array.chunk_nbytes
     stack = scratch.array((n, *array.read_chunk_shape), array.dtype)
-    if raw(stack.ctypes.data, n * nbytes, buffer_address(data), len(data)) == n * nbytes:
+    if _each_fits(array, data, work) and (
+        raw(stack.ctypes.data, n * nbytes, buffer_address(data), len(data)) == n * nbytes
+    ):
         for i, chunk in enumerate(work.chunks):
             _scatter(stack[i], chunk.targets)
         return
@@ -275,6 +283,24 @@ def _decode_run(
             _decode_and_scatter(array, part, chunk.targets, scratch)
         except DecodeError as exc:
             raise chunk_error(exc, task.key, rng, chunk.coords) from exc
+
+
+def _each_fits(array: Array, data: memoryview, work: RunWork) -> bool:
+    """Whether every chunk of a run says it decodes to one chunk's bytes.
+
+    One call decodes the run, and only its total is checked after: chunks of
+    158 and 162 bytes where 160 are due would pass it and shift the values
+    between them. Uncompressed chunks must be exactly a chunk long; zstd frames
+    must record that size in their header (one without it is decoded on its own).
+    """
+    nbytes = array.chunk_nbytes
+    zstd = array.c_decoder is not None and array.c_decoder.name == "zstd"
+    base = work.ranges[0].start
+    for rng in work.ranges:
+        part = data[rng.start - base : rng.end - base]
+        if (zstd_content_size(part) if zstd else len(part)) != nbytes:
+            return False
+    return True
 
 
 def _decode_and_scatter(

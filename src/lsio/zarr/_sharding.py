@@ -193,7 +193,11 @@ def parse_shard_index(
     if bool(np.any((offsets == MISSING) != (nbytes == MISSING))):
         raise DecodeError("shard index has an entry with only one of offset and length missing")
     present = offsets != MISSING
-    if bool(np.any(offsets[present] > (2**63 - 1) - nbytes[present])):
+    # Checked before the sum, which would wrap in uint64 (and a size of 2**63 or
+    # more reads as negative, i.e. "not stored", once the index is seen as int64).
+    top = np.uint64(2**63 - 1)
+    start, size = offsets[present], nbytes[present]
+    if bool(np.any((start > top) | (size > top) | (start > top - np.minimum(size, top)))):
         raise DecodeError("shard index has an entry whose range overflows")
     # A copy: a cached index must not keep the (possibly large) read buffer alive.
     return index.astype(np.uint64, copy=True)
