@@ -50,7 +50,11 @@ class IOConfig:
             ``"preadv"``, with a logged warning, where the kernel or platform
             refuses it) or
             ``"mmap"`` (cached memory maps for every read: views instead of
-            reads, fastest on page-cached data, slowest from disk).
+            reads, fastest on page-cached data, slowest from disk). With
+            ``"auto"`` and ``"mmap"``, a file cut short *in place* by another
+            program while it is being read ends the process (``SIGBUS``, as for
+            any reader of memory maps); writers that replace files by renaming
+            (lsio, zarr-python) are safe, and ``"preadv"`` is for the others.
         direct: Open files with ``O_DIRECT`` (bypass the page cache; reads are
             widened to 4 KiB-aligned ranges into aligned buffers). Defaults to
             ``False``. Where the file system refuses ``O_DIRECT``, files are read
