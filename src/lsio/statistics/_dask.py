@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from lsio.compute import Moments
 from lsio.plan import OrthogonalSelection, Progression, ReadConfig
-from lsio.zarr import Array, reopen_array
+from lsio.zarr import reopen_array
 
 if TYPE_CHECKING:
     from lsio.statistics._stats import Region
@@ -65,49 +65,34 @@ def _partial(
     region_kept_shape: tuple[int, ...],
     with_moments: bool,
 ) -> Partial:
+    from lsio.statistics._stats import Region, _run
+
     array = reopen_array(store_url, path, config)
     try:
-        return _partial_of(
-            array, selection, axis, edges, uniform, kept_offset, region_kept_shape, with_moments
+        dims = tuple(f"dim_{i}" for i in range(array.ndim))
+        piece = Region(array, selection, axis, dims)
+        kept = piece.kept
+        # The piece's kept positions inside the whole region's kept positions.
+        ranges = [np.arange(o, o + piece.shape[d]) for o, d in zip(kept_offset, kept, strict=True)]
+        where = (
+            np.ravel_multi_index(np.ix_(*ranges), region_kept_shape).reshape(-1)
+            if ranges
+            else np.zeros(1, dtype=np.intp)
         )
+        piece_edges = edges[where] if edges is not None else None
+        reducer = _run(piece, piece_edges, uniform, None, with_moments)
+        k = math.prod(region_kept_shape)
+        moments = Moments.empty(array.dtype, k)
+        moments.merge(reducer.moments, where)
+        counts = None
+        if reducer.counts is not None:
+            counts = np.zeros((k, reducer.counts.shape[1]), dtype=np.int64)
+            counts[where] = reducer.counts
+        return moments, counts
     finally:
         # Its worker threads go now, not whenever the collector finds the array:
         # a worker runs many such tasks, each with an array of its own.
         array.context.close()
-
-
-def _partial_of(
-    array: Array,
-    selection: OrthogonalSelection,
-    axis: tuple[int, ...],
-    edges: _Arr | None,
-    uniform: bool,
-    kept_offset: tuple[int, ...],
-    region_kept_shape: tuple[int, ...],
-    with_moments: bool,
-) -> Partial:
-    from lsio.statistics._stats import Region, _run
-
-    dims = tuple(f"dim_{i}" for i in range(array.ndim))
-    piece = Region(array, selection, axis, dims)
-    kept = piece.kept
-    # The piece's kept positions inside the whole region's kept positions.
-    ranges = [np.arange(o, o + piece.shape[d]) for o, d in zip(kept_offset, kept, strict=True)]
-    where = (
-        np.ravel_multi_index(np.ix_(*ranges), region_kept_shape).reshape(-1)
-        if ranges
-        else np.zeros(1, dtype=np.intp)
-    )
-    piece_edges = edges[where] if edges is not None else None
-    reducer = _run(piece, piece_edges, uniform, None, with_moments)
-    k = math.prod(region_kept_shape)
-    moments = Moments.empty(array.dtype, k)
-    moments.merge(reducer.moments, where)
-    counts = None
-    if reducer.counts is not None:
-        counts = np.zeros((k, reducer.counts.shape[1]), dtype=np.int64)
-        counts[where] = reducer.counts
-    return moments, counts
 
 
 def _merge(a: Partial, b: Partial) -> Partial:
