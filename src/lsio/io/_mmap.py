@@ -80,7 +80,9 @@ def map_file(fd: int, size: int) -> np.ndarray:
     Raises:
         OSError: The file cannot be mapped.
     """
-    if _LIBC_MAPPER is None or size <= 0:
+    if size <= 0:  # an empty file (perhaps cut since it was looked at) maps to nothing
+        return np.zeros(0, dtype=np.uint8)
+    if _LIBC_MAPPER is None:
         return np.frombuffer(mmap.mmap(fd, size, access=mmap.ACCESS_READ), np.uint8)
     map_, unmap = _LIBC_MAPPER
     address = map_(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
