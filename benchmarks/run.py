@@ -183,6 +183,33 @@ def print_results(results: Sequence[Result], names: Sequence[str]) -> None:
             )
 
 
+def check_readers_agree(
+    readers: Sequence[Reader], path: Path, sels: Sequence[Selection], batch: Sequence[Selection]
+) -> None:
+    """Every reader returns the same values as the first for ``sels`` and, as a batch, ``batch``.
+
+    A reader that returned other values faster would not be beating anyone:
+    the comparison stops here, naming it.
+    """
+    want: list[np.ndarray] | None = None
+    first = ""
+    for reader in readers:
+        handle = reader.open(path)
+        got = [np.asarray(reader.read(handle, sel)) for sel in sels]
+        if batch:
+            out = np.empty((len(batch), *CROP), dtype=np.int16)
+            reader.read_batch(handle, batch, out)
+            got.append(out)
+        if want is None:
+            want, first = got, reader.name
+        elif not all(np.array_equal(a, b) for a, b in zip(want, got, strict=True)):
+            raise SystemExit(f"{reader.name} and {first} read different values from {path}")
+    print(
+        f"  {len(readers)} readers agree on {path.name} ({len(sels) + bool(batch)} reads)",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -287,6 +314,12 @@ def main() -> None:
 
         shape = tuple(zarr.open_array(str(paths[key]), mode="r").shape)
         crop_bytes = math.prod(CROP) * 2
+        check_readers_agree(
+            readers,
+            paths[key],
+            [*random_crops(shape, CROP, 2, seed=7), (slice(0, SHARD[0]),)],
+            random_crops(shape, CROP, 4, seed=8),
+        )
         if "crops_one" in workloads:
             sels = random_crops(shape, CROP, args.n_crops, seed=1)
             decoded = sum(len(chunks_touched([s], CHUNK)) for s in sels) * chunk_nbytes / len(sels)
@@ -327,6 +360,7 @@ def main() -> None:
 
         shape = tuple(zarr.open_array(str(paths["small_chunks"]), mode="r").shape)
         slabs = [(slice(t, t + SHARD[0]),) for t in range(0, shape[0], SHARD[0])]
+        check_readers_agree(readers, paths["small_chunks"], [slabs[0], slabs[-1]], [])
         n_chunks = math.prod(s // c for s, c in zip(shape, SMALL_CHUNK, strict=True))
         res = Result("small_chunks: every 8 KB chunk, by blocks", "chunks/s", limit=small_n)
         measure(res, paths["small_chunks"], functools.partial(read_each, sels=slabs), n_chunks)
