@@ -131,13 +131,24 @@ class Stats:
         return xr.Dataset(data, coords={k: (k, v) for k, v in self.coords.items()})
 
 
+def _evenly_binnable(lo: float, hi: float, count: int) -> bool:
+    """Whether ``count`` even bins over ``[lo, hi]`` can be found by arithmetic in float64.
+
+    It needs the span, its reciprocal per bin and a bin's width to be finite
+    and non-zero; otherwise a value's bin comes out wrong or out of range.
+    """
+    width = float(hi) - float(lo)  # Python floats: overflow gives inf, with no warning
+    return (
+        width > 0 and math.isfinite(width) and math.isfinite(count / width) and width / count != 0
+    )
+
+
 def _check_width(lo: float, hi: float, count: int, what: str) -> None:
     """Refuse ``count`` even bins over ``[lo, hi]`` that float64 cannot tell apart or span."""
-    width = float(hi) - float(lo)  # Python floats: overflow gives inf, with no warning
-    if not math.isfinite(width) or not math.isfinite(count / width) or width / count == 0:
+    if not _evenly_binnable(lo, hi, count):
         raise InvalidArgumentError(
-            f"{what} cannot be cut into {count} even bins in float64 (a width of {width}); "
-            "pass bin edges instead"
+            f"{what} cannot be cut into {count} even bins in float64 "
+            f"(a width of {float(hi) - float(lo)}); pass bin edges instead"
         )
 
 
@@ -295,11 +306,9 @@ def _edges(moments: Moments | None, k: int, bins: Any, range_: Any) -> tuple[_Ar
     if range_ is not None:
         raise InvalidArgumentError("range= goes with an int number of bins, not with edges")
     diffs = np.diff(edges)
-    # Even edges are binned by arithmetic, which needs their span and its
-    # reciprocal in float64; others (and those) by search.
-    span = float(edges[-1]) - float(edges[0])
-    uniform = bool(np.allclose(diffs, diffs[0], rtol=1e-12, atol=0)) and (
-        math.isfinite(span) and math.isfinite((edges.size - 1) / span)
+    # Even edges are binned by arithmetic where float64 allows it; others (and those) by search.
+    uniform = bool(np.allclose(diffs, diffs[0], rtol=1e-12, atol=0)) and _evenly_binnable(
+        edges[0], edges[-1], edges.size - 1
     )
     return np.tile(edges, (k, 1)), uniform, edges
 
