@@ -129,11 +129,8 @@ class MmapStore(LocalStore):
             if found is not None and found[0] == identity:
                 self._maps.move_to_end(key)
                 return found[1]
-        if st.st_size == 0:
-            data = np.zeros(0, dtype=np.uint8)
-        else:
-            with open(path, "rb") as f:  # mapped at the size of the file opened
-                data = map_file(f.fileno(), os.fstat(f.fileno()).st_size)
+        with open(path, "rb") as f:  # mapped at the size of the file opened (none: empty)
+            data = map_file(f.fileno(), os.fstat(f.fileno()).st_size)
         with self._lock:
             self._maps[key] = (identity, data)
             self._maps.move_to_end(key)
